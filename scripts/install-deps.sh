@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages ponder needs to build and test. Idempotent: installs only what is missing.
 set -euo pipefail
-packages=(cmake g++ make clang libomp-dev libclang-rt-dev nlohmann-json3-dev libpcre2-dev
+packages=(cmake g++ make clang libomp-dev libclang-rt-dev nlohmann-json3-dev libpcre2-dev libcli11-dev
           libgtest-dev libgmock-dev libbenchmark-dev python3)
 missing=()
 for p in "${packages[@]}"; do

@@ -1,1 +1,51 @@
-int main() { return 0; }
+// ponder: a C++ engine for reasoning language models. Errors from the library become a message on
+// stderr and a non-zero exit code here, and only here.
+#include <cstdio>
+#include <exception>
+#include <fstream>
+#include <iterator>
+#include <omp.h>
+
+#include "app/commands.h"
+#include "core/error.h"
+
+namespace ponder::app {
+
+std::string read_prompt(const std::string& text, const std::string& file, bool text_given, bool file_given) {
+  if (text_given == file_given) throw InvalidArgument("give the prompt with exactly one of -p TEXT or -f FILE");
+  if (text_given) return text;
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw InvalidArgument("-f: cannot read '" + file + "'");
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void set_threads(int threads) {
+  if (threads < 0) throw InvalidArgument("-t must be >= 1, got " + std::to_string(threads));
+  if (threads > 0) omp_set_num_threads(threads);
+}
+
+}  // namespace ponder::app
+
+int main(int argc, char** argv) {
+  CLI::App app{"ponder: decode and train reasoning language models (GGUF Llama/Qwen2 families)"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "help for every command");
+  ponder::app::add_info(app);
+  ponder::app::add_tokenize(app);
+  ponder::app::add_logits(app);
+  ponder::app::add_generate(app);
+  ponder::app::add_bench(app);
+  ponder::app::add_init(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const ponder::FormatError& e) {
+    std::fprintf(stderr, "ponder: error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ponder: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

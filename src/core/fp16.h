@@ -13,7 +13,8 @@ inline float fp16_to_fp32(uint16_t h) {
   const uint32_t sign = uint32_t(h & 0x8000) << 16;
   uint32_t exp = (h >> 10) & 0x1f;
   uint32_t mant = h & 0x3ff;
-  if (exp == 0x1f) return fp32_from_bits(sign | 0x7f800000u | (mant << 13));
+  // inf, or NaN made quiet with its payload kept (as vcvtph2ps does).
+  if (exp == 0x1f) return fp32_from_bits(sign | 0x7f800000u | (mant ? 0x400000u : 0) | (mant << 13));
   if (exp == 0) {
     if (mant == 0) return fp32_from_bits(sign);
     // subnormal: value = mant * 2^-24
@@ -28,7 +29,8 @@ inline uint16_t fp32_to_fp16(float f) {
   const uint32_t x = fp32_to_bits(f);
   const uint32_t sign = (x >> 16) & 0x8000;
   const uint32_t abs = x & 0x7fffffff;
-  if (abs >= 0x7f800000u) return uint16_t(sign | 0x7c00 | (abs > 0x7f800000u ? 0x200 : 0));  // inf/nan
+  if (abs == 0x7f800000u) return uint16_t(sign | 0x7c00);                           // inf
+  if (abs > 0x7f800000u) return uint16_t(sign | 0x7e00 | ((abs >> 13) & 0x3ff));   // quiet NaN, top payload bits kept
   if (abs >= 0x477ff000u) return uint16_t(sign | 0x7c00);  // rounds to >= 65520: overflow to inf
   if (abs < 0x38800000u) {                                  // below the smallest normal half 2^-14
     if (abs < 0x33000000u) return uint16_t(sign);          // below half the smallest subnormal
@@ -50,7 +52,8 @@ inline uint16_t fp32_to_fp16(float f) {
 
 inline float bf16_to_fp32(uint16_t h) { return fp32_from_bits(uint32_t(h) << 16); }
 
-// float -> bfloat16, round to nearest even; NaN stays NaN (as ggml's GGML_FP32_TO_BF16).
+// float -> bfloat16, round to nearest even; NaN stays NaN (as ggml's GGML_FP32_TO_BF16). Same bits as
+// AVX512_BF16's vcvtneps2bf16 except for float subnormals, which that instruction flushes to zero.
 inline uint16_t fp32_to_bf16(float f) {
   uint32_t u = fp32_to_bits(f);
   if ((u & 0x7fffffff) > 0x7f800000u) return uint16_t((u >> 16) | 64);

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <set>
 #include <unistd.h>
 
 #include "core/error.h"
@@ -15,6 +16,8 @@ namespace {
 constexpr uint32_t kMagic = 0x46554747;  // "GGUF" little-endian
 constexpr int kMaxDims = 4;              // GGML_MAX_DIMS
 constexpr int kMaxArrayDepth = 8;
+// At most 2^60 elements per tensor, so that its byte size (at most 4 bytes an element) fits in int64.
+constexpr uint64_t kMaxElements = uint64_t(1) << 60;
 
 // A bounds-checked cursor over the file's bytes.
 struct Cursor {
@@ -173,12 +176,14 @@ GgufFile parse_gguf(std::span<const uint8_t> bytes, const std::string& name) {
     const uint32_t n_dims = c.read<uint32_t>("tensor dimension count");
     if (n_dims < 1 || n_dims > kMaxDims)
       c.fail("tensor '" + t.name + "' has " + std::to_string(n_dims) + " dimensions, expected 1 to 4");
-    int64_t n_elements = 1;
+    uint64_t n_elements = 1;
     for (uint32_t d = 0; d < n_dims; ++d) {
       const uint64_t ne = c.read<uint64_t>("tensor dimension");
-      if (ne == 0 || ne > (uint64_t(1) << 40) || uint64_t(n_elements) > (uint64_t(1) << 62) / ne)
-        c.fail("tensor '" + t.name + "' has an impossible dimension " + std::to_string(ne));
-      n_elements *= int64_t(ne);
+      if (ne == 0) c.fail("tensor '" + t.name + "' has a zero dimension ne[" + std::to_string(d) + "] = 0");
+      if (ne > kMaxElements / n_elements)
+        c.fail("tensor '" + t.name + "' has an impossible dimension ne[" + std::to_string(d) + "] = " +
+               std::to_string(ne) + ": more than 2^60 elements");
+      n_elements *= ne;
       t.ne.push_back(int64_t(ne));
     }
     const uint32_t type = c.read<uint32_t>("tensor type");
@@ -190,7 +195,7 @@ GgufFile parse_gguf(std::span<const uint8_t> bytes, const std::string& name) {
       c.fail("tensor '" + t.name + "' of type " + ggml_type_name(type) + " has ne[0] = " +
              std::to_string(t.ne[0]) + ", not a multiple of its block size " +
              std::to_string(ggml_block_size(t.type)));
-    t.n_bytes = uint64_t(n_elements / ggml_block_size(t.type) * ggml_type_size(t.type));
+    t.n_bytes = n_elements / uint64_t(ggml_block_size(t.type)) * uint64_t(ggml_type_size(t.type));
     t.offset = c.read<uint64_t>("tensor offset");
     if (t.offset % f.alignment != 0)
       c.fail("tensor '" + t.name + "' offset " + std::to_string(t.offset) + " is not a multiple of the alignment " +
@@ -207,8 +212,8 @@ GgufFile parse_gguf(std::span<const uint8_t> bytes, const std::string& name) {
   const uint64_t data_size = data_start <= bytes.size() ? bytes.size() - data_start : 0;
   for (GgufTensor& t : f.tensors) {
     if (t.offset > data_size || t.n_bytes > data_size - t.offset)
-      throw FormatError(name + ": tensor '" + t.name + "' spans data bytes [" + std::to_string(t.offset) + ", " +
-                        std::to_string(t.offset + t.n_bytes) + ") but the data section has " +
+      throw FormatError(name + ": tensor '" + t.name + "' needs " + std::to_string(t.n_bytes) +
+                        " data bytes at data offset " + std::to_string(t.offset) + " but the data section has " +
                         std::to_string(data_size) + " bytes (truncated file or bad offset)");
     t.data = bytes.data() + data_start + t.offset;
   }
@@ -360,11 +365,20 @@ void write_all(int fd, const uint8_t* p, size_t n, const std::string& path) {
 
 void write_gguf(const std::string& path, const std::vector<std::pair<std::string, GgufValue>>& metadata,
                 const std::vector<GgufTensorData>& tensors) {
+  // Refuse what the reader would refuse: the writer never leaves a file that cannot be read back.
   uint64_t alignment = 32;
-  for (const auto& [k, v] : metadata)
-    if (k == "general.alignment" && v.type() == GgufType::UINT32) alignment = std::get<uint32_t>(v.v);
+  std::set<std::string> keys;
+  for (const auto& [k, v] : metadata) {
+    if (!keys.insert(k).second) throw InvalidArgument("gguf writer: duplicate metadata key '" + k + "'");
+    if (k != "general.alignment") continue;
+    if (v.type() != GgufType::UINT32)
+      throw InvalidArgument("gguf writer: general.alignment has type " + gguf_type_name(v.type()) +
+                            ", expected uint32");
+    alignment = std::get<uint32_t>(v.v);
+  }
   if (alignment == 0 || (alignment & (alignment - 1)))
-    throw InvalidArgument("gguf writer: general.alignment must be a power of two");
+    throw InvalidArgument("gguf writer: general.alignment is " + std::to_string(alignment) +
+                          ", expected a power of two");
 
   Buffer h;
   h.put<uint32_t>(kMagic);
@@ -377,13 +391,24 @@ void write_gguf(const std::string& path, const std::vector<std::pair<std::string
     put_value(h, v);
   }
   uint64_t offset = 0;
+  std::set<std::string> names;
   for (const GgufTensorData& t : tensors) {
+    if (!names.insert(t.name).second) throw InvalidArgument("gguf writer: duplicate tensor name '" + t.name + "'");
     if (t.ne.empty() || t.ne.size() > size_t(kMaxDims))
       throw InvalidArgument("gguf writer: tensor '" + t.name + "' needs 1 to 4 dimensions");
-    int64_t n = 1;
-    for (int64_t d : t.ne) n *= d;
-    const uint64_t expect = uint64_t(n / ggml_block_size(t.type) * ggml_type_size(t.type));
-    if (t.data.size() != expect || t.ne[0] % ggml_block_size(t.type) != 0)
+    if (!is_supported(t.type))
+      throw InvalidArgument("gguf writer: tensor '" + t.name + "' has type " + ggml_type_name(uint32_t(t.type)));
+    uint64_t n = 1;
+    for (int64_t d : t.ne) {
+      if (d < 1 || uint64_t(d) > kMaxElements / n)
+        throw InvalidArgument("gguf writer: tensor '" + t.name + "' has dimension " + std::to_string(d));
+      n *= uint64_t(d);
+    }
+    if (t.ne[0] % ggml_block_size(t.type) != 0)
+      throw InvalidArgument("gguf writer: tensor '" + t.name + "' has ne[0] = " + std::to_string(t.ne[0]) +
+                            ", not a multiple of its block size " + std::to_string(ggml_block_size(t.type)));
+    const uint64_t expect = n / uint64_t(ggml_block_size(t.type)) * uint64_t(ggml_type_size(t.type));
+    if (t.data.size() != expect)
       throw InvalidArgument("gguf writer: tensor '" + t.name + "' has " + std::to_string(t.data.size()) +
                             " bytes, its shape and type need " + std::to_string(expect));
     h.put_string(t.name);

@@ -1,0 +1,20 @@
+#pragma once
+// The `ponder` CLI: each command registers itself on the app (parse -> options -> call).
+#include <CLI/CLI.hpp>
+#include <string>
+
+namespace ponder::app {
+
+void add_info(CLI::App& app);
+void add_tokenize(CLI::App& app);
+void add_logits(CLI::App& app);
+void add_generate(CLI::App& app);
+void add_bench(CLI::App& app);
+void add_init(CLI::App& app);
+
+// Prompt text from -p or the file of -f (exactly one of them); throws InvalidArgument.
+std::string read_prompt(const std::string& text, const std::string& file, bool text_given, bool file_given);
+// Sets the OpenMP thread count when threads > 0.
+void set_threads(int threads);
+
+}  // namespace ponder::app

@@ -1,0 +1,16 @@
+#pragma once
+// Elementwise activations and softmax.
+#include <cstdint>
+
+namespace ponder {
+
+// out[i] = silu(gate[i]) * up[i], silu(x) = x / (1 + exp(-x)). (n)
+void swiglu_forward(float* out, const float* gate, const float* up, int64_t n);
+
+// In-place softmax of one row. (n)
+void softmax_forward(float* x, int64_t n);
+
+// log-softmax of one row into out; returns log-sum-exp. (n)
+double log_softmax(float* out, const float* logits, int64_t n);
+
+}  // namespace ponder

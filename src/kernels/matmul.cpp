@@ -1,0 +1,272 @@
+// matmul driver, activation packing, the portable reference path, Q8x4 repacking.
+#include "kernels/matmul.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <omp.h>
+
+#include "core/fp16.h"
+#include "kernels/matmul_internal.h"
+
+#if defined(__AVX512VL__) && defined(__FMA__)
+#include <immintrin.h>
+#define PONDER_DOT_SIMD 1
+#else
+#define PONDER_DOT_SIMD 0
+#endif
+
+namespace ponder {
+
+using namespace matmul_detail;
+
+namespace {
+
+constexpr int64_t kTokBlock = 64;  // activation rows kept hot in cache while a thread sweeps its rows
+
+// ---- the portable path: the lane arithmetic of the SIMD tiles, spelled out ----
+
+// 8 lanes; element k goes to lane k % 8; the tail reads as zeros, as the masked loads do.
+template <typename Load>
+float dot_lanes_portable(int64_t K, Load load_product_inputs) {
+  float acc[kLanes] = {};
+  for (int64_t k0 = 0; k0 < K; k0 += kLanes)
+    for (int j = 0; j < kLanes; ++j) {
+      float w = 0, x = 0;
+      if (k0 + j < K) load_product_inputs(k0 + j, w, x);
+      acc[j] = std::fma(w, x, acc[j]);
+    }
+  return hsum_lanes(acc);
+}
+
+// Block b of row r of a Q8_0 matrix in either layout: the signed quants and the scale.
+void q8_block(const WeightView& w, int64_t r, int64_t b, int8_t qs[kQ8Block], float& d) {
+  if (w.layout == WeightLayout::Q8x4) {
+    const auto* g = reinterpret_cast<const BlockQ8x4*>(w.data) + (r / kTileRows) * (w.n_cols / kQ8Block) + b;
+    for (int i = 0; i < kQ8Block; ++i) qs[i] = int8_t(int(g->qs[r % kTileRows][i]) - 128);
+    d = fp16_to_fp32(g->d[r % kTileRows]);
+    return;
+  }
+  const auto* blk = reinterpret_cast<const BlockQ8_0*>(w.row(r)) + b;
+  std::memcpy(qs, blk->qs, kQ8Block);
+  d = fp16_to_fp32(blk->d);
+}
+
+float dot_portable(const WeightView& w, int64_t r, const uint8_t* x, int64_t K) {
+  switch (w.type) {
+    case GgmlType::F32: {
+      const auto* wf = reinterpret_cast<const float*>(w.row(r));
+      const auto* xf = reinterpret_cast<const float*>(x);
+      return dot_lanes_portable(K, [&](int64_t k, float& a, float& b) { a = wf[k]; b = xf[k]; });
+    }
+    case GgmlType::F16:
+    case GgmlType::BF16: {
+      const bool bf = w.type == GgmlType::BF16;
+      const auto* wh = reinterpret_cast<const uint16_t*>(w.row(r));
+      const auto* xh = reinterpret_cast<const uint16_t*>(x);
+      return dot_lanes_portable(K, [&](int64_t k, float& a, float& b) {
+        a = bf ? bf16_to_fp32(wh[k]) : fp16_to_fp32(wh[k]);
+        b = bf ? bf16_to_fp32(xh[k]) : fp16_to_fp32(xh[k]);
+      });
+    }
+    case GgmlType::Q8_0: {
+      // Per block: 8 lanes, each the exact integer sum of 4 consecutive products, then
+      // acc = fma(dw * dx, lane sum, acc), as llama.cpp's ggml_vec_dot_q8_0_q8_0.
+      const auto* xb = reinterpret_cast<const ActBlockQ8*>(x);
+      float acc[kLanes] = {};
+      int8_t wq[kQ8Block];
+      float dw = 0;
+      for (int64_t b = 0; b < K / kQ8Block; ++b) {
+        q8_block(w, r, b, wq, dw);
+        const float d = dw * xb[b].d;
+        for (int j = 0; j < kLanes; ++j) {
+          int32_t s = 0;
+          for (int i = 0; i < 4; ++i) s += int32_t(wq[4 * j + i]) * int32_t(xb[b].qs[4 * j + i]);
+          acc[j] = std::fma(d, float(s), acc[j]);
+        }
+      }
+      return hsum_lanes(acc);
+    }
+  }
+  return 0;
+}
+
+// Rows [n0, n1) of W against every activation row, token blocks outermost so a block of
+// activations stays in cache while the thread sweeps its weight rows.
+void matmul_rows(float* y, int64_t ldy, const PackedActivations& x, const WeightView& w, int64_t n0, int64_t n1,
+                 bool simd) {
+  const int64_t T = x.n_rows;
+  for (int64_t t0 = 0; t0 < T; t0 += kTokBlock) {
+    const int64_t t_end = std::min(T, t0 + kTokBlock);
+    for (int64_t n = n0; n < n1; n += kTileRows) {
+      const int nr = int(std::min<int64_t>(kTileRows, n1 - n));
+      for (int64_t t = t0; t < t_end; t += kTileToks) {
+        const int nt = int(std::min<int64_t>(kTileToks, t_end - t));
+        if (simd) {
+          simd_tile(w.type, w.layout, nt)(y + t * ldy + n, ldy, w, n, nr, x, t, nt);
+        } else {
+          for (int i = 0; i < nt; ++i)
+            for (int r = 0; r < nr; ++r) y[(t + i) * ldy + n + r] = dot_portable(w, n + r, x.row(t + i), w.n_cols);
+        }
+      }
+    }
+  }
+}
+
+void matmul_impl(float* y, int64_t ldy, const PackedActivations& x, const WeightView& w, bool simd) {
+  const int64_t N = w.n_rows;
+  const int64_t n_tiles = (N + kTileRows - 1) / kTileRows;
+  const double work = double(N) * double(w.n_cols) * double(x.n_rows);
+  if (work < 65536.0 || omp_in_parallel()) {
+    matmul_rows(y, ldy, x, w, 0, N, simd);
+    return;
+  }
+#pragma omp parallel
+  {
+    // Each thread takes a contiguous run of whole tiles (so Q8x4 groups are never split).
+    const int64_t nth = omp_get_num_threads(), ith = omp_get_thread_num();
+    const int64_t tile0 = n_tiles * ith / nth, tile1 = n_tiles * (ith + 1) / nth;
+    const int64_t n0 = tile0 * kTileRows, n1 = std::min(N, tile1 * kTileRows);
+    if (n0 < n1) matmul_rows(y, ldy, x, w, n0, n1, simd);
+  }
+}
+
+void quantize_activation_row(ActBlockQ8* out, const float* x, int64_t K) {
+  BlockQ8_0 blk;
+  for (int64_t b = 0; b < K / kQ8Block; ++b) {
+    quantize_row_q8_0(&blk, x + b * kQ8Block, kQ8Block);
+    ActBlockQ8& a = out[b];
+    std::memcpy(a.qs, blk.qs, kQ8Block);
+    a.d = fp16_to_fp32(blk.d);
+    for (int j = 0; j < 8; ++j) {
+      int32_t s = 0;
+      for (int i = 0; i < 4; ++i) s += blk.qs[4 * j + i];
+      a.neg_corr[j] = -128 * s;
+    }
+    std::fill(std::begin(a.pad), std::end(a.pad), 0.f);
+  }
+}
+
+}  // namespace
+
+bool matmul_has_simd() { return have_simd(); }
+
+void quantize_row_q8_0(BlockQ8_0* out, const float* x, int64_t K) {
+  for (int64_t b = 0; b < K / kQ8Block; ++b) {
+    const float* xb = x + b * kQ8Block;
+    float amax = 0;
+    for (int i = 0; i < kQ8Block; ++i) amax = std::max(amax, std::fabs(xb[i]));
+    const float d = amax / 127.f;
+    const float id = amax != 0.f ? 127.f / amax : 0.f;
+    out[b].d = fp32_to_fp16(d);
+    // Round half to even, as the vectorized quantizer in llama.cpp does (_mm256_round_ps).
+    for (int i = 0; i < kQ8Block; ++i) out[b].qs[i] = int8_t(std::nearbyint(xb[i] * id));
+  }
+}
+
+void convert_row(uint8_t* out, const float* x, int64_t K, GgmlType type) {
+  switch (type) {
+    case GgmlType::F32: std::memcpy(out, x, size_t(K) * 4); break;
+    case GgmlType::F16: {
+      auto* h = reinterpret_cast<uint16_t*>(out);
+      for (int64_t k = 0; k < K; ++k) h[k] = fp32_to_fp16(x[k]);
+      break;
+    }
+    case GgmlType::BF16: {
+      auto* h = reinterpret_cast<uint16_t*>(out);
+      for (int64_t k = 0; k < K; ++k) h[k] = fp32_to_bf16(x[k]);
+      break;
+    }
+    case GgmlType::Q8_0: quantize_row_q8_0(reinterpret_cast<BlockQ8_0*>(out), x, K); break;
+  }
+}
+
+void pack_activations(PackedActivations& out, const float* x, int64_t T, int64_t K, GgmlType weight_type) {
+  out.type = weight_type;
+  out.n_cols = K;
+  out.n_rows = T;
+  out.row_bytes = weight_type == GgmlType::Q8_0 ? K / kQ8Block * int64_t(sizeof(ActBlockQ8))
+                                                : ggml_row_size(weight_type, K);
+  const size_t need = size_t(T * out.row_bytes);
+  if (out.data.size() < need) out.data.resize(need);
+  for (int64_t t = 0; t < T; ++t) {
+    uint8_t* dst = out.data.data() + t * out.row_bytes;
+    if (weight_type == GgmlType::Q8_0)
+      quantize_activation_row(reinterpret_cast<ActBlockQ8*>(dst), x + t * K, K);
+    else
+      convert_row(dst, x + t * K, K, weight_type);
+  }
+}
+
+std::vector<uint8_t> repack_q8x4(const WeightView& w) {
+  const int64_t nb = w.n_cols / kQ8Block;
+  const int64_t n_groups = (w.n_rows + kTileRows - 1) / kTileRows;
+  std::vector<uint8_t> bytes(size_t(n_groups * nb) * sizeof(BlockQ8x4));
+  auto* out = reinterpret_cast<BlockQ8x4*>(bytes.data());
+#pragma omp parallel for schedule(static)
+  for (int64_t g = 0; g < n_groups; ++g)
+    for (int64_t b = 0; b < nb; ++b) {
+      BlockQ8x4& o = out[g * nb + b];
+      for (int r = 0; r < kTileRows; ++r) {
+        const int64_t row = g * kTileRows + r;
+        if (row >= w.n_rows) {  // padding rows: zero scale, zero quants
+          o.d[r] = 0;
+          std::fill(std::begin(o.qs[r]), std::end(o.qs[r]), uint8_t(128));
+          continue;
+        }
+        const BlockQ8_0& src = reinterpret_cast<const BlockQ8_0*>(w.row(row))[b];
+        o.d[r] = src.d;
+        for (int i = 0; i < kQ8Block; ++i) o.qs[r][i] = uint8_t(int(src.qs[i]) + 128);
+      }
+    }
+  return bytes;
+}
+
+void matmul(float* y, int64_t ldy, const PackedActivations& x, const WeightView& w) {
+  matmul_impl(y, ldy, x, w, have_simd());
+}
+
+void matmul_portable(float* y, int64_t ldy, const PackedActivations& x, const WeightView& w) {
+  matmul_impl(y, ldy, x, w, false);
+}
+
+float dot_f32(const float* a, const float* b, int64_t n) {
+#if PONDER_DOT_SIMD
+  __m256 acc = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + kLanes <= n; k += kLanes) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), acc);
+  if (k < n) {
+    const __mmask8 m = __mmask8((1u << (n - k)) - 1);
+    acc = _mm256_fmadd_ps(_mm256_maskz_loadu_ps(m, a + k), _mm256_maskz_loadu_ps(m, b + k), acc);
+  }
+  alignas(32) float l[kLanes];
+  _mm256_store_ps(l, acc);
+  return hsum_lanes(l);
+#else
+  return dot_lanes_portable(n, [&](int64_t k, float& x, float& y) { x = a[k]; y = b[k]; });
+#endif
+}
+
+void dequantize_row(float* out, const WeightView& w, int64_t r) {
+  const int64_t K = w.n_cols;
+  if (w.type == GgmlType::Q8_0) {
+    int8_t qs[kQ8Block];
+    float d = 0;
+    for (int64_t b = 0; b < K / kQ8Block; ++b) {
+      q8_block(w, r, b, qs, d);
+      for (int i = 0; i < kQ8Block; ++i) out[b * kQ8Block + i] = d * float(qs[i]);
+    }
+    return;
+  }
+  const uint8_t* p = w.row(r);
+  for (int64_t k = 0; k < K; ++k) {
+    switch (w.type) {
+      case GgmlType::F32: out[k] = reinterpret_cast<const float*>(p)[k]; break;
+      case GgmlType::F16: out[k] = fp16_to_fp32(reinterpret_cast<const uint16_t*>(p)[k]); break;
+      case GgmlType::BF16: out[k] = bf16_to_fp32(reinterpret_cast<const uint16_t*>(p)[k]); break;
+      case GgmlType::Q8_0: break;
+    }
+  }
+}
+
+}  // namespace ponder

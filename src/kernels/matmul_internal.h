@@ -1,0 +1,27 @@
+#pragma once
+// Shared by the matmul driver (matmul.cpp) and the x86 SIMD tiles (matmul_x86.cpp).
+#include <cstdint>
+
+#include "kernels/matmul.h"
+
+namespace ponder::matmul_detail {
+
+constexpr int kLanes = 8;      // every dot product runs in 8 float lanes over K
+constexpr int kTileRows = 4;   // weight rows per tile (= the rows of a Q8x4 group)
+constexpr int kTileToks = 4;   // activation rows per tile
+
+// Computes y[(t+i)*ldy + n+r] for r < nr, i < nt.
+using TileFn = void (*)(float* y, int64_t ldy, const WeightView& w, int64_t n, int nr, const PackedActivations& x,
+                        int64_t t, int nt);
+
+// The SIMD tile for a weight type and layout, or nullptr when this build has none.
+TileFn simd_tile(GgmlType type, WeightLayout layout, int nt);
+bool have_simd();
+
+// The one horizontal-sum order: ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)), as llama.cpp's hsum_float_8.
+inline float hsum_lanes(const float l[kLanes]) {
+  const float a = l[0] + l[4], b = l[1] + l[5], c = l[2] + l[6], d = l[3] + l[7];
+  return (a + c) + (b + d);
+}
+
+}  // namespace ponder::matmul_detail

@@ -1,0 +1,30 @@
+#pragma once
+// Model architectures as data: the GGUF tensor names and the few flags that tell the families
+// apart. Adding a family is adding a row to the table in arch.cpp.
+#include <string>
+#include <string_view>
+
+#include "kernels/rope.h"
+
+namespace ponder {
+
+struct ArchInfo {
+  std::string_view name;       // general.architecture
+  RopeStyle rope_style;        // how the GGUF stores the rotary pairs
+  bool qkv_bias;               // attn_q/k/v have biases (required)
+  bool output_bias;            // attn_output has a bias (optional when false)
+};
+
+// Throws FormatError (naming `file`) for an architecture ponder does not run.
+const ArchInfo& find_arch(std::string_view name, const std::string& file);
+
+// GGUF tensor names, the same for every family ponder runs.
+namespace tensor_name {
+inline constexpr const char* token_embd = "token_embd.weight";
+inline constexpr const char* output_norm = "output_norm.weight";
+inline constexpr const char* output = "output.weight";
+// blk.<layer>.<suffix>: attn_norm.weight, attn_q.weight, attn_q.bias, ...
+std::string block(int layer, std::string_view suffix);
+}  // namespace tensor_name
+
+}  // namespace ponder

@@ -1,0 +1,52 @@
+#pragma once
+// A loaded model: config, weights (views into the mmap'd GGUF), tokenizer.
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "formats/gguf.h"
+#include "formats/tokenizer.h"
+#include "kernels/matmul.h"
+#include "model/config.h"
+
+namespace ponder {
+
+struct LayerWeights {
+  std::span<const float> attn_norm;  // (C)
+  WeightView attn_q;                 // (H*D, C)
+  WeightView attn_k;                 // (Hkv*D, C)
+  WeightView attn_v;                 // (Hkv*D, C)
+  std::span<const float> bq, bk, bv; // (H*D), (Hkv*D), (Hkv*D); empty without biases
+  WeightView attn_output;            // (C, H*D)
+  std::span<const float> bo;         // (C) or empty
+  std::span<const float> ffn_norm;   // (C)
+  WeightView ffn_gate;               // (F, C)
+  WeightView ffn_up;                 // (F, C)
+  WeightView ffn_down;               // (C, F)
+};
+
+struct ModelWeights {
+  WeightView token_embd;              // (V, C)
+  std::vector<LayerWeights> layers;   // (L)
+  std::span<const float> output_norm; // (C)
+  WeightView output;                  // (V, C); token_embd when tied
+};
+
+struct Model {
+  std::string path;
+  ModelConfig config;
+  ModelWeights weights;
+  Tokenizer tokenizer;
+  GgufFile file;                               // owns the map the weights point into
+  std::vector<std::vector<float>> owned;       // 1-D tensors converted to F32 when stored otherwise
+  std::vector<std::vector<uint8_t>> repacked;  // Q8_0 matrices in the Q8x4 layout the kernels read
+};
+
+// Loads a GGUF model: config, every tensor checked against the shape the config implies,
+// tokenizer. Throws FormatError naming the file and tensor.
+std::unique_ptr<Model> load_model(const std::string& path);
+// The same from a parsed file (used by tests and by the writer round trip).
+std::unique_ptr<Model> load_model(GgufFile file);
+
+}  // namespace ponder

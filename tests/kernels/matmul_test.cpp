@@ -1,0 +1,185 @@
+// matmul against a float64 reference of the same math, SIMD against the portable lane-by-lane
+// path (bitwise), and batch invariance (a row's result does not depend on the batch or threads).
+#include "kernels/matmul.h"
+
+#include <cmath>
+#include <gtest/gtest.h>
+#include <omp.h>
+#include <random>
+
+#include "core/fp16.h"
+
+namespace ponder {
+namespace {
+
+struct Matrix {
+  std::vector<uint8_t> bytes;
+  WeightView view;
+};
+
+// Random weights of a type: (N, K).
+Matrix random_weights(GgmlType type, int64_t N, int64_t K, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<float> w(size_t(N * K));
+  for (float& x : w) x = nd(rng);
+  Matrix m;
+  const int64_t row_bytes = ggml_row_size(type, K);
+  m.bytes.resize(size_t(N * row_bytes));
+  for (int64_t r = 0; r < N; ++r) convert_row(m.bytes.data() + r * row_bytes, w.data() + r * K, K, type);
+  m.view = WeightView{.type = type, .data = m.bytes.data(), .n_rows = N, .n_cols = K};
+  return m;
+}
+
+std::vector<float> random_acts(int64_t T, int64_t K, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.f, 2.f);
+  std::vector<float> x(size_t(T * K));
+  for (float& v : x) v = nd(rng);
+  return x;
+}
+
+// float64 reference: dequantized weights times the activations as converted for the weight type.
+double ref_dot(const WeightView& w, int64_t n, const PackedActivations& p, int64_t t) {
+  const int64_t K = w.n_cols;
+  std::vector<float> wr(static_cast<size_t>(K)), xr(static_cast<size_t>(K));
+  dequantize_row(wr.data(), w, n);
+  if (p.type == GgmlType::Q8_0) {  // ActBlockQ8: quants times the fp16-rounded scale
+    const auto* xb = reinterpret_cast<const ActBlockQ8*>(p.row(t));
+    for (int64_t k = 0; k < K; ++k) xr[size_t(k)] = xb[k / kQ8Block].d * float(xb[k / kQ8Block].qs[k % kQ8Block]);
+  } else {
+    dequantize_row(xr.data(), WeightView{.type = p.type, .data = p.row(t), .n_rows = 1, .n_cols = K}, 0);
+  }
+  double s = 0;
+  for (int64_t k = 0; k < K; ++k) s += double(wr[size_t(k)]) * double(xr[size_t(k)]);
+  return s;
+}
+
+class MatmulTypes : public ::testing::TestWithParam<GgmlType> {};
+
+TEST_P(MatmulTypes, MatchesFloat64ReferenceAndPortablePathBitwise) {
+  const GgmlType type = GetParam();
+  const bool q8 = type == GgmlType::Q8_0;
+  for (int64_t K : q8 ? std::vector<int64_t>{32, 64, 896} : std::vector<int64_t>{1, 7, 64, 172, 896}) {
+    for (int64_t N : {1, 3, 4, 13}) {
+      for (int64_t T : {1, 2, 5, 9}) {
+        SCOPED_TRACE("K=" + std::to_string(K) + " N=" + std::to_string(N) + " T=" + std::to_string(T));
+        Matrix w = random_weights(type, N, K, uint32_t(K * 31 + N));
+        const auto x = random_acts(T, K, uint32_t(T + 7));
+        PackedActivations p;
+        pack_activations(p, x.data(), T, K, type);
+        std::vector<float> y(size_t(T * N)), yp(size_t(T * N));
+        matmul(y.data(), N, p, w.view);
+        matmul_portable(yp.data(), N, p, w.view);
+        if (q8) {  // the repacked layout gives the same bits, SIMD and portable
+          const auto packed = repack_q8x4(w.view);
+          WeightView rv = w.view;
+          rv.data = packed.data();
+          rv.layout = WeightLayout::Q8x4;
+          std::vector<float> yr(size_t(T * N)), yrp(size_t(T * N));
+          matmul(yr.data(), N, p, rv);
+          matmul_portable(yrp.data(), N, p, rv);
+          EXPECT_EQ(yr, y);
+          EXPECT_EQ(yrp, y);
+          std::vector<float> row_a(static_cast<size_t>(K)), row_b(static_cast<size_t>(K));
+          for (int64_t n = 0; n < N; ++n) {
+            dequantize_row(row_a.data(), w.view, n);
+            dequantize_row(row_b.data(), rv, n);
+            ASSERT_EQ(row_a, row_b) << "row " << n;
+          }
+        }
+        for (int64_t t = 0; t < T; ++t)
+          for (int64_t n = 0; n < N; ++n) {
+            const float got = y[size_t(t * N + n)];
+            EXPECT_EQ(fp32_to_bits(got), fp32_to_bits(yp[size_t(t * N + n)])) << "t=" << t << " n=" << n;
+            const double want = ref_dot(w.view, n, p, t);
+            EXPECT_NEAR(got, want, 2e-6 * std::sqrt(double(K)) * (1 + std::fabs(want)) * (q8 ? 10 : 1));
+          }
+      }
+    }
+  }
+}
+
+TEST_P(MatmulTypes, BatchAndThreadInvariant) {
+  const GgmlType type = GetParam();
+  const int64_t K = 896, N = 523, T = 11;
+  Matrix w = random_weights(type, N, K, 5);
+  std::vector<uint8_t> repacked;
+  if (type == GgmlType::Q8_0) {  // the layout the model uses
+    repacked = repack_q8x4(w.view);
+    w.view.data = repacked.data();
+    w.view.layout = WeightLayout::Q8x4;
+  }
+  const auto x = random_acts(T, K, 9);
+  PackedActivations p;
+  pack_activations(p, x.data(), T, K, type);
+  std::vector<float> batched(size_t(T * N));
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(2);
+  matmul(batched.data(), N, p, w.view);
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    for (int64_t t = 0; t < T; ++t) {
+      PackedActivations one;
+      pack_activations(one, x.data() + t * K, 1, K, type);
+      std::vector<float> alone(static_cast<size_t>(N));
+      matmul(alone.data(), N, one, w.view);
+      for (int64_t n = 0; n < N; ++n)
+        ASSERT_EQ(fp32_to_bits(alone[size_t(n)]), fp32_to_bits(batched[size_t(t * N + n)]))
+            << "threads=" << threads << " t=" << t << " n=" << n;
+    }
+  }
+  omp_set_num_threads(saved);
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, MatmulTypes,
+                         ::testing::Values(GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0),
+                         [](const auto& info) { return ggml_type_name(uint32_t(info.param)); });
+
+TEST(Matmul, ReportsWhichPathRuns) {
+  std::printf("matmul SIMD path: %s\n", matmul_has_simd() ? "AVX-512 VNNI" : "portable only");
+  SUCCEED();
+}
+
+// Q8_0 quantization by hand: amax 127 -> d = 1, q = round-half-even(x).
+TEST(QuantizeQ8, HandComputedBlock) {
+  float x[32];
+  for (int i = 0; i < 32; ++i) x[i] = float(i) - 15.5f;  // -15.5 .. 15.5
+  x[31] = 127.f;                                          // amax 127
+  BlockQ8_0 b;
+  quantize_row_q8_0(&b, x, 32);
+  EXPECT_EQ(fp16_to_fp32(b.d), 1.0f);
+  EXPECT_EQ(b.qs[0], -16);  // -15.5 -> -16 (even)
+  EXPECT_EQ(b.qs[1], -14);  // -14.5 -> -14 (even)
+  EXPECT_EQ(b.qs[16], 0);   // 0.5 -> 0 (even)
+  EXPECT_EQ(b.qs[17], 2);   // 1.5 -> 2
+  EXPECT_EQ(b.qs[31], 127);
+  float zeros[32] = {};
+  quantize_row_q8_0(&b, zeros, 32);
+  EXPECT_EQ(b.d, 0);
+  for (int i = 0; i < 32; ++i) EXPECT_EQ(b.qs[i], 0);
+}
+
+}  // namespace
+}  // namespace ponder
+
+namespace ponder {
+namespace {
+// dot_f32 (attention's dot product) has the lane arithmetic of an F32 matmul, bitwise.
+TEST(DotF32, EqualsOneByOneF32Matmul) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd;
+  for (int64_t n : {1, 5, 8, 16, 64, 100}) {
+    std::vector<float> a(static_cast<size_t>(n)), b(static_cast<size_t>(n));
+    for (auto& v : a) v = nd(rng);
+    for (auto& v : b) v = nd(rng);
+    PackedActivations p;
+    pack_activations(p, b.data(), 1, n, GgmlType::F32);
+    float y = 0;
+    matmul_portable(&y, 1, p, WeightView{.type = GgmlType::F32, .data = reinterpret_cast<const uint8_t*>(a.data()),
+                                         .n_rows = 1, .n_cols = n});
+    EXPECT_EQ(fp32_to_bits(dot_f32(a.data(), b.data(), n)), fp32_to_bits(y)) << "n=" << n;
+  }
+}
+}  // namespace
+}  // namespace ponder

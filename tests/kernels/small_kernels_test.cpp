@@ -1,0 +1,128 @@
+// rmsnorm, rope, softmax, swiglu and attention against float64 computations written here.
+#include <cmath>
+#include <gtest/gtest.h>
+#include <random>
+
+#include "kernels/activation.h"
+#include "kernels/attention.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+
+namespace ponder {
+namespace {
+
+std::vector<float> randn(size_t n, uint32_t seed, float stddev = 1.f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.f, stddev);
+  std::vector<float> v(n);
+  for (float& x : v) x = nd(rng);
+  return v;
+}
+
+TEST(RmsNorm, MatchesFloat64) {
+  const int T = 3, C = 37;
+  const auto x = randn(T * C, 1), w = randn(C, 2);
+  std::vector<float> out(T * C);
+  rmsnorm_forward(out.data(), x.data(), w.data(), T, C, 1e-5f);
+  for (int t = 0; t < T; ++t) {
+    double ss = 0;
+    for (int i = 0; i < C; ++i) ss += double(x[t * C + i]) * x[t * C + i];
+    const double scale = 1.0 / std::sqrt(ss / C + 1e-5);
+    for (int i = 0; i < C; ++i) EXPECT_NEAR(out[t * C + i], x[t * C + i] * scale * w[i], 1e-5);
+  }
+}
+
+TEST(Rope, RotatesTheRightPairsByTheRightAngles) {
+  const int H = 2, D = 8, n_rot = 6;
+  const float base = 10000.f;
+  const int64_t pos = 7;
+  std::vector<float> c(n_rot / 2), s(n_rot / 2);
+  rope_angles(c.data(), s.data(), pos, n_rot, base);
+  for (RopeStyle style : {RopeStyle::Adjacent, RopeStyle::Neox}) {
+    const auto x = randn(H * D, 3);
+    auto y = x;
+    rope_forward(y.data(), H, D, n_rot, c.data(), s.data(), style);
+    for (int h = 0; h < H; ++h) {
+      for (int i = 0; i < n_rot / 2; ++i) {
+        const double theta = double(pos) * std::pow(double(base), -2.0 * i / n_rot);
+        const int a = style == RopeStyle::Adjacent ? 2 * i : i;
+        const int b = style == RopeStyle::Adjacent ? 2 * i + 1 : i + n_rot / 2;
+        const double x0 = x[h * D + a], x1 = x[h * D + b];
+        EXPECT_NEAR(y[h * D + a], x0 * std::cos(theta) - x1 * std::sin(theta), 1e-5);
+        EXPECT_NEAR(y[h * D + b], x0 * std::sin(theta) + x1 * std::cos(theta), 1e-5);
+      }
+      for (int i = n_rot; i < D; ++i) EXPECT_EQ(y[h * D + i], x[h * D + i]) << "dims past n_rot stay";
+    }
+    rope_backward(y.data(), H, D, n_rot, c.data(), s.data(), style);
+    for (int i = 0; i < H * D; ++i) EXPECT_NEAR(y[i], x[i], 1e-5) << "backward inverts forward";
+  }
+}
+
+TEST(Softmax, AndLogSoftmaxMatchFloat64) {
+  auto x = randn(50, 4, 3.f);
+  std::vector<float> ls(50);
+  const double lse = log_softmax(ls.data(), x.data(), 50);
+  double ref_lse = 0;
+  for (float v : x) ref_lse += std::exp(double(v));
+  ref_lse = std::log(ref_lse);
+  EXPECT_NEAR(lse, ref_lse, 1e-9);
+  auto p = x;
+  softmax_forward(p.data(), 50);
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_NEAR(p[i], std::exp(double(x[i]) - ref_lse), 1e-7);
+    EXPECT_NEAR(ls[i], double(x[i]) - ref_lse, 1e-5);
+  }
+}
+
+TEST(Swiglu, MatchesDefinition) {
+  const auto g = randn(20, 5, 3.f), u = randn(20, 6);
+  std::vector<float> out(20);
+  swiglu_forward(out.data(), g.data(), u.data(), 20);
+  for (int i = 0; i < 20; ++i) EXPECT_NEAR(out[i], g[i] / (1 + std::exp(-double(g[i]))) * u[i], 1e-6);
+}
+
+// Attention over a contiguous cache and over the same cache split into blocks of 3 positions.
+TEST(Attention, MatchesFloat64AndIgnoresBlockLayout) {
+  const int H = 4, Hkv = 2, D = 8, n_ctx = 10, kvd = Hkv * D;
+  const auto q = randn(H * D, 7), k = randn(n_ctx * kvd, 8), v = randn(n_ctx * kvd, 9);
+  const float scale = 1.f / std::sqrt(float(D));
+  std::vector<float> out(H * D), scores(n_ctx);
+  const float* kp[1] = {k.data()};
+  const float* vp[1] = {v.data()};
+  attention_forward(out.data(), q.data(), KvBlocks{.k = kp, .v = vp, .block_size = n_ctx, .n_ctx = n_ctx}, H, Hkv, D,
+                    scale, scores.data());
+  for (int h = 0; h < H; ++h) {
+    const int g = h / (H / Hkv);
+    std::vector<double> s(n_ctx);
+    double mx = -1e300, sum = 0;
+    for (int p = 0; p < n_ctx; ++p) {
+      double d = 0;
+      for (int i = 0; i < D; ++i) d += double(q[h * D + i]) * k[p * kvd + g * D + i];
+      s[p] = d * scale;
+      mx = std::max(mx, s[p]);
+    }
+    for (double& x : s) sum += (x = std::exp(x - mx));
+    for (int i = 0; i < D; ++i) {
+      double o = 0;
+      for (int p = 0; p < n_ctx; ++p) o += s[p] / sum * v[p * kvd + g * D + i];
+      EXPECT_NEAR(out[h * D + i], o, 1e-5);
+    }
+  }
+  // Blocks of 3 positions (the last one partly used), copied out of the contiguous cache.
+  const int bs = 3, nb = (n_ctx + bs - 1) / bs;
+  std::vector<std::vector<float>> kb(nb, std::vector<float>(bs * kvd)), vb(nb, std::vector<float>(bs * kvd));
+  std::vector<const float*> kptr(nb), vptr(nb);
+  for (int p = 0; p < n_ctx; ++p)
+    for (int i = 0; i < kvd; ++i) {
+      kb[p / bs][(p % bs) * kvd + i] = k[p * kvd + i];
+      vb[p / bs][(p % bs) * kvd + i] = v[p * kvd + i];
+    }
+  for (int b = 0; b < nb; ++b) kptr[b] = kb[b].data(), vptr[b] = vb[b].data();
+  std::vector<float> out2(H * D);
+  attention_forward(out2.data(), q.data(), KvBlocks{.k = kptr.data(), .v = vptr.data(), .block_size = bs, .n_ctx = n_ctx},
+                    H, Hkv, D, scale, scores.data());
+  EXPECT_EQ(out, out2);
+}
+
+}  // namespace
+}  // namespace ponder
