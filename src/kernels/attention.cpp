@@ -1,7 +1,7 @@
 #include "kernels/attention.h"
 
 #include "kernels/activation.h"
-#include "kernels/matmul.h"
+#include "kernels/dot.h"
 
 namespace ponder {
 

@@ -1,4 +1,4 @@
-// matmul driver, activation packing, the portable reference path, Q8x4 repacking.
+// matmul driver, activation packing, the portable reference path, Q8x8 repacking.
 #include "kernels/matmul.h"
 
 #include <algorithm>
@@ -9,12 +9,6 @@
 #include "core/fp16.h"
 #include "kernels/matmul_internal.h"
 
-#if defined(__AVX512VL__) && defined(__FMA__)
-#include <immintrin.h>
-#define PONDER_DOT_SIMD 1
-#else
-#define PONDER_DOT_SIMD 0
-#endif
 
 namespace ponder {
 
@@ -41,10 +35,11 @@ float dot_lanes_portable(int64_t K, Load load_product_inputs) {
 
 // Block b of row r of a Q8_0 matrix in either layout: the signed quants and the scale.
 void q8_block(const WeightView& w, int64_t r, int64_t b, int8_t qs[kQ8Block], float& d) {
-  if (w.layout == WeightLayout::Q8x4) {
-    const auto* g = reinterpret_cast<const BlockQ8x4*>(w.data) + (r / kTileRows) * (w.n_cols / kQ8Block) + b;
-    for (int i = 0; i < kQ8Block; ++i) qs[i] = int8_t(int(g->qs[r % kTileRows][i]) - 128);
-    d = fp16_to_fp32(g->d[r % kTileRows]);
+  if (w.layout == WeightLayout::Q8x8) {
+    const auto* g = reinterpret_cast<const BlockQ8x8*>(w.data) + (r / kQ8GroupRows) * (w.n_cols / kQ8Block) + b;
+    const int64_t gr = r % kQ8GroupRows;
+    for (int i = 0; i < kQ8Block; ++i) qs[i] = int8_t(int(g->qs[i / 4][gr][i % 4]) - 128);
+    d = fp16_to_fp32(g->d[gr]);
     return;
   }
   const auto* blk = reinterpret_cast<const BlockQ8_0*>(w.row(r)) + b;
@@ -70,22 +65,20 @@ float dot_portable(const WeightView& w, int64_t r, const uint8_t* x, int64_t K) 
       });
     }
     case GgmlType::Q8_0: {
-      // Per block: 8 lanes, each the exact integer sum of 4 consecutive products, then
-      // acc = fma(dw * dx, lane sum, acc), as llama.cpp's ggml_vec_dot_q8_0_q8_0.
+      // Per block the exact integer dot product, then acc = fma(dw * dx, sum, acc) in block
+      // order. (llama.cpp keeps 8 lane sums per block instead; this is closer to exact and
+      // matches its outputs to the same 5e-5, see tests/model.)
       const auto* xb = reinterpret_cast<const ActBlockQ8*>(x);
-      float acc[kLanes] = {};
+      float acc = 0;
       int8_t wq[kQ8Block];
       float dw = 0;
       for (int64_t b = 0; b < K / kQ8Block; ++b) {
         q8_block(w, r, b, wq, dw);
-        const float d = dw * xb[b].d;
-        for (int j = 0; j < kLanes; ++j) {
-          int32_t s = 0;
-          for (int i = 0; i < 4; ++i) s += int32_t(wq[4 * j + i]) * int32_t(xb[b].qs[4 * j + i]);
-          acc[j] = std::fma(d, float(s), acc[j]);
-        }
+        int32_t s = 0;
+        for (int i = 0; i < kQ8Block; ++i) s += int32_t(wq[i]) * int32_t(xb[b].qs[i]);
+        acc = std::fma(dw * xb[b].d, float(s), acc);
       }
-      return hsum_lanes(acc);
+      return acc;
     }
   }
   return 0;
@@ -96,14 +89,16 @@ float dot_portable(const WeightView& w, int64_t r, const uint8_t* x, int64_t K) 
 void matmul_rows(float* y, int64_t ldy, const PackedActivations& x, const WeightView& w, int64_t n0, int64_t n1,
                  bool simd) {
   const int64_t T = x.n_rows;
+  const int rows = tile_rows(w), toks = tile_toks(w);
   for (int64_t t0 = 0; t0 < T; t0 += kTokBlock) {
     const int64_t t_end = std::min(T, t0 + kTokBlock);
-    for (int64_t n = n0; n < n1; n += kTileRows) {
-      const int nr = int(std::min<int64_t>(kTileRows, n1 - n));
-      for (int64_t t = t0; t < t_end; t += kTileToks) {
-        const int nt = int(std::min<int64_t>(kTileToks, t_end - t));
-        if (simd) {
-          simd_tile(w.type, w.layout, nt)(y + t * ldy + n, ldy, w, n, nr, x, t, nt);
+    for (int64_t n = n0; n < n1; n += rows) {
+      const int nr = int(std::min<int64_t>(rows, n1 - n));
+      for (int64_t t = t0; t < t_end; t += toks) {
+        const int nt = int(std::min<int64_t>(toks, t_end - t));
+        const TileFn tile = simd ? simd_tile(w.type, w.layout, nt) : nullptr;
+        if (tile) {
+          tile(y + t * ldy + n, ldy, w, n, nr, x, t, nt);
         } else {
           for (int i = 0; i < nt; ++i)
             for (int r = 0; r < nr; ++r) y[(t + i) * ldy + n + r] = dot_portable(w, n + r, x.row(t + i), w.n_cols);
@@ -115,7 +110,8 @@ void matmul_rows(float* y, int64_t ldy, const PackedActivations& x, const Weight
 
 void matmul_impl(float* y, int64_t ldy, const PackedActivations& x, const WeightView& w, bool simd) {
   const int64_t N = w.n_rows;
-  const int64_t n_tiles = (N + kTileRows - 1) / kTileRows;
+  const int rows = tile_rows(w);
+  const int64_t n_tiles = (N + rows - 1) / rows;
   const double work = double(N) * double(w.n_cols) * double(x.n_rows);
   if (work < 65536.0 || omp_in_parallel()) {
     matmul_rows(y, ldy, x, w, 0, N, simd);
@@ -123,10 +119,10 @@ void matmul_impl(float* y, int64_t ldy, const PackedActivations& x, const Weight
   }
 #pragma omp parallel
   {
-    // Each thread takes a contiguous run of whole tiles (so Q8x4 groups are never split).
+    // Each thread takes a contiguous run of whole tiles (so Q8x8 groups are never split).
     const int64_t nth = omp_get_num_threads(), ith = omp_get_thread_num();
     const int64_t tile0 = n_tiles * ith / nth, tile1 = n_tiles * (ith + 1) / nth;
-    const int64_t n0 = tile0 * kTileRows, n1 = std::min(N, tile1 * kTileRows);
+    const int64_t n0 = tile0 * rows, n1 = std::min(N, tile1 * rows);
     if (n0 < n1) matmul_rows(y, ldy, x, w, n0, n1, simd);
   }
 }
@@ -138,12 +134,9 @@ void quantize_activation_row(ActBlockQ8* out, const float* x, int64_t K) {
     ActBlockQ8& a = out[b];
     std::memcpy(a.qs, blk.qs, kQ8Block);
     a.d = fp16_to_fp32(blk.d);
-    for (int j = 0; j < 8; ++j) {
-      int32_t s = 0;
-      for (int i = 0; i < 4; ++i) s += blk.qs[4 * j + i];
-      a.neg_corr[j] = -128 * s;
-    }
-    std::fill(std::begin(a.pad), std::end(a.pad), 0.f);
+    int32_t s = 0;
+    for (int i = 0; i < kQ8Block; ++i) s += blk.qs[i];
+    a.neg_corr = -128 * s;
   }
 }
 
@@ -189,6 +182,7 @@ void pack_activations(PackedActivations& out, const float* x, int64_t T, int64_t
                                                 : ggml_row_size(weight_type, K);
   const size_t need = size_t(T * out.row_bytes);
   if (out.data.size() < need) out.data.resize(need);
+#pragma omp parallel for schedule(static) if (T * K >= (1 << 16) && !omp_in_parallel())
   for (int64_t t = 0; t < T; ++t) {
     uint8_t* dst = out.data.data() + t * out.row_bytes;
     if (weight_type == GgmlType::Q8_0)
@@ -198,25 +192,20 @@ void pack_activations(PackedActivations& out, const float* x, int64_t T, int64_t
   }
 }
 
-std::vector<uint8_t> repack_q8x4(const WeightView& w) {
+std::vector<uint8_t> repack_q8x8(const WeightView& w) {
   const int64_t nb = w.n_cols / kQ8Block;
-  const int64_t n_groups = (w.n_rows + kTileRows - 1) / kTileRows;
-  std::vector<uint8_t> bytes(size_t(n_groups * nb) * sizeof(BlockQ8x4));
-  auto* out = reinterpret_cast<BlockQ8x4*>(bytes.data());
+  const int64_t n_groups = (w.n_rows + kQ8GroupRows - 1) / kQ8GroupRows;
+  std::vector<uint8_t> bytes(size_t(n_groups * nb) * sizeof(BlockQ8x8));
+  auto* out = reinterpret_cast<BlockQ8x8*>(bytes.data());
 #pragma omp parallel for schedule(static)
   for (int64_t g = 0; g < n_groups; ++g)
     for (int64_t b = 0; b < nb; ++b) {
-      BlockQ8x4& o = out[g * nb + b];
-      for (int r = 0; r < kTileRows; ++r) {
-        const int64_t row = g * kTileRows + r;
-        if (row >= w.n_rows) {  // padding rows: zero scale, zero quants
-          o.d[r] = 0;
-          std::fill(std::begin(o.qs[r]), std::end(o.qs[r]), uint8_t(128));
-          continue;
-        }
-        const BlockQ8_0& src = reinterpret_cast<const BlockQ8_0*>(w.row(row))[b];
-        o.d[r] = src.d;
-        for (int i = 0; i < kQ8Block; ++i) o.qs[r][i] = uint8_t(int(src.qs[i]) + 128);
+      BlockQ8x8& o = out[g * nb + b];
+      for (int r = 0; r < kQ8GroupRows; ++r) {
+        const int64_t row = g * kQ8GroupRows + r;
+        const BlockQ8_0* src = row < w.n_rows ? reinterpret_cast<const BlockQ8_0*>(w.row(row)) + b : nullptr;
+        o.d[r] = src ? src->d : 0;  // padding rows: zero scale, zero quants
+        for (int i = 0; i < kQ8Block; ++i) o.qs[i / 4][r][i % 4] = uint8_t((src ? int(src->qs[i]) : 0) + 128);
       }
     }
   return bytes;
@@ -228,23 +217,6 @@ void matmul(float* y, int64_t ldy, const PackedActivations& x, const WeightView&
 
 void matmul_portable(float* y, int64_t ldy, const PackedActivations& x, const WeightView& w) {
   matmul_impl(y, ldy, x, w, false);
-}
-
-float dot_f32(const float* a, const float* b, int64_t n) {
-#if PONDER_DOT_SIMD
-  __m256 acc = _mm256_setzero_ps();
-  int64_t k = 0;
-  for (; k + kLanes <= n; k += kLanes) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), acc);
-  if (k < n) {
-    const __mmask8 m = __mmask8((1u << (n - k)) - 1);
-    acc = _mm256_fmadd_ps(_mm256_maskz_loadu_ps(m, a + k), _mm256_maskz_loadu_ps(m, b + k), acc);
-  }
-  alignas(32) float l[kLanes];
-  _mm256_store_ps(l, acc);
-  return hsum_lanes(l);
-#else
-  return dot_lanes_portable(n, [&](int64_t k, float& x, float& y) { x = a[k]; y = b[k]; });
-#endif
 }
 
 void dequantize_row(float* out, const WeightView& w, int64_t r) {

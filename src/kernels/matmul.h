@@ -3,9 +3,10 @@
 // the activations are first converted to the weight's "dot type" (F16 and BF16 round them,
 // Q8_0 quantizes them to int8 blocks), then each output is one dot product.
 //
-// Batch invariance: every output element y[t][n] is reduced in one fixed order (8 lanes over
-// the K dimension in order, then a fixed horizontal sum), whatever the number of rows T in the
-// batch, the tile it lands in and the thread count. Threads split output columns (weight rows),
+// Batch invariance: every output element y[t][n] is reduced in one fixed order, whatever the
+// number of rows T in the batch, the tile it lands in and the thread count: F32/F16/BF16 in 8
+// lanes over K then a fixed horizontal sum; Q8_0 block by block, each block's integer dot
+// product exact, acc = fma(dw * dx, sum, acc) in block order. Threads split output columns (weight rows),
 // never a reduction. The portable path does the same arithmetic lane by lane, so SIMD and
 // portable results are bitwise equal.
 #include <cstdint>
@@ -19,16 +20,17 @@ namespace ponder {
 // How a weight matrix's bytes are laid out.
 enum class WeightLayout : uint8_t {
   Rows,  // as stored in GGUF: N rows of K inputs, each row ggml_row_size(type, K) bytes
-  Q8x4,  // Q8_0 repacked for the tiled kernels: groups of 4 rows, block by block (BlockQ8x4)
+  Q8x8,  // Q8_0 repacked for the SIMD kernels: groups of 8 rows, block by block (BlockQ8x8)
 };
 
-// Block b of 4 consecutive rows of a Q8_0 matrix. The quants are stored offset by +128 (as
-// unsigned bytes), the form vpdpbusd multiplies; the scales are the rows' fp16 scales.
-struct BlockQ8x4 {
-  uint16_t d[4];
-  uint8_t qs[4][kQ8Block];
+// Block b of 8 consecutive rows of a Q8_0 matrix, interleaved so that one 32-byte load holds
+// 4 quants of each of the 8 rows: qs[c][r][i] is quant 4c+i of row r. The quants are stored
+// offset by +128 (unsigned bytes, the form vpdpbusd multiplies); d are the rows' fp16 scales.
+struct BlockQ8x8 {
+  uint16_t d[8];
+  uint8_t qs[8][8][4];
 };
-static_assert(sizeof(BlockQ8x4) == 136);
+static_assert(sizeof(BlockQ8x8) == 272);
 
 // A weight matrix W (N, K): N rows (outputs) of K inputs (ne[0] = K, ne[1] = N).
 struct WeightView {
@@ -41,23 +43,21 @@ struct WeightView {
   const uint8_t* row(int64_t r) const { return data + r * row_bytes(); }  // Rows layout only
 };
 
-// Repacks a Q8_0 matrix (Rows layout) into Q8x4; the last group is padded with zero rows.
-// The returned bytes back a view {Q8_0, bytes, N, K, Q8x4}.
-std::vector<uint8_t> repack_q8x4(const WeightView& w);
+// Repacks a Q8_0 matrix (Rows layout) into Q8x8; the last group is padded with zero rows.
+// The returned bytes back a view {Q8_0, bytes, N, K, Q8x8}.
+std::vector<uint8_t> repack_q8x8(const WeightView& w);
 
 // Converts K floats to a weight type's storage format (F16/BF16 rounding, Q8_0 quantization).
 void convert_row(uint8_t* out, const float* x, int64_t K, GgmlType type);
 
 // Activations quantized for Q8_0 weights: llama.cpp's Q8_0 block (int8 quants, fp16-rounded
-// scale) plus what the kernels would otherwise recompute for every weight row:
-// neg_corr[j] = -128 * (sum of quants in lane j), the correction for the +128 weight offset.
+// scale) plus neg_corr = -128 * sum(qs), the correction for the +128 weight offset.
 struct ActBlockQ8 {
   int8_t qs[kQ8Block];
-  int32_t neg_corr[8];
   float d;  // the fp16 scale, as float
-  float pad[7];
+  int32_t neg_corr;
 };
-static_assert(sizeof(ActBlockQ8) == 96);
+static_assert(sizeof(ActBlockQ8) == 40);
 
 // Activations x (T, K) converted to the dot type of a weight type (F32: as is; F16/BF16:
 // rounded; Q8_0: ActBlockQ8 blocks).
@@ -79,9 +79,6 @@ void matmul(float* y, int64_t ldy, const PackedActivations& x, const WeightView&
 void matmul_portable(float* y, int64_t ldy, const PackedActivations& x, const WeightView& w);
 // True when matmul uses the SIMD path on this build.
 bool matmul_has_simd();
-
-// dot(a, b) of n floats with the same lane arithmetic as an F32 matmul (8 lanes, fixed order).
-float dot_f32(const float* a, const float* b, int64_t n);
 
 // Row r of W as floats (exact dequantization: Q8_0 gives d * q), either layout. out: (K)
 void dequantize_row(float* out, const WeightView& w, int64_t r);

@@ -7,14 +7,21 @@
 namespace ponder::matmul_detail {
 
 constexpr int kLanes = 8;      // every dot product runs in 8 float lanes over K
-constexpr int kTileRows = 4;   // weight rows per tile (= the rows of a Q8x4 group)
-constexpr int kTileToks = 4;   // activation rows per tile
+constexpr int kTileRows = 4;   // weight rows per tile (F32, F16, BF16)
+constexpr int kQ8GroupRows = 8;  // weight rows per tile for Q8x8 (one group)
+constexpr int kTileToks = 4;   // activation rows per tile (F32, F16, BF16)
+constexpr int kQ8TileToks = 8;  // activation rows per tile for Q8x8
 
 // Computes y[(t+i)*ldy + n+r] for r < nr, i < nt.
 using TileFn = void (*)(float* y, int64_t ldy, const WeightView& w, int64_t n, int nr, const PackedActivations& x,
                         int64_t t, int nt);
 
-// The SIMD tile for a weight type and layout, or nullptr when this build has none.
+// Weight rows a tile covers for this view; threads split the rows in multiples of it.
+inline int tile_rows(const WeightView& w) { return w.layout == WeightLayout::Q8x8 ? kQ8GroupRows : kTileRows; }
+inline int tile_toks(const WeightView& w) { return w.layout == WeightLayout::Q8x8 ? kQ8TileToks : kTileToks; }
+
+// The SIMD tile for a weight type and layout, or nullptr when there is none (the portable path
+// runs instead).
 TileFn simd_tile(GgmlType type, WeightLayout layout, int nt);
 bool have_simd();
 

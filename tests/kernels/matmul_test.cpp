@@ -1,6 +1,7 @@
 // matmul against a float64 reference of the same math, SIMD against the portable lane-by-lane
 // path (bitwise), and batch invariance (a row's result does not depend on the batch or threads).
 #include "kernels/matmul.h"
+#include "kernels/dot.h"
 
 #include <cmath>
 #include <gtest/gtest.h>
@@ -72,10 +73,10 @@ TEST_P(MatmulTypes, MatchesFloat64ReferenceAndPortablePathBitwise) {
         matmul(y.data(), N, p, w.view);
         matmul_portable(yp.data(), N, p, w.view);
         if (q8) {  // the repacked layout gives the same bits, SIMD and portable
-          const auto packed = repack_q8x4(w.view);
+          const auto packed = repack_q8x8(w.view);
           WeightView rv = w.view;
           rv.data = packed.data();
-          rv.layout = WeightLayout::Q8x4;
+          rv.layout = WeightLayout::Q8x8;
           std::vector<float> yr(size_t(T * N)), yrp(size_t(T * N));
           matmul(yr.data(), N, p, rv);
           matmul_portable(yrp.data(), N, p, rv);
@@ -106,9 +107,9 @@ TEST_P(MatmulTypes, BatchAndThreadInvariant) {
   Matrix w = random_weights(type, N, K, 5);
   std::vector<uint8_t> repacked;
   if (type == GgmlType::Q8_0) {  // the layout the model uses
-    repacked = repack_q8x4(w.view);
+    repacked = repack_q8x8(w.view);
     w.view.data = repacked.data();
-    w.view.layout = WeightLayout::Q8x4;
+    w.view.layout = WeightLayout::Q8x8;
   }
   const auto x = random_acts(T, K, 9);
   PackedActivations p;
