@@ -2,7 +2,11 @@
 BUILD ?= build
 JOBS ?= 2
 
-.PHONY: deps build test unit fuzz clean
+MODEL ?= ../shared/models/stories260K.gguf
+PROMPT ?= Once upon a time
+N ?= 128
+
+.PHONY: deps build test unit fuzz run clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -20,6 +24,10 @@ fuzz: deps
 	@bash scripts/fuzz.sh $(BUILD)/fuzz
 
 test: unit fuzz
+
+# The main job for now: greedy generation on a GGUF model you give (MODEL=..., PROMPT=..., N=...).
+run: build
+	./$(BUILD)/ponder generate -m "$(MODEL)" -p "$(PROMPT)" -n $(N)
 
 clean:
 	rm -rf $(BUILD)

@@ -36,6 +36,16 @@ int main(int argc, char** argv) {
   ponder::app::add_generate(app);
   ponder::app::add_bench(app);
   ponder::app::add_init(app);
+  std::string known;
+  bool is_command = false;
+  for (const CLI::App* sub : app.get_subcommands({})) {
+    known += " " + sub->get_name();
+    if (argc > 1 && sub->get_name() == argv[1]) is_command = true;
+  }
+  if (argc > 1 && argv[1][0] != '-' && !is_command) {
+    std::fprintf(stderr, "ponder: error: unknown command '%s'; commands:%s\n", argv[1], known.c_str());
+    return 1;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -76,7 +76,7 @@ GgufValue str(const std::string& s) { return {s}; }
 
 }  // namespace
 
-void write_random_model(const InitOptions& opt) {
+RandomModel build_random_model(const InitOptions& opt) {
   const ModelShape& s = opt.shape;
   const ArchInfo& arch = find_arch(s.arch, "--arch");
   if (s.n_embd <= 0 || s.n_layer <= 0 || s.n_head <= 0 || s.n_head_kv <= 0 || s.n_ff <= 0)
@@ -115,7 +115,7 @@ void write_random_model(const InitOptions& opt) {
   }
   for (const auto& [k, v] : vocab.metadata)
     if (k.rfind("tokenizer.", 0) == 0) meta.emplace_back(k, v);
-  if (opt.dtype == GgmlType::Q8_0) meta.push_back({"general.quantization_version", u32(2)});
+  meta.push_back({"general.quantization_version", u32(2)});
 
   // Tensors in the order llama.cpp's converter writes them; std 0.02 as in common initialisers,
   // norms around 1.
@@ -140,7 +140,13 @@ void write_random_model(const InitOptions& opt) {
   }
   tb.add(tensor_name::output_norm, {C}, GgmlType::F32, 0.1f, 1.f);
   if (!s.tied_embeddings) tb.add(tensor_name::output, {C, n_vocab}, opt.dtype, 0.02f);
-  write_gguf(opt.output_path, meta, tb.tensors);
+  return RandomModel{.metadata = std::move(meta), .storage = std::move(tb.storage), .tensors = std::move(tb.tensors)};
+}
+
+void write_random_model(const InitOptions& opt) {
+  if (opt.output_path.empty()) throw InvalidArgument("an output path is required (-o FILE)");
+  const RandomModel m = build_random_model(opt);
+  write_gguf(opt.output_path, m.metadata, m.tensors);
 }
 
 }  // namespace ponder

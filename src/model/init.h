@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "formats/ggml_type.h"
+#include "formats/gguf.h"
 
 namespace ponder {
 
@@ -41,7 +42,15 @@ struct InitOptions {
   std::string name = "ponder-random";
 };
 
-// Writes the model; throws InvalidArgument / FormatError for impossible shapes or a bad vocab file.
+// A model built in memory: metadata and tensors exactly as write_random_model writes them.
+struct RandomModel {
+  std::vector<std::pair<std::string, GgufValue>> metadata;
+  std::vector<std::vector<uint8_t>> storage;  // backs the tensors' bytes
+  std::vector<GgufTensorData> tensors;
+};
+// Throws InvalidArgument / FormatError for impossible shapes or a bad vocab file.
+RandomModel build_random_model(const InitOptions& opt);
+// Builds the model and writes it as GGUF (atomically).
 void write_random_model(const InitOptions& opt);
 
 }  // namespace ponder

@@ -2,6 +2,7 @@
 // last-prompt-position logits and the whole greedy continuation, for every case.
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <gtest/gtest.h>
 
 #include "model/forward.h"
@@ -17,7 +18,29 @@ using ::ponder::testing::shared_path;
 struct RefCase {
   const char* refdata;
   const char* model;
+  bool dequantize = false;  // run the model with every Q8_0 tensor dequantized exactly to F32
 };
+
+// The model file with every Q8_0 tensor dequantized to F32 (d * q, exact), written to a temp file.
+std::string dequantized_copy(const std::string& path) {
+  const GgufFile f = read_gguf(path);
+  std::vector<std::vector<float>> storage;
+  std::vector<GgufTensorData> tensors;
+  for (const GgufTensor& t : f.tensors) {
+    if (t.type != GgmlType::Q8_0) {
+      tensors.push_back({.name = t.name, .ne = t.ne, .type = t.type, .data = t.bytes()});
+      continue;
+    }
+    const WeightView v{.type = t.type, .data = t.data, .n_rows = t.n_elements() / t.ne[0], .n_cols = t.ne[0]};
+    std::vector<float>& out = storage.emplace_back(size_t(t.n_elements()));
+    for (int64_t r = 0; r < v.n_rows; ++r) dequantize_row(out.data() + r * v.n_cols, v, r);
+    tensors.push_back({.name = t.name, .ne = t.ne, .type = GgmlType::F32,
+                       .data = {reinterpret_cast<const uint8_t*>(out.data()), out.size() * sizeof(float)}});
+  }
+  const std::string out_path = (std::filesystem::temp_directory_path() / "ponder_dequant_f32.gguf").string();
+  write_gguf(out_path, f.metadata, tensors);
+  return out_path;
+}
 
 class LlamaCppReference : public ::testing::TestWithParam<RefCase> {};
 
@@ -32,7 +55,8 @@ TEST_P(LlamaCppReference, LogitsAndGreedyMatch) {
   const RefCase rc = GetParam();
   PONDER_REQUIRE_SHARED(std::string("refdata/") + rc.refdata);
   const nlohmann::json ref = read_json(shared_path(std::string("refdata/") + rc.refdata));
-  const auto model = load_model(shared_path(std::string("models/") + rc.model));
+  const std::string model_path = shared_path(std::string("models/") + rc.model);
+  const auto model = load_model(rc.dequantize ? dequantized_copy(model_path) : model_path);
   const int V = model->config.n_vocab;
   ASSERT_EQ(V, ref["model"]["n_vocab"].get<int>());
 
@@ -83,6 +107,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(RefCase{"stories260K_llamacpp.json", "stories260K.gguf"},
                       RefCase{"tiny_qwen2_llamacpp.json", "tiny-qwen2-random.gguf"},
                       RefCase{"tiny_qwen2_q8_0_llamacpp.json", "tiny-qwen2-random-q8_0.gguf"},
+                      RefCase{"tiny_qwen2_q8_0_dequant_f32_llamacpp.json", "tiny-qwen2-random-q8_0.gguf", true},
                       RefCase{"tiny_r1distill_llamacpp.json", "tiny-r1distill-random.gguf"}),
     [](const auto& info) {
       std::string n = info.param.refdata;

@@ -1,0 +1,140 @@
+// The `ponder` binary end to end: outputs against the reference data, and bad input giving a
+// clear message on stderr with a non-zero exit code (never a crash).
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <sys/wait.h>
+
+#include "support/shared_data.h"
+
+namespace ponder {
+namespace {
+
+using ::ponder::testing::read_json;
+using ::ponder::testing::shared_path;
+
+struct Result {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+Result run(const std::string& args) {
+  const auto dir = std::filesystem::temp_directory_path();
+  const std::string out = (dir / "ponder_cli_out").string(), err = (dir / "ponder_cli_err").string();
+  const std::string cmd = std::string(PONDER_BINARY_DIR) + "/ponder " + args + " >" + out + " 2>" + err;
+  const int status = std::system(cmd.c_str());
+  Result r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = slurp(out);
+  r.err = slurp(err);
+  return r;
+}
+
+std::string model(const char* name) { return shared_path(std::string("models/") + name); }
+
+TEST(Cli, HelpForEveryCommand) {
+  for (const char* cmd : {"info", "tokenize", "logits", "generate", "bench", "init"}) {
+    const Result r = run(std::string(cmd) + " --help");
+    EXPECT_EQ(r.exit_code, 0) << cmd;
+    EXPECT_NE(r.out.find(cmd), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("Options"), std::string::npos) << r.out;
+  }
+}
+
+TEST(Cli, TokenizeIdsMatchLlamaCpp) {
+  PONDER_REQUIRE_SHARED("refdata/tiny_r1distill_llamacpp.json");
+  const auto ref = read_json(shared_path("refdata/tiny_r1distill_llamacpp.json"));
+  const auto& cs = ref["cases"][0];
+  const std::string prompt_file = (std::filesystem::temp_directory_path() / "ponder_cli_prompt.txt").string();
+  std::ofstream(prompt_file, std::ios::binary) << cs["prompt"].get<std::string>();
+  const Result r = run("tokenize -m " + model("tiny-r1distill-random.gguf") + " -f " + prompt_file + " --ids");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out), cs["prompt_tokens"]);
+}
+
+TEST(Cli, LogitsMatchLlamaCpp) {
+  PONDER_REQUIRE_SHARED("refdata/stories260K_llamacpp.json");
+  const auto ref = read_json(shared_path("refdata/stories260K_llamacpp.json"));
+  const auto& cs = ref["cases"][2];
+  const Result r = run("logits -m " + model("stories260K.gguf") + " -p '" + cs["prompt"].get<std::string>() + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto out = nlohmann::json::parse(r.out);
+  EXPECT_EQ(out["tokens"], cs["prompt_tokens"]);
+  const auto got = out["logits"].get<std::vector<float>>();
+  const auto want = cs["last_prompt_logits"].get<std::vector<float>>();
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-3) << i;
+}
+
+TEST(Cli, GenerateJsonMatchesLlamaCppGreedy) {
+  PONDER_REQUIRE_SHARED("refdata/stories260K_llamacpp.json");
+  const auto ref = read_json(shared_path("refdata/stories260K_llamacpp.json"));
+  const auto& cs = ref["cases"][1];
+  const Result r = run("generate -m " + model("stories260K.gguf") + " -p '" + cs["prompt"].get<std::string>() +
+                       "' -n 64 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto out = nlohmann::json::parse(r.out);
+  EXPECT_EQ(out["tokens"], cs["greedy"]["tokens"]);
+  EXPECT_NE(r.err.find("tok/s"), std::string::npos) << "speed on stderr";
+  // Streaming mode prints the prompt and the same continuation.
+  const Result s = run("generate -m " + model("stories260K.gguf") + " -p '" + cs["prompt"].get<std::string>() + "' -n 64");
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  EXPECT_NE(s.out.find(out["text"].get<std::string>()), std::string::npos) << s.out;
+}
+
+TEST(Cli, InfoDescribesTheModel) {
+  PONDER_REQUIRE_SHARED("models/tiny-qwen2-random-q8_0.gguf");
+  const Result r = run("info -m " + model("tiny-qwen2-random-q8_0.gguf"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* needle : {"qwen2", "Q8_0", "151936", "tied", "151643"})
+    EXPECT_NE(r.out.find(needle), std::string::npos) << needle << " in\n" << r.out;
+}
+
+TEST(Cli, BadInputIsAClearErrorNotACrash) {
+  PONDER_REQUIRE_SHARED("models/stories260K.gguf");
+  const std::string bad_file = (std::filesystem::temp_directory_path() / "ponder_not_a_model.gguf").string();
+  std::ofstream(bad_file) << "this is not a gguf file";
+  struct Case {
+    std::string args, needle;
+  };
+  const std::vector<Case> cases = {
+      {"info -m /nonexistent/model.gguf", "/nonexistent/model.gguf"},
+      {"info -m " + bad_file, "bad magic"},
+      {"generate -m " + model("stories260K.gguf") + " -p hi -n -3", "-n"},
+      {"generate -m " + model("stories260K.gguf"), "-p"},
+      {"generate -m " + model("stories260K.gguf") + " -p a -f b", "exactly one"},
+      {"bench -m " + model("stories260K.gguf") + " -p 0", "-p"},
+      {"frobnicate", "frobnicate"},
+      {"init --preset nope --vocab " + model("stories260K.gguf") + " -o /tmp/x.gguf", "qwen2-0.5b"},
+      {"init --preset qwen2-tiny --dtype q4 --vocab " + model("stories260K.gguf") + " -o /tmp/x.gguf", "q4"},
+      {"tokenize -m " + model("stories260K.gguf") + " -f /nonexistent/prompt.txt", "/nonexistent/prompt.txt"},
+  };
+  for (const Case& c : cases) {
+    const Result r = run(c.args);
+    EXPECT_NE(r.exit_code, 0) << c.args;
+    EXPECT_LT(r.exit_code, 128) << "crashed: " << c.args;
+    EXPECT_NE((r.err + r.out).find(c.needle), std::string::npos) << c.args << "\nstderr: " << r.err;
+  }
+}
+
+TEST(Cli, InitWritesAModelThatGenerates) {
+  PONDER_REQUIRE_SHARED("models/stories260K.gguf");
+  const std::string out = (std::filesystem::temp_directory_path() / "ponder_cli_init.gguf").string();
+  Result r = run("init --preset llama-tiny --vocab " + model("stories260K.gguf") + " --seed 5 -o " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run("generate -m " + out + " -p 'Once upon' -n 8 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["tokens"].size(), 8u);
+  std::filesystem::remove(out);
+}
+
+}  // namespace
+}  // namespace ponder
