@@ -1,63 +1,182 @@
-// ponder generate: decode a continuation of the prompt, streaming text to stdout.
+// ponder generate: decode a prompt with a strategy (greedy, sample, beam, best-of, vote),
+// streaming text for a single greedy/sampled path, or JSON with every path.
+#include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "app/commands.h"
-#include "decode/greedy.h"
+#include "core/error.h"
+#include "decode/generate.h"
+#include "decode/model_runner.h"
+#include "formats/chat_template.h"
 #include "model/model.h"
 
 namespace ponder::app {
 
 namespace {
+
 struct GenerateArgs {
-  std::string model, prompt, file;
-  int n_predict = 128;
-  bool json = false, no_parse_special = false;
-  int threads = 0;
+  std::string model, prompt, file, strategy = "greedy", early_stopping = "false", chat_format, system;
+  int n_predict = 128, num_return = 1, beams = 4, samples = 8, top_k = 0, think_budget = -1, threads = 0;
+  float length_penalty = 1.0f, temp = 0.8f, top_p = 1.0f, min_p = 0.0f, repeat_penalty = 1.0f, frequency_penalty = 0,
+        presence_penalty = 0;
+  uint64_t seed = 0;
+  std::vector<std::string> stop, logit_bias;
+  bool json = false, no_parse_special = false, chat = false, weighted = false, answer_only = false, beam_sample = false;
 };
+
+SamplingOptions sampling_options(const GenerateArgs& a, int32_t n_vocab) {
+  SamplingOptions s;
+  s.temperature = a.temp;
+  s.top_k = a.top_k;
+  s.top_p = a.top_p;
+  s.min_p = a.min_p;
+  s.repetition_penalty = a.repeat_penalty;
+  s.frequency_penalty = a.frequency_penalty;
+  s.presence_penalty = a.presence_penalty;
+  for (const std::string& b : a.logit_bias) {  // ID=BIAS or ID+BIAS / ID-BIAS as llama.cpp
+    const size_t at = b.find_first_of("=+-", 1);
+    try {
+      if (at == std::string::npos) throw std::invalid_argument(b);
+      const int32_t id = std::stoi(b.substr(0, at));
+      const float bias = std::stof(b[at] == '=' ? b.substr(at + 1) : b.substr(at));
+      s.logit_bias.emplace_back(id, bias);
+    } catch (const std::exception&) {
+      throw InvalidArgument("--logit-bias '" + b + "': expected TOKEN_ID=BIAS, e.g. 15043=-1.5");
+    }
+  }
+  (void)n_vocab;
+  return s;
+}
+
+EarlyStopping parse_early_stopping(const std::string& s) {
+  if (s == "true") return EarlyStopping::True;
+  if (s == "false") return EarlyStopping::False;
+  if (s == "never") return EarlyStopping::Never;
+  throw InvalidArgument("--early-stopping '" + s + "': expected true, false or never");
+}
+
+Strategy make_strategy(const GenerateArgs& a, int32_t n_vocab) {
+  const SamplingOptions s = sampling_options(a, n_vocab);
+  if (a.strategy == "greedy") return GreedyOptions{};
+  if (a.strategy == "sample") return SampleOptions{.n = a.num_return, .sampling = s, .seed = a.seed};
+  if (a.strategy == "beam")
+    return BeamOptions{.num_beams = a.beams, .num_return = a.num_return, .length_penalty = a.length_penalty,
+                       .early_stopping = parse_early_stopping(a.early_stopping), .do_sample = a.beam_sample,
+                       .sampling = s, .seed = a.seed};
+  if (a.strategy == "best-of")
+    return BestOfOptions{.n_samples = a.samples, .n_return = a.num_return, .score_answer_only = a.answer_only,
+                         .sampling = s, .seed = a.seed};
+  if (a.strategy == "vote") return VoteOptions{.n_samples = a.samples, .weighted = a.weighted, .sampling = s, .seed = a.seed};
+  throw InvalidArgument("--strategy '" + a.strategy + "': expected greedy, sample, beam, best-of or vote");
+}
+
+nlohmann::json path_json(const Path& p) {
+  return {{"index", p.index},
+          {"tokens", p.tokens},
+          {"text", p.text},
+          {"reasoning", p.reasoning},
+          {"answer", p.answer},
+          {"extracted_answer", p.extracted_answer},
+          {"logprobs", p.logprobs},
+          {"cumulative_logprob", p.cumulative_logprob},
+          {"score", p.score},
+          {"finish_reason", finish_reason_name(p.finish)}};
+}
 
 void run_generate(const GenerateArgs& a, bool text_given, bool file_given) {
   set_threads(a.threads);
   const std::string text = read_prompt(a.prompt, a.file, text_given, file_given);
   const auto m = load_model(a.model);
   const Tokenizer& tok = m->tokenizer;
-  const auto prompt = tok.encode(text, true, !a.no_parse_special);
-  auto stream = [&](int32_t id) {
-    if (a.json || tok.is_eog(id)) return;
-    const std::string piece = tok.token_to_piece(id, true);
-    std::fwrite(piece.data(), 1, piece.size(), stdout);
-    std::fflush(stdout);
-  };
-  if (!a.json) {
-    // Echo the prompt as llama.cpp's tools do, then the continuation.
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fflush(stdout);
+  std::string prompt_text = text;
+  if (a.chat || !a.chat_format.empty()) {
+    const ChatFormat fmt = a.chat_format.empty() ? detect_chat_format(m->file) : parse_chat_format(a.chat_format);
+    std::vector<ChatMessage> messages;
+    if (!a.system.empty()) messages.push_back({"system", a.system});
+    messages.push_back({"user", text});
+    prompt_text = render_chat(fmt, messages, true);
   }
-  const GreedyResult r = generate_greedy(*m, prompt, a.n_predict, stream);
-  std::vector<int32_t> shown = r.tokens;
-  if (r.stopped_on_eog) shown.pop_back();
+  GenerateRequest req{.prompt = tok.encode(prompt_text, true, !a.no_parse_special),
+                      .strategy = make_strategy(a, m->config.n_vocab),
+                      .stop = {.max_tokens = a.n_predict, .stop = a.stop, .think_budget = a.think_budget}};
+  validate(req, m->config.n_vocab);
+  // One path streams its text as it is generated; several paths (and beams) print at the end.
+  const bool stream = !a.json && n_paths(req.strategy) == 1 && a.stop.empty() &&
+                      (a.strategy == "greedy" || a.strategy == "sample");
+  if (stream) {
+    std::fwrite(prompt_text.data(), 1, prompt_text.size(), stdout);
+    std::fflush(stdout);
+    req.on_token = [&](int64_t, int32_t id) {
+      if (tok.is_eog(id)) return;
+      const std::string piece = tok.token_to_piece(id, true);
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+    };
+  }
+  ModelRunner runner(*m, positions_for(int(req.prompt.size()), n_paths(req.strategy), a.n_predict));
+  const auto t0 = std::chrono::steady_clock::now();
+  const GenerateResult r = generate(runner, req);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  size_t n_tokens = 0;
+  for (const Path& p : r.paths) n_tokens += p.tokens.size();
   if (a.json) {
-    const nlohmann::json out = {{"tokens", r.tokens}, {"text", tok.decode(shown, true)},
-                                {"finish_reason", r.stopped_on_eog ? "eos" : "length"}};
+    nlohmann::json out = {{"strategy", strategy_name(req.strategy)}, {"prompt_tokens", req.prompt.size()}};
+    out["paths"] = nlohmann::json::array();
+    for (const Path& p : r.paths) out["paths"].push_back(path_json(p));
+    out["votes"] = nlohmann::json::array();
+    for (const VoteEntry& v : r.votes) out["votes"].push_back({{"answer", v.answer}, {"count", v.count}, {"weight", v.weight}});
+    if (!r.winner.empty()) out["winner"] = r.winner;
     std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  } else if (stream) {
+    std::printf("\n");
   } else {
+    std::fwrite(prompt_text.data(), 1, prompt_text.size(), stdout);
+    for (size_t i = 0; i < r.paths.size(); ++i) {
+      if (r.paths.size() > 1) std::printf("\n--- path %zu (score %.4f, %s) ---\n", i, r.paths[i].score, finish_reason_name(r.paths[i].finish));
+      std::fwrite(r.paths[i].text.data(), 1, r.paths[i].text.size(), stdout);
+    }
+    if (!r.winner.empty()) std::printf("\n--- vote winner: %s ---", r.winner.c_str());
     std::printf("\n");
   }
-  std::fprintf(stderr, "ponder: prompt %zu tokens in %.3f s (%.1f tok/s), generated %zu tokens in %.3f s (%.1f tok/s)\n",
-               prompt.size(), r.prompt_seconds, double(prompt.size()) / std::max(r.prompt_seconds, 1e-9),
-               r.tokens.size(), r.generate_seconds,
-               double(r.tokens.size() > 1 ? r.tokens.size() - 1 : 0) / std::max(r.generate_seconds, 1e-9));
+  std::fprintf(stderr, "ponder: %s, prompt %zu tokens, %zu paths, %zu tokens generated in %.3f s (%.1f tok/s)\n",
+               strategy_name(req.strategy).c_str(), req.prompt.size(), r.paths.size(), n_tokens, seconds,
+               double(n_tokens) / std::max(seconds, 1e-9));
 }
+
 }  // namespace
 
 void add_generate(CLI::App& app) {
-  auto* cmd = app.add_subcommand("generate", "Generate a continuation of a prompt (greedy)");
+  auto* cmd = app.add_subcommand("generate", "Generate with a decoding strategy (greedy, sample, beam, best-of, vote)");
   auto a = std::make_shared<GenerateArgs>();
   cmd->add_option("-m,--model", a->model, "GGUF model file")->required();
-  auto* p = cmd->add_option("-p,--prompt", a->prompt, "prompt text");
+  auto* p = cmd->add_option("-p,--prompt", a->prompt, "prompt text (the user message with --chat)");
   auto* f = cmd->add_option("-f,--file", a->file, "file holding the prompt");
-  cmd->add_option("-n,--n-predict", a->n_predict, "maximum new tokens")->check(CLI::NonNegativeNumber);
-  cmd->add_flag("--json", a->json, "print {\"tokens\": [...], \"text\": ...} instead of streaming text");
+  cmd->add_option("-n,--n-predict", a->n_predict, "maximum new tokens per path (max_tokens)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--strategy", a->strategy, "greedy | sample | beam | best-of | vote");
+  cmd->add_option("--num-return", a->num_return, "paths returned (n for sample, num_return_sequences for beam/best-of)");
+  cmd->add_option("--beams", a->beams, "beams for --strategy beam (num_beams)");
+  cmd->add_option("--samples", a->samples, "paths drawn by best-of and vote (N)");
+  cmd->add_option("--length-penalty", a->length_penalty, "beam score = sum(logprob) / length ** length_penalty");
+  cmd->add_option("--early-stopping", a->early_stopping, "beam stopping: true | false | never (transformers)");
+  cmd->add_flag("--beam-sample", a->beam_sample, "sample beams instead of taking the top ones");
+  cmd->add_option("--temp", a->temp, "temperature (0: greedy choice)");
+  cmd->add_option("--top-k", a->top_k, "top-k (0: off)");
+  cmd->add_option("--top-p", a->top_p, "top-p / nucleus (1: off)");
+  cmd->add_option("--min-p", a->min_p, "min-p (0: off)");
+  cmd->add_option("--repeat-penalty", a->repeat_penalty, "repetition penalty, Hugging Face rule (1: off)");
+  cmd->add_option("--frequency-penalty", a->frequency_penalty, "OpenAI frequency penalty");
+  cmd->add_option("--presence-penalty", a->presence_penalty, "OpenAI presence penalty");
+  cmd->add_option("--logit-bias", a->logit_bias, "TOKEN_ID=BIAS (repeatable)");
+  cmd->add_option("--seed", a->seed, "random seed; path i draws from (seed, i)");
+  cmd->add_option("--stop", a->stop, "stop string (repeatable)");
+  cmd->add_option("--think-budget", a->think_budget, "after this many reasoning tokens force </think>");
+  cmd->add_flag("--chat", a->chat, "apply the model's chat template (the prompt is the user message)");
+  cmd->add_option("--chat-format", a->chat_format, "force the chat format: r1 | chatml (implies --chat)");
+  cmd->add_option("--system", a->system, "system prompt for --chat");
+  cmd->add_flag("--weighted", a->weighted, "vote weighted by exp(mean token logprob)");
+  cmd->add_flag("--answer-only", a->answer_only, "best-of scores only the answer after </think>");
+  cmd->add_flag("--json", a->json, "print every path as JSON");
   cmd->add_flag("--no-parse-special", a->no_parse_special, "treat control-token text as plain text");
   cmd->add_option("-t,--threads", a->threads, "threads (default: all cores)");
   cmd->callback([a, p, f] { run_generate(*a, p->count() > 0, f->count() > 0); });

@@ -66,6 +66,23 @@ void softmax_forward(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
+double log_sum_exp(const float* x, int64_t n) {
+  float mx = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
+  if (mx == -INFINITY) return -INFINITY;
+  // exp(x - max) in blocks on the stack, summed in double in index order.
+  constexpr int64_t kBlock = 256;
+  float buf[kBlock];
+  double sum = 0;
+  for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
+    const int64_t m = std::min(kBlock, n - i0);
+    std::copy(x + i0, x + i0 + m, buf);
+    exp_shifted(buf, m, mx);
+    for (int64_t i = 0; i < m; ++i) sum += buf[i];
+  }
+  return double(mx) + std::log(sum);
+}
+
 double log_softmax(float* out, const float* logits, int64_t n) {
   float mx = -INFINITY;
   for (int64_t i = 0; i < n; ++i) mx = std::max(mx, logits[i]);

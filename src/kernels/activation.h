@@ -10,6 +10,9 @@ void swiglu_forward(float* out, const float* gate, const float* up, int64_t n);
 // In-place softmax of one row. (n)
 void softmax_forward(float* x, int64_t n);
 
+// log(sum(exp(x))) of one row, accumulated in double. (n)
+double log_sum_exp(const float* x, int64_t n);
+
 // log-softmax of one row into out; returns log-sum-exp. (n)
 double log_softmax(float* out, const float* logits, int64_t n);
 

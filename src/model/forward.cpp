@@ -128,7 +128,10 @@ void forward(const Model& model, KvPool& pool, std::span<const BatchItem> batch,
         vb[st.block_start[i] + b] = pool.v(s.blocks[b], l);
       }
     }
-#pragma omp parallel for collapse(2) schedule(static) if (T * H > 1)
+    // Threads pay off once there is enough attention work (positions x heads x head dim).
+    int64_t attn_work = 0;
+    for (int64_t tt = 0; tt < T; ++tt) attn_work += int64_t(pos[tt] + 1) * H * D;
+#pragma omp parallel for collapse(2) schedule(static) if (attn_work >= (1 << 16))
     for (int64_t tt = 0; tt < T; ++tt)
       for (int h = 0; h < H; ++h) {
         const size_t i = size_t(item_of[tt]);

@@ -126,3 +126,20 @@ TEST(Attention, MatchesFloat64AndIgnoresBlockLayout) {
 
 }  // namespace
 }  // namespace ponder
+
+namespace ponder {
+namespace {
+TEST(LogSumExp, MatchesFloat64OnLongRows) {
+  std::vector<float> x(151936);
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0.f, 4.f);
+  for (float& v : x) v = nd(rng);
+  double mx = -1e300, s = 0;
+  for (float v : x) mx = std::max(mx, double(v));
+  for (float v : x) s += std::exp(double(v) - mx);
+  EXPECT_NEAR(log_sum_exp(x.data(), int64_t(x.size())), mx + std::log(s), 1e-5);
+  const float minus_inf[2] = {-INFINITY, -INFINITY};
+  EXPECT_EQ(log_sum_exp(minus_inf, 2), -INFINITY);
+}
+}  // namespace
+}  // namespace ponder

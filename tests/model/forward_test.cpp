@@ -6,7 +6,8 @@
 #include <omp.h>
 
 #include "core/error.h"
-#include "decode/greedy.h"
+#include "decode/generate.h"
+#include "decode/model_runner.h"
 #include "model/forward.h"
 #include "model/model.h"
 #include "support/shared_data.h"
@@ -22,13 +23,20 @@ TEST(Forward, Stories260KFromBosReproducesPublishedText) {
   const auto m = load_model(shared_path("models/stories260K.gguf"));
   const auto prompt = m->tokenizer.encode("", true, true);
   ASSERT_EQ(prompt, std::vector<int32_t>{1});
-  const GreedyResult r = generate_greedy(*m, prompt, 256);
-  const std::string text = m->tokenizer.decode(r.tokens);
+  ModelRunner runner(*m, 300);
+  const GenerateResult r = generate(runner, {.prompt = prompt, .strategy = GreedyOptions{}, .stop = {.max_tokens = 256}});
+  ASSERT_EQ(r.paths.size(), 1u);
+  EXPECT_EQ(r.paths[0].tokens.size(), 256u);
+  const std::string text = r.paths[0].text;
   const std::string expected =
       "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she "
       "saw a big, red ball. She wanted to play with it, but it was too high.";
   EXPECT_EQ(text.substr(0, expected.size()), expected) << text;
   EXPECT_GE(text.size(), 500u) << "256 tokens of story";
+}
+
+int32_t argmax(std::span<const float> x) {
+  return int32_t(std::max_element(x.begin(), x.end()) - x.begin());  // the first maximum: lowest id
 }
 
 struct Run {

@@ -1,0 +1,53 @@
+#include "decode/model_runner.h"
+
+#include "core/error.h"
+
+namespace ponder {
+
+ModelRunner::ModelRunner(const Model& model, int n_positions)
+    : model_(model),
+      pool_(model.config.n_layer, model.config.kv_dim(), kBlockSize,
+            std::max(1, (n_positions + kBlockSize - 1) / kBlockSize)) {}
+
+int positions_for(int prompt_tokens, int n_paths, int max_new_tokens) {
+  // Each path may also copy the prompt's partly filled last block once (copy-on-write).
+  return prompt_tokens + n_paths * (max_new_tokens + ModelRunner::kBlockSize) + ModelRunner::kBlockSize;
+}
+
+SeqId ModelRunner::store(KvSeq seq) {
+  if (!free_ids_.empty()) {
+    const SeqId id = free_ids_.back();
+    free_ids_.pop_back();
+    seqs_[size_t(id)] = std::move(seq);
+    live_[size_t(id)] = true;
+    return id;
+  }
+  seqs_.push_back(std::move(seq));
+  live_.push_back(true);
+  return SeqId(seqs_.size() - 1);
+}
+
+KvSeq& ModelRunner::get(SeqId id) {
+  if (id < 0 || size_t(id) >= seqs_.size() || !live_[size_t(id)])
+    throw InvalidArgument("sequence " + std::to_string(id) + " does not exist");
+  return seqs_[size_t(id)];
+}
+
+SeqId ModelRunner::new_sequence() { return store(KvSeq{}); }
+
+SeqId ModelRunner::fork(SeqId seq) { return store(pool_.fork(get(seq))); }
+
+void ModelRunner::release(SeqId seq) {
+  pool_.release(get(seq));
+  live_[size_t(seq)] = false;
+  free_ids_.push_back(seq);
+}
+
+void ModelRunner::step(std::span<const StepInput> inputs, std::vector<float>& logits) {
+  batch_.clear();
+  for (const StepInput& in : inputs)
+    batch_.push_back({.seq = &get(in.seq), .tokens = in.tokens, .logits = in.want_logits ? LogitsFor::Last : LogitsFor::None});
+  forward(model_, pool_, batch_, state_, logits);
+}
+
+}  // namespace ponder

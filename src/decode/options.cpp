@@ -1,0 +1,89 @@
+#include "decode/options.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "decode/result.h"
+
+namespace ponder {
+
+namespace {
+void require(bool ok, const std::string& field, const std::string& range, const std::string& value) {
+  if (!ok) throw InvalidArgument(field + " must be " + range + ", got " + value);
+}
+std::string str(double v) {
+  std::string s = std::to_string(v);
+  s.erase(s.find_last_not_of('0') + 1);
+  if (!s.empty() && s.back() == '.') s.pop_back();
+  return s;
+}
+}  // namespace
+
+void StopOptions::validate() const {
+  require(max_tokens >= 0, "max_tokens", ">= 0", std::to_string(max_tokens));
+  require(think_budget >= -1, "think_budget", ">= 0 (or -1 for none)", std::to_string(think_budget));
+  for (const std::string& s : stop) require(!s.empty(), "stop", "non-empty strings", "\"\"");
+}
+
+int n_paths(const Strategy& s) {
+  return std::visit(
+      [](const auto& o) -> int {
+        using T = std::decay_t<decltype(o)>;
+        if constexpr (std::is_same_v<T, GreedyOptions>) return 1;
+        else if constexpr (std::is_same_v<T, SampleOptions>) return o.n;
+        else if constexpr (std::is_same_v<T, BeamOptions>) return o.num_beams;
+        else return o.n_samples;
+      },
+      s);
+}
+
+std::string strategy_name(const Strategy& s) {
+  static const char* names[] = {"greedy", "sample", "beam", "best-of", "vote"};
+  return names[s.index()];
+}
+
+void validate(const GenerateRequest& r, int32_t n_vocab) {
+  r.stop.validate();
+  if (r.prompt.empty()) throw InvalidArgument("the prompt has no tokens (empty text and the model adds no BOS)");
+  for (int32_t t : r.prompt) require(t >= 0 && t < n_vocab, "prompt token", "in [0, " + std::to_string(n_vocab) + ")", std::to_string(t));
+  std::visit(
+      [&](const auto& o) {
+        using T = std::decay_t<decltype(o)>;
+        if constexpr (std::is_same_v<T, SampleOptions>) {
+          require(o.n >= 1 && o.n <= 1024, "n (paths)", "in [1, 1024]", std::to_string(o.n));
+          o.sampling.validate(n_vocab);
+        } else if constexpr (std::is_same_v<T, BeamOptions>) {
+          require(o.num_beams >= 1 && o.num_beams <= 256, "num_beams", "in [1, 256]", std::to_string(o.num_beams));
+          require(o.num_return >= 1 && o.num_return <= o.num_beams, "num_return_sequences",
+                  "in [1, num_beams = " + std::to_string(o.num_beams) + "]", std::to_string(o.num_return));
+          require(std::isfinite(o.length_penalty), "length_penalty", "finite", str(o.length_penalty));
+          require(r.stop.think_budget < 0, "think_budget", "unset with beam search (beams are ranked, not forced)",
+                  std::to_string(r.stop.think_budget));
+          const SamplingOptions& s = o.sampling;
+          require(s.repetition_penalty == 1.0f && s.frequency_penalty == 0 && s.presence_penalty == 0 && s.logit_bias.empty(),
+                  "penalties and logit bias", "off with beam search", "set");
+          if (o.do_sample) s.validate(n_vocab);
+          require(!o.do_sample || s.temperature > 0, "temperature", "> 0 for sampling beams", str(s.temperature));
+        } else if constexpr (std::is_same_v<T, BestOfOptions>) {
+          require(o.n_samples >= 1 && o.n_samples <= 1024, "samples (best-of N)", "in [1, 1024]", std::to_string(o.n_samples));
+          require(o.n_return >= 1 && o.n_return <= o.n_samples, "num_return",
+                  "in [1, samples = " + std::to_string(o.n_samples) + "]", std::to_string(o.n_return));
+          o.sampling.validate(n_vocab);
+        } else if constexpr (std::is_same_v<T, VoteOptions>) {
+          require(o.n_samples >= 1 && o.n_samples <= 1024, "samples (vote)", "in [1, 1024]", std::to_string(o.n_samples));
+          o.sampling.validate(n_vocab);
+        }
+      },
+      r.strategy);
+}
+
+const char* finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::Eos: return "eos";
+    case FinishReason::Stop: return "stop";
+    case FinishReason::Length: return "length";
+  }
+  return "length";
+}
+
+}  // namespace ponder

@@ -1,0 +1,29 @@
+#pragma once
+// The loop every sampled strategy shares: prefill the prompt once, fork it into n paths, then
+// one batched step per token for all paths still running. Each path has its own Sampler
+// (greedy when the temperature is 0) and its own Rng, derived from (seed, path index).
+#include <span>
+#include <vector>
+
+#include "decode/language_model.h"
+#include "decode/options.h"
+#include "decode/result.h"
+
+namespace ponder {
+
+struct PathsOptions {
+  int n = 1;
+  SamplingOptions sampling;
+  uint64_t seed = 0;
+  uint64_t path_offset = 0;  // path i uses Rng::derive(seed, path_offset + i)
+  TokenCallback on_token;    // optional streaming
+};
+
+// Paths in index order; score = cumulative log-prob. Text is filled; reasoning/answer are not.
+std::vector<Path> run_paths(LanguageModel& lm, std::span<const int32_t> prompt, const PathsOptions& opt,
+                            const StopOptions& stop);
+
+// log-softmax of the raw logits at `id`. (V)
+float token_logprob(std::span<const float> logits, int32_t id);
+
+}  // namespace ponder

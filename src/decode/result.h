@@ -1,0 +1,37 @@
+#pragma once
+// What every strategy returns: paths, best first, and for voting the vote table.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ponder {
+
+enum class FinishReason { Eos, Stop, Length };
+const char* finish_reason_name(FinishReason r);  // "eos", "stop", "length"
+
+struct Path {
+  int64_t index = 0;                // the path's index (its RNG stream for sampled paths)
+  std::vector<int32_t> tokens;      // generated ids (an end-of-generation token included)
+  std::vector<float> logprobs;      // per token: log-softmax of the model's raw logits
+                                    // (beam search: of the processed distribution it ranks by)
+  double cumulative_logprob = 0;
+  double score = 0;                 // what the strategy ranked by
+  FinishReason finish = FinishReason::Length;
+  std::string text;                 // detokenized, cut before a stop string, EOS not rendered
+  std::string reasoning, answer;    // split at the first "</think>"
+  std::string extracted_answer;     // for voting: the normalized answer (empty when none)
+};
+
+struct VoteEntry {
+  std::string answer;  // normalized
+  int count = 0;
+  double weight = 0;   // sum over its paths of exp(mean token log-prob)
+};
+
+struct GenerateResult {
+  std::vector<Path> paths;        // best first
+  std::vector<VoteEntry> votes;   // vote strategy only, winner first
+  std::string winner;             // vote strategy only
+};
+
+}  // namespace ponder

@@ -1,0 +1,273 @@
+#include "decode/sampling.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <string>
+
+#include "core/error.h"
+
+namespace ponder {
+
+namespace {
+
+// The one candidate order: larger logit first, lower id first on ties. It is a strict total order
+// (for non-NaN logits, ids being unique), so nth_element, partial_sort and sort all agree on which
+// candidates come first, and results do not depend on the algorithm.
+bool before(const Candidate& a, const Candidate& b) {
+  return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+}
+
+// top_p is a float and the mass a sum of float probabilities: a mass within this of p counts as
+// reaching it, so that probabilities 0.5, 0.3, 0.2 with p = 0.8 keep two whatever the rounding.
+constexpr double kTopPSlack = 1e-6;
+// Top-p sorts a growing prefix (64, 512, 4096, 32768 ...) until it holds mass p; once the prefix
+// would pass a quarter of the set, one full sort of the rest is cheaper than another heap pass.
+constexpr size_t kTopPFirstPrefix = 64;
+constexpr size_t kTopPGrowth = 8;
+
+std::string to_text(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+// Throws "<field> must be <range>, got <value>" unless ok (written so NaN fails every check).
+void require(bool ok, const char* field, const char* range, double got) {
+  if (!ok) throw InvalidArgument(std::string(field) + " must be " + range + ", got " + to_text(got));
+}
+
+// The candidate with this id, or nullptr. Right after assign() the items are in id order, so this
+// is one index (the case of stages 1-3 in Sampler); on a reordered or shrunk set it scans.
+Candidate* find_id(Candidates& c, int32_t id) {
+  if (id >= 0 && size_t(id) < c.items.size() && c.items[size_t(id)].id == id) return &c.items[size_t(id)];
+  for (Candidate& x : c.items)
+    if (x.id == id) return &x;
+  return nullptr;
+}
+
+bool appears(const std::unordered_map<int32_t, int32_t>& counts, int32_t id) {
+  const auto it = counts.find(id);
+  return it != counts.end() && it->second > 0;
+}
+
+// Makes items[from, to) the next candidates in order, sorted; items[0, from) already are.
+void sort_prefix(Candidates& c, size_t from, size_t to) {
+  if (c.sorted) return;
+  const auto first = c.items.begin() + std::ptrdiff_t(from);
+  const auto middle = c.items.begin() + std::ptrdiff_t(to);
+  if (to == c.items.size())
+    std::sort(first, c.items.end(), before);
+  else
+    std::partial_sort(first, middle, c.items.end(), before);
+}
+
+size_t next_prefix(size_t m, size_t n) {
+  const size_t grown = m * kTopPGrowth;
+  return grown > n / 4 ? n : grown;
+}
+
+}  // namespace
+
+void SamplingOptions::validate(int32_t n_vocab) const {
+  require(temperature >= 0.0f, "temperature", ">= 0 (0: greedy)", temperature);
+  require(top_k >= 0, "top_k", ">= 0 (0: off)", top_k);
+  require(top_p > 0.0f && top_p <= 1.0f, "top_p", "in (0, 1]", top_p);
+  require(min_p >= 0.0f && min_p <= 1.0f, "min_p", "in [0, 1]", min_p);
+  require(repetition_penalty > 0.0f, "repetition_penalty", "> 0 (1: off)", repetition_penalty);
+  require(frequency_penalty >= -2.0f && frequency_penalty <= 2.0f, "frequency_penalty", "in [-2, 2]",
+          frequency_penalty);
+  require(presence_penalty >= -2.0f && presence_penalty <= 2.0f, "presence_penalty", "in [-2, 2]",
+          presence_penalty);
+  for (const auto& [id, bias] : logit_bias)
+    if (id < 0 || id >= n_vocab)
+      throw InvalidArgument("logit_bias token id must be in [0, " + std::to_string(n_vocab) + "), got " +
+                            std::to_string(id));
+}
+
+// ---- Candidates ----
+
+void Candidates::assign(std::span<const float> logits) {
+  items.resize(logits.size());  // keeps the capacity: no allocation once it has held V items
+  for (size_t i = 0; i < logits.size(); ++i) items[i] = {.id = int32_t(i), .logit = logits[i], .p = 0};
+  sorted = false;
+}
+
+void Candidates::sort_desc() {
+  if (!sorted) std::sort(items.begin(), items.end(), before);
+  sorted = true;
+}
+
+// p is only refreshed here (and by pick_draw, which calls this): the stages that drop candidates
+// leave it stale rather than pay an exp per candidate they do not need.
+void Candidates::softmax() {
+  float max_logit = -std::numeric_limits<float>::infinity();
+  for (const Candidate& x : items) max_logit = std::max(max_logit, x.logit);
+  if (!(max_logit > -std::numeric_limits<float>::infinity())) {
+    for (Candidate& x : items) x.p = 0;  // every candidate masked: there is no distribution
+    return;
+  }
+  double sum = 0;  // float terms, double sum: 151,936 terms would lose digits in a float sum
+  for (Candidate& x : items) {
+    x.p = std::exp(x.logit - max_logit);
+    sum += x.p;
+  }
+  const float inv = float(1.0 / sum);
+  for (Candidate& x : items) x.p *= inv;
+}
+
+// ---- TokenCounts ----
+
+void TokenCounts::add_prompt(std::span<const int32_t> ids) {
+  for (int32_t id : ids) ++prompt[id];
+}
+
+void TokenCounts::add_generated(int32_t id) { ++generated[id]; }
+
+// ---- stages 1-3: edits of the listed ids only ----
+
+void apply_logit_bias(Candidates& c, std::span<const std::pair<int32_t, float>> bias) {
+  for (const auto& [id, b] : bias)  // an id listed twice gets both biases
+    if (Candidate* x = find_id(c, id)) x->logit += b;
+  if (!bias.empty()) c.sorted = false;
+}
+
+void apply_repetition_penalty(Candidates& c, const TokenCounts& counts, float penalty) {
+  if (penalty == 1.0f) return;
+  // Dividing a positive logit and multiplying a negative one both lower it (for penalty > 1);
+  // plain division would raise a negative logit. Each id is penalized once, however often it occurs.
+  const auto penalize = [&](int32_t id) {
+    if (Candidate* x = find_id(c, id)) x->logit = x->logit > 0 ? x->logit / penalty : x->logit * penalty;
+  };
+  for (const auto& [id, n] : counts.prompt)
+    if (n > 0) penalize(id);
+  for (const auto& [id, n] : counts.generated)
+    if (n > 0 && !appears(counts.prompt, id)) penalize(id);
+  c.sorted = false;
+}
+
+void apply_frequency_presence(Candidates& c, const TokenCounts& counts, float frequency, float presence) {
+  if (frequency == 0.0f && presence == 0.0f) return;
+  for (const auto& [id, n] : counts.generated)  // the prompt does not count, as in OpenAI's API
+    if (n > 0)
+      if (Candidate* x = find_id(c, id)) x->logit -= float(n) * frequency + presence;
+  c.sorted = false;
+}
+
+// ---- stages 4-7 ----
+
+void apply_temperature(Candidates& c, float temperature) {
+  assert(temperature > 0.0f);
+  for (Candidate& x : c.items) x.logit /= temperature;
+  c.sorted = false;  // rounding can turn two close logits into a tie in the wrong id order
+}
+
+void apply_top_k(Candidates& c, int k) {
+  if (k <= 0 || size_t(k) >= c.items.size()) return;
+  if (!c.sorted) {
+    // O(V) selection of the first k, then a sort of those k only; the rest is dropped unsorted.
+    const auto kth = c.items.begin() + k;
+    std::nth_element(c.items.begin(), kth, c.items.end(), before);
+    std::sort(c.items.begin(), kth, before);
+  }
+  c.items.resize(size_t(k));
+  c.sorted = true;
+}
+
+void apply_top_p(Candidates& c, float p) {
+  if (p >= 1.0f || c.items.size() <= 1) return;
+  c.softmax();  // probabilities over the current set; does not reorder
+  const size_t n = c.items.size();
+  const double target = double(p) - kTopPSlack;
+  double mass = 0;
+  size_t done = 0;  // items[0, done) are sorted and their mass counted
+  for (size_t m = std::min(n, kTopPFirstPrefix);; m = next_prefix(m, n)) {
+    sort_prefix(c, done, m);
+    for (; done < m; ++done) {
+      mass += c.items[done].p;
+      if (mass >= target) {
+        c.items.resize(done + 1);
+        c.sorted = true;
+        return;
+      }
+    }
+    if (m == n) break;
+  }
+  c.sorted = true;  // the whole set was needed (only through rounding): keep it all
+}
+
+void apply_min_p(Candidates& c, float min_p) {
+  if (min_p <= 0.0f || c.items.empty()) return;
+  float max_logit = c.items.front().logit;
+  if (!c.sorted)
+    for (const Candidate& x : c.items) max_logit = std::max(max_logit, x.logit);
+  // p / p_max = exp(logit - max_logit): the normalizer cancels, so p < min_p * p_max is
+  // logit < max_logit + log(min_p), one comparison per candidate and no exp. The max always stays.
+  const float cut = max_logit + std::log(min_p);
+  std::erase_if(c.items, [cut](const Candidate& x) { return x.logit < cut; });  // keeps the order
+}
+
+// ---- pickers ----
+
+int32_t pick_argmax(const Candidates& c) {
+  assert(!c.items.empty());
+  if (c.sorted) return c.items.front().id;
+  const Candidate* best = &c.items.front();
+  for (const Candidate& x : c.items)
+    if (before(x, *best)) best = &x;
+  return best->id;
+}
+
+int32_t pick_draw(Candidates& c, Rng& rng) {
+  assert(!c.items.empty());
+  c.softmax();
+  const double u = rng.uniform();  // always one draw per pick, so streams stay aligned across paths
+  double cumulative = 0;
+  for (const Candidate& x : c.items) {
+    cumulative += x.p;
+    if (cumulative > u) return x.id;  // a candidate with p == 0 can never pass here
+  }
+  // The probabilities summed to just below u through rounding: take the last drawable candidate.
+  for (auto it = c.items.rbegin(); it != c.items.rend(); ++it)
+    if (it->p > 0) return it->id;
+  return pick_argmax(c);  // every logit was -inf
+}
+
+// ---- Sampler ----
+
+Sampler::Sampler(SamplingOptions opt, Rng rng) : opt_(std::move(opt)), rng_(rng) {}
+
+void Sampler::set_prompt(std::span<const int32_t> prompt) {
+  counts_.prompt.clear();
+  counts_.add_prompt(prompt);
+}
+
+void Sampler::penalize(std::span<const float> logits) {
+  cand_.assign(logits);
+  apply_logit_bias(cand_, opt_.logit_bias);
+  apply_repetition_penalty(cand_, counts_, opt_.repetition_penalty);
+  apply_frequency_presence(cand_, counts_, opt_.frequency_penalty, opt_.presence_penalty);
+}
+
+int32_t Sampler::sample(std::span<const float> logits) {
+  if (logits.empty()) throw InvalidArgument("sample: the logits are empty (n_vocab 0)");
+  penalize(logits);
+  int32_t id;
+  if (opt_.greedy()) {
+    id = pick_argmax(cand_);  // greedy draws no random number
+  } else {
+    if (opt_.temperature != 1.0f) apply_temperature(cand_, opt_.temperature);
+    apply_top_k(cand_, opt_.top_k);
+    apply_top_p(cand_, opt_.top_p);
+    apply_min_p(cand_, opt_.min_p);
+    id = pick_draw(cand_, rng_);
+  }
+  accept(id);
+  return id;
+}
+
+void Sampler::accept(int32_t id) { counts_.add_generated(id); }
+
+}  // namespace ponder
