@@ -9,6 +9,8 @@
 #include "app/commands.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "decode/generate.h"
+#include "decode/model_runner.h"
 #include "model/forward.h"
 #include "model/model.h"
 
@@ -22,7 +24,8 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 struct BenchArgs {
   std::string model;
   int n_prompt = 512, n_gen = 128, threads = 0, reps = 3;
-  bool json = false;
+  bool json = false, e2e = false;
+  std::vector<int> paths;  // --paths 1,2,4,8,16: multi-path decode steps
 };
 
 // Read bandwidth: all threads sum a 1 GiB array; the best of a few passes.
@@ -54,6 +57,63 @@ double weight_bytes_per_token(const Model& m) {
     bytes += mat(l.attn_q) + mat(l.attn_k) + mat(l.attn_v) + mat(l.attn_output) + mat(l.ffn_gate) + mat(l.ffn_up) +
              mat(l.ffn_down);
   return bytes + mat(w.output) + double(w.token_embd.row_bytes());
+}
+
+// k paths forked from one shared prompt, all decoded in one batch per step.
+nlohmann::json bench_paths(const Model& m, const BenchArgs& a, const std::vector<int32_t>& prompt) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (int k : a.paths) {
+    if (k < 1) throw InvalidArgument("--paths: every count must be >= 1, got " + std::to_string(k));
+    ModelRunner runner(m, positions_for(a.n_prompt, k, a.n_gen));
+    std::vector<float> logits;
+    double best = 1e300;
+    for (int r = 0; r < a.reps; ++r) {
+      const SeqId root = runner.new_sequence();
+      const StepInput pre{.seq = root, .tokens = prompt};
+      runner.step({&pre, 1}, logits);
+      std::vector<SeqId> seqs = {root};
+      for (int i = 1; i < k; ++i) seqs.push_back(runner.fork(root));
+      std::vector<int32_t> toks(static_cast<size_t>(k));
+      std::vector<StepInput> in(static_cast<size_t>(k));
+      const auto t0 = Clock::now();
+      for (int s = 0; s < a.n_gen; ++s) {
+        for (int i = 0; i < k; ++i) {
+          toks[size_t(i)] = int32_t((s * 31 + i * 17 + 7) % m.config.n_vocab);  // distinct paths
+          in[size_t(i)] = {.seq = seqs[size_t(i)], .tokens = {&toks[size_t(i)], 1}};
+        }
+        runner.step(in, logits);
+      }
+      best = std::min(best, seconds_since(t0));
+      for (SeqId q : seqs) runner.release(q);
+    }
+    const double step_ms = best / a.n_gen * 1e3;
+    rows.push_back({{"paths", k}, {"step_ms", step_ms}, {"tok_s", k * a.n_gen / best}});
+  }
+  const double base = rows.empty() ? 1.0 : rows[0]["step_ms"].get<double>();
+  for (auto& r : rows) r["step_cost_vs_first"] = r["step_ms"].get<double>() / base;
+  return rows;
+}
+
+// Whole requests: greedy, beam 4 and sample n=8 for n_gen tokens (no early stop on EOS).
+nlohmann::json bench_strategies(const Model& m, const BenchArgs& a, const std::vector<int32_t>& prompt) {
+  const std::vector<std::pair<std::string, Strategy>> strategies = {
+      {"greedy", GreedyOptions{}},
+      {"beam4", BeamOptions{.num_beams = 4, .num_return = 1, .length_penalty = 1.0f, .early_stopping = EarlyStopping::Never}},
+      {"sample8", SampleOptions{.n = 8, .sampling = {.temperature = 0.8f}, .seed = 1}},
+  };
+  nlohmann::json rows = nlohmann::json::array();
+  double greedy_s = 0;
+  for (const auto& [name, strategy] : strategies) {
+    ModelRunner runner(m, positions_for(a.n_prompt, 2 * n_paths(strategy), a.n_gen));
+    const auto t0 = Clock::now();
+    const GenerateResult r = generate(runner, {.prompt = prompt, .strategy = strategy, .stop = {.max_tokens = a.n_gen}});
+    const double s = seconds_since(t0);
+    if (name == "greedy") greedy_s = s;
+    size_t tokens = 0;
+    for (const Path& p : r.paths) tokens += p.tokens.size();
+    rows.push_back({{"strategy", name}, {"seconds", s}, {"vs_greedy", s / greedy_s}, {"tokens_returned", tokens}});
+  }
+  return rows;
 }
 
 void run_bench(const BenchArgs& a) {
@@ -92,6 +152,26 @@ void run_bench(const BenchArgs& a) {
     pool.release(seq);
     return s;
   };
+  if (!a.paths.empty() || a.e2e) {
+    std::vector<int32_t> short_prompt(prompt.begin(), prompt.begin() + a.n_prompt);
+    run_pp();  // warm-up
+    nlohmann::json out = nlohmann::json::object();
+    if (!a.paths.empty()) out["paths"] = bench_paths(*m, a, short_prompt);
+    if (a.e2e) out["strategies"] = bench_strategies(*m, a, short_prompt);
+    if (a.json) {
+      std::printf("%s\n", (a.e2e ? out : out["paths"]).dump(2).c_str());
+      return;
+    }
+    std::printf("model: %s, %d threads, shared prompt %d tokens, %d decode steps\n", a.model.c_str(),
+                omp_get_max_threads(), a.n_prompt, a.n_gen);
+    for (const auto& r : out.value("paths", nlohmann::json::array()))
+      std::printf("paths %3d: %8.2f ms/step (%.2fx one path)  %8.1f tok/s aggregate\n", r["paths"].get<int>(),
+                  r["step_ms"].get<double>(), r["step_cost_vs_first"].get<double>(), r["tok_s"].get<double>());
+    for (const auto& r : out.value("strategies", nlohmann::json::array()))
+      std::printf("%-8s %8.2f s  (%.2fx greedy)\n", r["strategy"].get<std::string>().c_str(), r["seconds"].get<double>(),
+                  r["vs_greedy"].get<double>());
+    return;
+  }
   run_pp();  // warm-up: page in the weights, size the buffers
   double pp = 0, tg = 0;
   for (int r = 0; r < a.reps; ++r) pp += run_pp();
@@ -129,6 +209,9 @@ void add_bench(CLI::App& app) {
   cmd->add_option("-t,--threads", a->threads, "threads (default: all cores)");
   cmd->add_option("-r,--repetitions", a->reps, "repetitions of each test");
   cmd->add_flag("--json", a->json, "print the figures as JSON");
+  cmd->add_option("--paths", a->paths, "multi-path decode: k paths forked from one prompt per k, e.g. 1,2,4,8,16")
+      ->delimiter(',');
+  cmd->add_flag("--e2e", a->e2e, "whole requests: greedy vs beam 4 vs sample n=8 for -n tokens");
   cmd->callback([a] { run_bench(*a); });
 }
 

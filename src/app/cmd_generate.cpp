@@ -121,7 +121,13 @@ void run_generate(const GenerateArgs& a, bool text_given, bool file_given) {
   size_t n_tokens = 0;
   for (const Path& p : r.paths) n_tokens += p.tokens.size();
   if (a.json) {
+    // "tokens" and "text" of the best path at the top level (the single-path form), then every path.
     nlohmann::json out = {{"strategy", strategy_name(req.strategy)}, {"prompt_tokens", req.prompt.size()}};
+    if (!r.paths.empty()) {
+      out["tokens"] = r.paths[0].tokens;
+      out["text"] = r.paths[0].text;
+      out["finish_reason"] = finish_reason_name(r.paths[0].finish);
+    }
     out["paths"] = nlohmann::json::array();
     for (const Path& p : r.paths) out["paths"].push_back(path_json(p));
     out["votes"] = nlohmann::json::array();

@@ -1,5 +1,7 @@
 #include "decode/model_runner.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace ponder {
@@ -48,6 +50,7 @@ void ModelRunner::step(std::span<const StepInput> inputs, std::vector<float>& lo
   for (const StepInput& in : inputs)
     batch_.push_back({.seq = &get(in.seq), .tokens = in.tokens, .logits = in.want_logits ? LogitsFor::Last : LogitsFor::None});
   forward(model_, pool_, batch_, state_, logits);
+  peak_used_ = std::max(peak_used_, pool_.n_used());
 }
 
 }  // namespace ponder

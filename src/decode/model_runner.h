@@ -30,6 +30,7 @@ class ModelRunner : public LanguageModel {
 
   const Model& model() const { return model_; }
   const KvPool& pool() const { return pool_; }
+  int peak_blocks_used() const { return peak_used_; }  // the most blocks in use after any step
 
  private:
   SeqId store(KvSeq seq);
@@ -42,6 +43,7 @@ class ModelRunner : public LanguageModel {
   std::vector<bool> live_;
   std::vector<SeqId> free_ids_;
   std::vector<BatchItem> batch_;
+  int peak_used_ = 0;
 };
 
 // Positions a request needs: the prompt once plus every path's generated tokens.

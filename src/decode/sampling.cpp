@@ -1,6 +1,7 @@
 #include "decode/sampling.h"
 
 #include <algorithm>
+#include <array>
 #include <cassert>
 #include <cmath>
 #include <limits>
@@ -23,10 +24,11 @@ bool before(const Candidate& a, const Candidate& b) {
 // top_p is a float and the mass a sum of float probabilities: a mass within this of p counts as
 // reaching it, so that probabilities 0.5, 0.3, 0.2 with p = 0.8 keep two whatever the rounding.
 constexpr double kTopPSlack = 1e-6;
-// Top-p sorts a growing prefix (64, 512, 4096, 32768 ...) until it holds mass p; once the prefix
-// would pass a quarter of the set, one full sort of the rest is cheaper than another heap pass.
-constexpr size_t kTopPFirstPrefix = 64;
-constexpr size_t kTopPGrowth = 8;
+// Top-k and top-p first narrow the vocabulary with one histogram of the logits by distance below
+// the max, in buckets of 1/kBucketsPerNat nats, the last one open (see gather_top).
+constexpr size_t kBuckets = 2048;
+constexpr float kBucketsPerNat = 64;  // so the buckets span 32 nats: below that p < 1e-14 * p_max
+constexpr double kNoLimit = std::numeric_limits<double>::infinity();
 
 std::string to_text(double v) {
   std::ostringstream s;
@@ -53,20 +55,45 @@ bool appears(const std::unordered_map<int32_t, int32_t>& counts, int32_t id) {
   return it != counts.end() && it->second > 0;
 }
 
-// Makes items[from, to) the next candidates in order, sorted; items[0, from) already are.
-void sort_prefix(Candidates& c, size_t from, size_t to) {
-  if (c.sorted) return;
-  const auto first = c.items.begin() + std::ptrdiff_t(from);
-  const auto middle = c.items.begin() + std::ptrdiff_t(to);
-  if (to == c.items.size())
-    std::sort(first, c.items.end(), before);
-  else
-    std::partial_sort(first, middle, c.items.end(), before);
+// The largest logit (-inf when empty). Four running maxima: a single chain would wait out the
+// latency of every max instruction, 151,936 times.
+float max_logit(std::span<const Candidate> items) {
+  float m[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+  size_t i = 0;
+  for (; i + 4 <= items.size(); i += 4)
+    for (size_t j = 0; j < 4; ++j) m[j] = std::max(m[j], items[i + j].logit);
+  for (; i < items.size(); ++i) m[0] = std::max(m[0], items[i].logit);
+  return std::max(std::max(m[0], m[1]), std::max(m[2], m[3]));
 }
 
-size_t next_prefix(size_t m, size_t n) {
-  const size_t grown = m * kTopPGrowth;
-  return grown > n / 4 ? n : grown;
+// Moves to the front of c the candidates of the fewest top buckets that hold at least n_min of
+// them or at least mass_min of probability (this needs p filled), and returns how many it moved.
+// Buckets are monotone in the logit, so the front is a prefix of the sorted order: whatever the
+// caller keeps lies in it and sorting the front is enough. On real logits it is a few hundred
+// candidates, not 151,936. The order within the front is left unspecified.
+size_t gather_top(Candidates& c, size_t n_min, double mass_min) {
+  const float top = max_logit(c.items);
+  if (!std::isfinite(top)) return c.items.size();  // nothing to measure distances from
+  const auto bucket = [top](float logit) {
+    const float d = (top - logit) * kBucketsPerNat;  // -inf or NaN logit: neither test holds
+    return d < float(kBuckets - 1) ? size_t(std::max(d, 0.0f)) : kBuckets - 1;
+  };
+  std::array<uint32_t, kBuckets> count{};
+  std::array<double, kBuckets> mass{};
+  for (const Candidate& x : c.items) {
+    const size_t b = bucket(x.logit);
+    ++count[b];
+    mass[b] += x.p;
+  }
+  size_t last = 0, n = count[0];
+  for (double m = mass[0]; !(n >= n_min || m >= mass_min) && last + 1 < kBuckets;) {  // NaN: go on
+    ++last;
+    n += count[last];
+    m += mass[last];
+  }
+  const auto front_end = std::partition(c.items.begin(), c.items.end(),
+                                        [&](const Candidate& x) { return bucket(x.logit) <= last; });
+  return size_t(front_end - c.items.begin());
 }
 
 }  // namespace
@@ -103,18 +130,19 @@ void Candidates::sort_desc() {
 // p is only refreshed here (and by pick_draw, which calls this): the stages that drop candidates
 // leave it stale rather than pay an exp per candidate they do not need.
 void Candidates::softmax() {
-  float max_logit = -std::numeric_limits<float>::infinity();
-  for (const Candidate& x : items) max_logit = std::max(max_logit, x.logit);
-  if (!(max_logit > -std::numeric_limits<float>::infinity())) {
+  const float top = max_logit(items);
+  if (!(top > -INFINITY)) {
     for (Candidate& x : items) x.p = 0;  // every candidate masked: there is no distribution
     return;
   }
-  double sum = 0;  // float terms, double sum: 151,936 terms would lose digits in a float sum
-  for (Candidate& x : items) {
-    x.p = std::exp(x.logit - max_logit);
-    sum += x.p;
+  // Float terms, double sums (151,936 float additions would lose digits); four sums, added in a
+  // fixed order at the end, so the chain of additions does not set the pace.
+  double sum[4] = {0, 0, 0, 0};
+  for (size_t i = 0; i < items.size(); ++i) {
+    items[i].p = std::exp(items[i].logit - top);
+    sum[i % 4] += items[i].p;
   }
-  const float inv = float(1.0 / sum);
+  const float inv = float(1.0 / ((sum[0] + sum[1]) + (sum[2] + sum[3])));
   for (Candidate& x : items) x.p *= inv;
 }
 
@@ -167,9 +195,10 @@ void apply_temperature(Candidates& c, float temperature) {
 void apply_top_k(Candidates& c, int k) {
   if (k <= 0 || size_t(k) >= c.items.size()) return;
   if (!c.sorted) {
-    // O(V) selection of the first k, then a sort of those k only; the rest is dropped unsorted.
+    // Selection of the first k within the gathered front, then a sort of those k only.
+    const auto front_end = c.items.begin() + std::ptrdiff_t(gather_top(c, size_t(k), kNoLimit));
     const auto kth = c.items.begin() + k;
-    std::nth_element(c.items.begin(), kth, c.items.end(), before);
+    std::nth_element(c.items.begin(), kth, front_end, before);
     std::sort(c.items.begin(), kth, before);
   }
   c.items.resize(size_t(k));
@@ -179,33 +208,30 @@ void apply_top_k(Candidates& c, int k) {
 void apply_top_p(Candidates& c, float p) {
   if (p >= 1.0f || c.items.size() <= 1) return;
   c.softmax();  // probabilities over the current set; does not reorder
-  const size_t n = c.items.size();
   const double target = double(p) - kTopPSlack;
-  double mass = 0;
-  size_t done = 0;  // items[0, done) are sorted and their mass counted
-  for (size_t m = std::min(n, kTopPFirstPrefix);; m = next_prefix(m, n)) {
-    sort_prefix(c, done, m);
-    for (; done < m; ++done) {
-      mass += c.items[done].p;
-      if (mass >= target) {
-        c.items.resize(done + 1);
-        c.sorted = true;
-        return;
-      }
-    }
-    if (m == n) break;
+  if (!c.sorted) {
+    // The nucleus lies in the gathered front (its mass reaches p); only the front is sorted.
+    c.items.resize(gather_top(c, c.items.size(), target));
+    std::sort(c.items.begin(), c.items.end(), before);
+    c.sorted = true;
   }
-  c.sorted = true;  // the whole set was needed (only through rounding): keep it all
+  double mass = 0;
+  for (size_t i = 0; i < c.items.size(); ++i) {
+    mass += c.items[i].p;
+    if (mass >= target) {
+      c.items.resize(i + 1);
+      return;
+    }
+  }
+  // Only rounding gets here (the front held mass p by the histogram's sums): keep the front.
 }
 
 void apply_min_p(Candidates& c, float min_p) {
   if (min_p <= 0.0f || c.items.empty()) return;
-  float max_logit = c.items.front().logit;
-  if (!c.sorted)
-    for (const Candidate& x : c.items) max_logit = std::max(max_logit, x.logit);
-  // p / p_max = exp(logit - max_logit): the normalizer cancels, so p < min_p * p_max is
-  // logit < max_logit + log(min_p), one comparison per candidate and no exp. The max always stays.
-  const float cut = max_logit + std::log(min_p);
+  const float top = c.sorted ? c.items.front().logit : max_logit(c.items);
+  // p / p_max = exp(logit - top): the normalizer cancels, so p < min_p * p_max is
+  // logit < top + log(min_p), one comparison per candidate and no exp. The max always stays.
+  const float cut = top + std::log(min_p);
   std::erase_if(c.items, [cut](const Candidate& x) { return x.logit < cut; });  // keeps the order
 }
 
@@ -214,10 +240,13 @@ void apply_min_p(Candidates& c, float min_p) {
 int32_t pick_argmax(const Candidates& c) {
   assert(!c.items.empty());
   if (c.sorted) return c.items.front().id;
-  const Candidate* best = &c.items.front();
+  // Two cheap passes (the max, then the lowest id holding it) rather than one branchy one.
+  const float top = max_logit(c.items);
+  int32_t best = c.items.front().id;  // kept if every logit is NaN
+  bool found = false;
   for (const Candidate& x : c.items)
-    if (before(x, *best)) best = &x;
-  return best->id;
+    if (x.logit == top && (!found || x.id < best)) best = x.id, found = true;
+  return best;
 }
 
 int32_t pick_draw(Candidates& c, Rng& rng) {

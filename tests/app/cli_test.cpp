@@ -138,3 +138,68 @@ TEST(Cli, InitWritesAModelThatGenerates) {
 
 }  // namespace
 }  // namespace ponder
+
+namespace ponder {
+namespace {
+
+// --chat renders the R1 template; the greedy tokens are llama.cpp's for the same prompt ids.
+TEST(CliGenerate, ChatR1MatchesLlamaCpp) {
+  PONDER_REQUIRE_SHARED("refdata/tiny_r1distill_llamacpp.json");
+  const auto ref = read_json(shared_path("refdata/tiny_r1distill_llamacpp.json"));
+  const auto& cs = ref["cases"][1];  // r1_chat_system
+  ASSERT_EQ(cs["name"], "r1_chat_system");
+  const Result r = run("generate -m " + model("tiny-r1distill-random.gguf") +
+                       " --chat --system 'You are a careful assistant.' -p 'Count the letters r in \"strawberry\".' -n 32 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto out = nlohmann::json::parse(r.out);
+  EXPECT_EQ(out["prompt_tokens"], cs["prompt_tokens"].size());
+  EXPECT_EQ(out["paths"][0]["tokens"], cs["greedy"]["tokens"]);
+}
+
+TEST(CliGenerate, EveryStrategyPrintsItsPaths) {
+  PONDER_REQUIRE_SHARED("models/stories260K.gguf");
+  struct Case {
+    std::string flags;
+    size_t n_paths;
+  };
+  for (const Case& c : std::vector<Case>{{"--strategy greedy", 1},
+                                         {"--strategy sample --num-return 3 --seed 2 --temp 0.9 --top-k 20", 3},
+                                         {"--strategy beam --beams 3 --num-return 2 --length-penalty 0.5", 2},
+                                         {"--strategy best-of --samples 5 --num-return 2 --top-p 0.9", 2},
+                                         {"--strategy vote --samples 4 --min-p 0.05", 4}}) {
+    const Result r = run("generate -m " + model("stories260K.gguf") + " -p 'Once upon a time' -n 12 --json " + c.flags);
+    ASSERT_EQ(r.exit_code, 0) << c.flags << "\n" << r.err;
+    const auto out = nlohmann::json::parse(r.out);
+    ASSERT_EQ(out["paths"].size(), c.n_paths) << c.flags;
+    for (const auto& p : out["paths"]) {
+      for (const char* key : {"tokens", "text", "reasoning", "answer", "logprobs", "cumulative_logprob", "score", "finish_reason"})
+        EXPECT_TRUE(p.contains(key)) << key << " in " << c.flags;
+      EXPECT_EQ(p["tokens"].size(), p["logprobs"].size());
+    }
+    EXPECT_TRUE(out.contains("votes"));
+  }
+}
+
+TEST(CliGenerate, BadStrategyOptionsAreClearErrors) {
+  PONDER_REQUIRE_SHARED("models/stories260K.gguf");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--strategy beam --beams 2 --num-return 3", "num_return_sequences"},
+      {"--strategy sample --top-p 1.5", "top_p"},
+      {"--strategy sample --temp -1", "temperature"},
+      {"--strategy nucleus", "nucleus"},
+      {"--strategy beam --early-stopping sometimes", "sometimes"},
+      {"--strategy beam --think-budget 4", "think_budget"},
+      {"--logit-bias banana", "banana"},
+      {"--chat-format alpaca", "alpaca"},
+      {"--chat", "chat-format"},  // stories260K has no chat template
+  };
+  for (const auto& [flags, needle] : cases) {
+    const Result r = run("generate -m " + model("stories260K.gguf") + " -p hi -n 4 " + flags);
+    EXPECT_NE(r.exit_code, 0) << flags;
+    EXPECT_LT(r.exit_code, 128) << flags;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << flags << "\nstderr: " << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace ponder

@@ -27,7 +27,10 @@ TEST(Forward, Stories260KFromBosReproducesPublishedText) {
   const GenerateResult r = generate(runner, {.prompt = prompt, .strategy = GreedyOptions{}, .stop = {.max_tokens = 256}});
   ASSERT_EQ(r.paths.size(), 1u);
   EXPECT_EQ(r.paths[0].tokens.size(), 256u);
-  const std::string text = r.paths[0].text;
+  // Detokenized as llama.cpp does (the first piece's space prefix dropped); the path's text is
+  // the exact continuation of the prompt, so it starts with that space.
+  const std::string text = m->tokenizer.decode(r.paths[0].tokens);
+  EXPECT_EQ(" " + text, r.paths[0].text);
   const std::string expected =
       "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she "
       "saw a big, red ball. She wanted to play with it, but it was too high.";
