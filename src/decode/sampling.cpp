@@ -4,19 +4,21 @@
 #include <array>
 #include <cassert>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <sstream>
 #include <string>
 
 #include "core/error.h"
+#include "kernels/activation.h"
 
 namespace ponder {
 
 namespace {
 
 // The one candidate order: larger logit first, lower id first on ties. It is a strict total order
-// (for non-NaN logits, ids being unique), so nth_element, partial_sort and sort all agree on which
-// candidates come first, and results do not depend on the algorithm.
+// (ids are unique, and assign() turns NaN into -inf), so nth_element, partition and sort all
+// agree on which candidates come first, and results do not depend on the algorithm.
 bool before(const Candidate& a, const Candidate& b) {
   return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
 }
@@ -24,11 +26,14 @@ bool before(const Candidate& a, const Candidate& b) {
 // top_p is a float and the mass a sum of float probabilities: a mass within this of p counts as
 // reaching it, so that probabilities 0.5, 0.3, 0.2 with p = 0.8 keep two whatever the rounding.
 constexpr double kTopPSlack = 1e-6;
-// Top-k and top-p first narrow the vocabulary with one histogram of the logits by distance below
-// the max, in buckets of 1/kBucketsPerNat nats, the last one open (see gather_top).
+// Top-k and top-p first gather the few largest logits to the front of the candidates, and sort
+// only that front. Up to kHeapMax of them come through a threshold found with a heap on the stack
+// (gather_first); top-p tries 64 then kHeapMax, and beyond that picks its front from a histogram
+// of the probability mass by distance below the max logit (gather_mass).
+constexpr size_t kHeapMax = 1024;
+constexpr size_t kTopPFirst = 64;
 constexpr size_t kBuckets = 2048;
-constexpr float kBucketsPerNat = 64;  // so the buckets span 32 nats: below that p < 1e-14 * p_max
-constexpr double kNoLimit = std::numeric_limits<double>::infinity();
+constexpr float kBucketsPerNat = 64;  // the buckets span 32 nats; below that p < 1e-13 p_max
 
 std::string to_text(double v) {
   std::ostringstream s;
@@ -66,34 +71,63 @@ float max_logit(std::span<const Candidate> items) {
   return std::max(std::max(m[0], m[1]), std::max(m[2], m[3]));
 }
 
-// Moves to the front of c the candidates of the fewest top buckets that hold at least n_min of
-// them or at least mass_min of probability (this needs p filled), and returns how many it moved.
-// Buckets are monotone in the logit, so the front is a prefix of the sorted order: whatever the
-// caller keeps lies in it and sorting the front is enough. On real logits it is a few hundred
-// candidates, not 151,936. The order within the front is left unspecified.
-size_t gather_top(Candidates& c, size_t n_min, double mass_min) {
+// The n-th largest logit (1 <= n <= min(size, kHeapMax)), in one pass that keeps the n largest
+// seen so far in a min-heap: after the first few thousand, nearly every candidate loses the one
+// comparison with the heap's smallest, so this costs about one compare per candidate.
+float nth_largest_logit(std::span<const Candidate> items, size_t n) {
+  std::array<float, kHeapMax> heap;
+  const auto first = heap.begin(), last = heap.begin() + std::ptrdiff_t(n);
+  for (size_t i = 0; i < n; ++i) heap[i] = items[i].logit;
+  std::make_heap(first, last, std::greater<float>());
+  for (size_t i = n; i < items.size(); ++i) {
+    if (!(items[i].logit > heap[0])) continue;
+    std::pop_heap(first, last, std::greater<float>());
+    *(last - 1) = items[i].logit;
+    std::push_heap(first, last, std::greater<float>());
+  }
+  return heap[0];
+}
+
+// Moves to the front of c candidates that come first in the sorted order, at least n of them
+// (more when logits tie with the n-th), in no particular order; returns how many.
+size_t gather_first(Candidates& c, size_t n) {
+  if (n >= c.items.size()) return c.items.size();
+  if (n > kHeapMax) {
+    std::nth_element(c.items.begin(), c.items.begin() + std::ptrdiff_t(n), c.items.end(), before);
+    return n;
+  }
+  const float t = nth_largest_logit(c.items, n);
+  const auto front_end =
+      std::partition(c.items.begin(), c.items.end(), [t](const Candidate& x) { return x.logit >= t; });
+  return size_t(front_end - c.items.begin());
+}
+
+// As gather_first, but the front is the fewest top buckets whose probability (p filled) reaches
+// mass, buckets being 1/64 nat slices below the max logit, the last one open. One pass and one
+// partition, however large the front. Top-p comes here only for a flat distribution (a nucleus
+// over kHeapMax candidates), whose logits lie well within the 32 nats.
+size_t gather_mass(Candidates& c, double mass) {
   const float top = max_logit(c.items);
-  if (!std::isfinite(top)) return c.items.size();  // nothing to measure distances from
   const auto bucket = [top](float logit) {
-    const float d = (top - logit) * kBucketsPerNat;  // -inf or NaN logit: neither test holds
-    return d < float(kBuckets - 1) ? size_t(std::max(d, 0.0f)) : kBuckets - 1;
+    const float d = (top - logit) * kBucketsPerNat;
+    return d < float(kBuckets) ? size_t(d) : kBuckets;  // d >= 0: top is the max
   };
-  std::array<uint32_t, kBuckets> count{};
-  std::array<double, kBuckets> mass{};
-  for (const Candidate& x : c.items) {
-    const size_t b = bucket(x.logit);
-    ++count[b];
-    mass[b] += x.p;
-  }
-  size_t last = 0, n = count[0];
-  for (double m = mass[0]; !(n >= n_min || m >= mass_min) && last + 1 < kBuckets;) {  // NaN: go on
-    ++last;
-    n += count[last];
-    m += mass[last];
-  }
+  std::array<double, kBuckets + 1> hist{};
+  for (const Candidate& x : c.items) hist[bucket(x.logit)] += x.p;
+  double sum = 0;
+  size_t last = 0;
+  for (; last < kBuckets; ++last)
+    if ((sum += hist[last]) >= mass) break;
+  if (last == kBuckets) return c.items.size();  // the open bucket is needed too: everything
   const auto front_end = std::partition(c.items.begin(), c.items.end(),
                                         [&](const Candidate& x) { return bucket(x.logit) <= last; });
   return size_t(front_end - c.items.begin());
+}
+
+double mass_of(std::span<const Candidate> items) {
+  double mass = 0;
+  for (const Candidate& x : items) mass += x.p;
+  return mass;
 }
 
 }  // namespace
@@ -108,17 +142,27 @@ void SamplingOptions::validate(int32_t n_vocab) const {
           frequency_penalty);
   require(presence_penalty >= -2.0f && presence_penalty <= 2.0f, "presence_penalty", "in [-2, 2]",
           presence_penalty);
-  for (const auto& [id, bias] : logit_bias)
+  for (const auto& [id, bias] : logit_bias) {
     if (id < 0 || id >= n_vocab)
       throw InvalidArgument("logit_bias token id must be in [0, " + std::to_string(n_vocab) + "), got " +
                             std::to_string(id));
+    // -inf bans a token; +inf or NaN would turn logits into NaN (inf - inf in the softmax).
+    if (!(bias < INFINITY))
+      throw InvalidArgument("logit_bias for token " + std::to_string(id) + " must be below +inf, got " +
+                            to_text(bias));
+  }
 }
 
 // ---- Candidates ----
 
 void Candidates::assign(std::span<const float> logits) {
   items.resize(logits.size());  // keeps the capacity: no allocation once it has held V items
-  for (size_t i = 0; i < logits.size(); ++i) items[i] = {.id = int32_t(i), .logit = logits[i], .p = 0};
+  // A NaN logit (a model bug) would break every ordering below, and std::sort with a broken order
+  // may read out of bounds; it becomes -inf, a token never chosen.
+  for (size_t i = 0; i < logits.size(); ++i) {
+    const float logit = std::isnan(logits[i]) ? -INFINITY : logits[i];
+    items[i] = {.id = int32_t(i), .logit = logit, .p = 0};
+  }
   sorted = false;
 }
 
@@ -137,10 +181,18 @@ void Candidates::softmax() {
   }
   // Float terms, double sums (151,936 float additions would lose digits); four sums, added in a
   // fixed order at the end, so the chain of additions does not set the pace.
+  // The exponentials are computed in blocks with the vectorized exp of kernels/activation.
   double sum[4] = {0, 0, 0, 0};
-  for (size_t i = 0; i < items.size(); ++i) {
-    items[i].p = std::exp(items[i].logit - top);
-    sum[i % 4] += items[i].p;
+  constexpr size_t kBlock = 256;
+  float buf[kBlock];
+  for (size_t i0 = 0; i0 < items.size(); i0 += kBlock) {
+    const size_t m = std::min(kBlock, items.size() - i0);
+    for (size_t j = 0; j < m; ++j) buf[j] = items[i0 + j].logit;
+    exp_shifted(buf, int64_t(m), top);
+    for (size_t j = 0; j < m; ++j) {
+      items[i0 + j].p = buf[j];
+      sum[(i0 + j) % 4] += buf[j];
+    }
   }
   const float inv = float(1.0 / ((sum[0] + sum[1]) + (sum[2] + sum[3])));
   for (Candidate& x : items) x.p *= inv;
@@ -195,8 +247,8 @@ void apply_temperature(Candidates& c, float temperature) {
 void apply_top_k(Candidates& c, int k) {
   if (k <= 0 || size_t(k) >= c.items.size()) return;
   if (!c.sorted) {
-    // Selection of the first k within the gathered front, then a sort of those k only.
-    const auto front_end = c.items.begin() + std::ptrdiff_t(gather_top(c, size_t(k), kNoLimit));
+    // The front holds the k first and maybe some ties with the k-th; pick and sort within it.
+    const auto front_end = c.items.begin() + std::ptrdiff_t(gather_first(c, size_t(k)));
     const auto kth = c.items.begin() + k;
     std::nth_element(c.items.begin(), kth, front_end, before);
     std::sort(c.items.begin(), kth, before);
@@ -210,8 +262,11 @@ void apply_top_p(Candidates& c, float p) {
   c.softmax();  // probabilities over the current set; does not reorder
   const double target = double(p) - kTopPSlack;
   if (!c.sorted) {
-    // The nucleus lies in the gathered front (its mass reaches p); only the front is sorted.
-    c.items.resize(gather_top(c, c.items.size(), target));
+    // A front of the largest logits whose mass reaches p holds the nucleus; sort only that.
+    size_t front = gather_first(c, kTopPFirst);
+    if (mass_of({c.items.data(), front}) < target) front = gather_first(c, kHeapMax);
+    if (mass_of({c.items.data(), front}) < target) front = gather_mass(c, target);
+    c.items.resize(front);
     std::sort(c.items.begin(), c.items.end(), before);
     c.sorted = true;
   }
@@ -223,7 +278,7 @@ void apply_top_p(Candidates& c, float p) {
       return;
     }
   }
-  // Only rounding gets here (the front held mass p by the histogram's sums): keep the front.
+  // Only rounding gets here (the front's mass reached p in another order): keep the front.
 }
 
 void apply_min_p(Candidates& c, float min_p) {
@@ -242,10 +297,9 @@ int32_t pick_argmax(const Candidates& c) {
   if (c.sorted) return c.items.front().id;
   // Two cheap passes (the max, then the lowest id holding it) rather than one branchy one.
   const float top = max_logit(c.items);
-  int32_t best = c.items.front().id;  // kept if every logit is NaN
-  bool found = false;
+  int32_t best = std::numeric_limits<int32_t>::max();
   for (const Candidate& x : c.items)
-    if (x.logit == top && (!found || x.id < best)) best = x.id, found = true;
+    if (x.logit == top) best = std::min(best, x.id);
   return best;
 }
 

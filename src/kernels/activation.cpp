@@ -39,7 +39,8 @@ inline __m512 exp16(__m512 x) {
 }
 #endif
 
-// x[i] = exp(x[i] - mx), i < n.
+}  // namespace
+
 void exp_shifted(float* x, int64_t n, float mx) {
   int64_t i = 0;
 #if defined(__AVX512F__)
@@ -53,8 +54,6 @@ void exp_shifted(float* x, int64_t n, float mx) {
 #endif
   for (; i < n; ++i) x[i] = std::exp(x[i] - mx);
 }
-
-}  // namespace
 
 void softmax_forward(float* x, int64_t n) {
   float mx = -INFINITY;

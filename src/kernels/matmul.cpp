@@ -111,19 +111,21 @@ void matmul_rows(float* y, int64_t ldy, const PackedActivations& x, const Weight
 void matmul_impl(float* y, int64_t ldy, const PackedActivations& x, const WeightView& w, bool simd) {
   const int64_t N = w.n_rows;
   const int rows = tile_rows(w);
-  const int64_t n_tiles = (N + rows - 1) / rows;
   const double work = double(N) * double(w.n_cols) * double(x.n_rows);
   if (work < 65536.0 || omp_in_parallel()) {
     matmul_rows(y, ldy, x, w, 0, N, simd);
     return;
   }
-#pragma omp parallel
-  {
-    // Each thread takes a contiguous run of whole tiles (so Q8x8 groups are never split).
-    const int64_t nth = omp_get_num_threads(), ith = omp_get_thread_num();
-    const int64_t tile0 = n_tiles * ith / nth, tile1 = n_tiles * (ith + 1) / nth;
-    const int64_t n0 = tile0 * rows, n1 = std::min(N, tile1 * rows);
-    if (n0 < n1) matmul_rows(y, ldy, x, w, n0, n1, simd);
+  // Threads take chunks of whole tiles (so Q8x8 groups are never split) from a shared counter:
+  // a thread that is descheduled (another process on the core) holds up one chunk, not half the
+  // matrix. Which thread computes a row never changes its arithmetic.
+  const int64_t n_tiles = (N + rows - 1) / rows;
+  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(16, n_tiles / (8 * omp_get_max_threads())));
+  const int64_t n_chunks = (n_tiles + chunk - 1) / chunk;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t c = 0; c < n_chunks; ++c) {
+    const int64_t n0 = c * chunk * rows, n1 = std::min(N, (c + 1) * chunk * rows);
+    matmul_rows(y, ldy, x, w, n0, n1, simd);
   }
 }
 

@@ -67,7 +67,8 @@ struct RefChain {
 // Ids sorted by value descending, lower id first on ties.
 std::vector<int32_t> order_desc(const std::vector<double>& l, const std::vector<int32_t>& ids) {
   std::vector<int32_t> o = ids;
-  std::sort(o.begin(), o.end(), [&](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
+  std::sort(o.begin(), o.end(),
+            [&](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
   return o;
 }
 
@@ -282,7 +283,7 @@ TEST(SamplingStages, TopKOnALargeVocabMatchesAFullSort) {
   std::vector<int32_t> all(logits.size());
   std::iota(all.begin(), all.end(), 0);
   const auto expected = order_desc(std::vector<double>(logits.begin(), logits.end()), all);
-  for (int k : {1, 40, 1000}) {
+  for (int k : {1, 40, 1000, 5000}) {  // 5000: past the heap, through nth_element
     Candidates c = make(logits);
     ponder::apply_top_k(c, k);
     EXPECT_EQ(ids_of(c), std::vector<int32_t>(expected.begin(), expected.begin() + k)) << k;
@@ -307,21 +308,24 @@ TEST(SamplingStages, TopPKeepsSmallestSetReachingP) {
 }
 
 TEST(SamplingStages, TopPOnALargeVocabMatchesFloat64) {
-  // Large enough that the growing partial sort runs several rounds (64, 512, 4096, then all).
+  // Flat enough that the nuclei run from a few candidates (the 64 front) through hundreds (the
+  // 1024 front) to thousands (the histogram front); quantized, so ties straddle the cuts.
   const auto logits = random_logits(20000, 11, 1.0, 0.01);
   std::vector<int32_t> all(logits.size());
   std::iota(all.begin(), all.end(), 0);
   const std::vector<double> l(logits.begin(), logits.end());
   const auto order = order_desc(l, all);
   const auto p = softmax_over(l, all);
-  for (double top_p : {0.01, 0.3, 0.9, 0.99}) {
+  for (double top_p : {0.01, 0.1, 0.3, 0.9, 0.99}) {
     double mass = 0;
     size_t keep = 0;
     while (mass < top_p) mass += p[order[keep++]];
-    ASSERT_GT(std::min(mass - top_p, top_p - (mass - p[order[keep - 1]])), 1e-6) << "a rounding-decided case";
+    const double gap = std::min(mass - top_p, top_p - (mass - p[order[keep - 1]]));
+    ASSERT_GT(gap, 1e-6) << "a case decided by rounding";
     Candidates c = make(logits);
     ponder::apply_top_p(c, float(top_p));
-    EXPECT_EQ(ids_of(c), std::vector<int32_t>(order.begin(), order.begin() + std::ptrdiff_t(keep))) << top_p;
+    const std::vector<int32_t> nucleus(order.begin(), order.begin() + std::ptrdiff_t(keep));
+    EXPECT_EQ(ids_of(c), nucleus) << top_p;
     EXPECT_TRUE(c.sorted);
   }
 }
@@ -340,9 +344,24 @@ TEST(SamplingStages, MinPDropsBelowFractionOfMax) {
   EXPECT_EQ(kept(1.0f), (std::vector<int32_t>{2}));         // the max always stays
   EXPECT_EQ(kept(0.0f), (std::vector<int32_t>{0, 1, 2, 3}));
   // Scale invariance: a shift of every logit changes nothing.
-  Candidates shifted = make({std::log(0.25f) + 50, std::log(0.1f) + 50, std::log(0.5f) + 50, std::log(0.15f) + 50});
+  Candidates shifted = make({std::log(0.25f) + 50, std::log(0.1f) + 50, std::log(0.5f) + 50,
+                             std::log(0.15f) + 50});
   ponder::apply_min_p(shifted, 0.25f);
   EXPECT_EQ(ids_of(shifted), (std::vector<int32_t>{0, 2, 3}));
+}
+
+TEST(SamplingCandidates, NanLogitIsNeverChosen) {
+  const float nan = std::nanf("");
+  const std::vector<float> logits = {nan, 1.0f, 0.0f, nan};
+  Candidates c = make(logits);
+  EXPECT_EQ(c.items[0].logit, -std::numeric_limits<float>::infinity());
+  Sampler greedy(SamplingOptions{.temperature = 0.0f}, Rng(1));
+  EXPECT_EQ(greedy.sample(logits), 1);
+  Sampler s(SamplingOptions{.top_k = 3, .top_p = 0.99f}, Rng(1));
+  for (int i = 0; i < 2000; ++i) {
+    const int32_t id = s.sample(logits);
+    ASSERT_TRUE(id == 1 || id == 2) << id;
+  }
 }
 
 // ---- pickers ----
@@ -515,6 +534,7 @@ TEST(SamplingValidate, EachBadFieldThrowsNamingIt) {
       {"top_k", [](SamplingOptions& o) { o.top_k = -1; }},
       {"logit_bias", [](SamplingOptions& o) { o.logit_bias = {{10, 1.0f}}; }},
       {"logit_bias", [](SamplingOptions& o) { o.logit_bias = {{-1, 1.0f}}; }},
+      {"logit_bias", [](SamplingOptions& o) { o.logit_bias = {{3, INFINITY}}; }},
       {"frequency_penalty", [](SamplingOptions& o) { o.frequency_penalty = 2.5f; }},
       {"frequency_penalty", [](SamplingOptions& o) { o.frequency_penalty = -2.5f; }},
       {"presence_penalty", [](SamplingOptions& o) { o.presence_penalty = 2.01f; }},
@@ -547,6 +567,7 @@ TEST(SamplingValidate, BoundaryValuesAreAccepted) {
       {.temperature = 0.0f, .top_k = 0, .top_p = 1.0f, .min_p = 0.0f},
       {.top_p = 1e-6f, .min_p = 1.0f, .repetition_penalty = 1e-3f},
       {.frequency_penalty = 2.0f, .presence_penalty = -2.0f, .logit_bias = {{0, -100.0f}, {9, 100.0f}}},
+      {.logit_bias = {{5, -INFINITY}}},  // bans token 5
       {.frequency_penalty = -2.0f, .presence_penalty = 2.0f},
   };
   for (const auto& o : edges) EXPECT_NO_THROW(o.validate(10));
