@@ -8,6 +8,7 @@
 
 #include "core/rng.h"
 #include "kernels/attention.h"
+#include "kernels/gemm.h"
 #include "kernels/matmul.h"
 
 namespace ponder {
@@ -82,6 +83,61 @@ void BM_Attention(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_Attention)->Arg(128)->Arg(512)->Arg(2048)->Unit(benchmark::kMicrosecond);
+
+// sgemm on the training shapes (dim 256, ffn 768, vocab 512, 16 x 256 = 4096 tokens).
+// args: trans_a, trans_b, M, N, K, beta, batch. batch > 1 runs that many independent calls in an
+// OpenMP loop (attention: one call per (sequence, head), each single-threaded inside the region).
+void BM_Sgemm(benchmark::State& state) {
+  const bool ta = state.range(0) != 0, tb = state.range(1) != 0;
+  const int64_t M = state.range(2), N = state.range(3), K = state.range(4), batch = state.range(6);
+  const float beta = float(state.range(5));
+  std::vector<float> a(size_t(batch * M * K)), b(size_t(batch * K * N)), c(size_t(batch * M * N));
+  Rng rng(4);
+  for (auto* vec : {&a, &b, &c})
+    for (float& x : *vec) x = float(rng.normal());
+  const int64_t lda = ta ? M : K, ldb = tb ? K : N;
+  for (auto _ : state) {
+    if (batch == 1) {
+      sgemm(ta, tb, M, N, K, 1.f, a.data(), lda, b.data(), ldb, beta, c.data(), N);
+    } else {
+#pragma omp parallel for schedule(dynamic, 1)
+      for (int64_t i = 0; i < batch; ++i)
+        sgemm(ta, tb, M, N, K, 1.f, a.data() + i * M * K, lda, b.data() + i * K * N, ldb, beta, c.data() + i * M * N, N);
+    }
+    benchmark::DoNotOptimize(c.data());
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2e-9 * double(batch * M * N * K), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_Sgemm)
+    ->ArgNames({"ta", "tb", "M", "N", "K", "beta", "batch"})
+    // forward Y = X W^T
+    ->Args({0, 1, 4096, 256, 256, 0, 1})
+    ->Args({0, 1, 4096, 512, 256, 0, 1})  // also the LM head
+    ->Args({0, 1, 4096, 768, 256, 0, 1})
+    ->Args({0, 1, 4096, 1536, 256, 0, 1})
+    ->Args({0, 1, 4096, 256, 768, 0, 1})
+    // backward dX = dY W
+    ->Args({0, 0, 4096, 256, 256, 0, 1})
+    ->Args({0, 0, 4096, 256, 512, 0, 1})
+    ->Args({0, 0, 4096, 256, 768, 0, 1})
+    ->Args({0, 0, 4096, 256, 1536, 0, 1})
+    ->Args({0, 0, 4096, 768, 256, 0, 1})
+    // weights dW += dY^T X
+    ->Args({1, 0, 256, 256, 4096, 1, 1})
+    ->Args({1, 0, 512, 256, 4096, 1, 1})
+    ->Args({1, 0, 768, 256, 4096, 1, 1})
+    ->Args({1, 0, 1536, 256, 4096, 1, 1})
+    ->Args({1, 0, 256, 768, 4096, 1, 1})
+    // attention per (sequence, head): Q K^T and P V, 16 sequences x 8 heads
+    ->Args({0, 1, 256, 256, 32, 0, 128})
+    ->Args({0, 0, 256, 32, 256, 0, 128})
+    // small M
+    ->Args({0, 1, 1, 768, 256, 0, 1})
+    ->Args({0, 1, 16, 768, 256, 0, 1})
+    ->Args({0, 0, 16, 256, 768, 0, 1})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 }  // namespace ponder

@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   ponder::app::add_generate(app);
   ponder::app::add_bench(app);
   ponder::app::add_init(app);
+  ponder::app::add_task(app);
   std::string known;
   bool is_command = false;
   for (const CLI::App* sub : app.get_subcommands({})) {

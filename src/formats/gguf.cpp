@@ -227,6 +227,17 @@ GgufFile read_gguf(const std::string& path) {
   return f;
 }
 
+GgufFile GgufFile::from_metadata(std::string name, std::vector<std::pair<std::string, GgufValue>> metadata) {
+  GgufFile f;
+  f.path = std::move(name);
+  for (auto& [k, v] : metadata) {
+    if (f.key_index_.count(k)) throw InvalidArgument(f.path + ": duplicate metadata key '" + k + "'");
+    f.key_index_[k] = f.metadata.size();
+    f.metadata.emplace_back(std::move(k), std::move(v));
+  }
+  return f;
+}
+
 const GgufValue* GgufFile::find(const std::string& key) const {
   auto it = key_index_.find(key);
   return it == key_index_.end() ? nullptr : &metadata[it->second].second;

@@ -71,6 +71,9 @@ struct GgufFile {
   const GgufArray& get_array(const std::string& key, GgufType elem) const;
   const GgufTensor& get_tensor(const std::string& name) const;
 
+  // A file of metadata only, built in memory (e.g. a tokenizer to construct from its keys).
+  static GgufFile from_metadata(std::string name, std::vector<std::pair<std::string, GgufValue>> metadata);
+
  private:
   std::map<std::string, size_t> key_index_;
   std::map<std::string, size_t> tensor_index_;

@@ -10,6 +10,10 @@ void swiglu_forward(float* out, const float* gate, const float* up, int64_t n);
 // x[i] = exp(x[i] - shift), vectorized where the CPU allows (relative error ~2e-7). (n)
 void exp_shifted(float* x, int64_t n, float shift);
 
+// Backward of out = silu(gate) * up: dgate, dup (n) from dout (n).
+//   silu(g) = g * s(g), s = sigmoid; silu'(g) = s(g) * (1 + g * (1 - s(g)))
+void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n);
+
 // In-place softmax of one row. (n)
 void softmax_forward(float* x, int64_t n);
 

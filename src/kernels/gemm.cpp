@@ -1,0 +1,377 @@
+// Blocked single-precision GEMM (GotoBLAS/BLIS structure, row-major C):
+//
+//   * B is packed once per call into panels of (KC, NR) floats (k-major, NR columns per k, zero
+//     padded), shared by all threads. A row-major A (not trans_a) is read in place: the
+//     micro-kernel broadcasts A[i][k] straight from MR rows. A transposed A (trans_a) is copied
+//     into a (KC, mr) micro-panel just before use, so its strided rows do not thrash L1.
+//   * The micro-kernel computes an (mr <= MR, NR = 32) tile of C in 2 * mr zmm accumulators over
+//     one K block: acc = fma(A[i][k], B[k][j], acc) for k in the block, in order.
+//   * Work is split into tasks of (strips of MR rows) x (panels of NR columns) of C, scheduled
+//     dynamically; a task walks K blocks outermost so its C block and the current B block stay
+//     in L2 while A micro-panels sit in L1.
+//
+// Determinism: K is cut into fixed blocks of KC = 256, and for every element of C
+//   C = alpha * acc_0 + beta * C   (C = alpha * acc_0 when beta == 0: C is never read)
+//   C = alpha * acc_p + C          for p = 1, 2, ... (fma)
+// where acc_p is the in-order fma chain over block p. This is a function of K only: not of the
+// tile the element lands in (every mr uses the same chain), the task grid, the thread count, M or
+// N. K is never split across threads.
+#include "kernels/gemm.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <new>
+#include <utility>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define PONDER_GEMM_AVX512 1
+#else
+#define PONDER_GEMM_AVX512 0
+#endif
+
+namespace ponder {
+namespace {
+
+constexpr int kMR = 12;         // rows of a micro-tile (register blocking over M)
+constexpr int kNR = 32;         // columns of a micro-tile: two zmm
+constexpr int64_t kKC = 256;    // K block: fixed, part of the numerics
+constexpr int kMaxStrips = 8;   // strips of kMR rows per task at most (MC = 96)
+constexpr int kMaxPanels = 16;  // panels of kNR columns per task at most (NC = 512)
+constexpr int64_t kDirectBMaxM = 4 * kMR;  // below this many rows a row-major B is read in place
+constexpr double kSerialWork = 1 << 20;    // M*N*K under which one thread does it all
+
+// A 64-byte aligned float buffer that only grows; one per thread (thread_local) so steady-state
+// calls do not allocate.
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  ~Buffer() { release(); }
+  float* reserve(size_t n) {
+    if (n > size_) {
+      release();
+      data_ = static_cast<float*>(::operator new[](n * sizeof(float), std::align_val_t(64)));
+      size_ = n;
+    }
+    return data_;
+  }
+
+ private:
+  void release() {
+    if (data_) ::operator delete[](data_, std::align_val_t(64));
+    data_ = nullptr;
+    size_ = 0;
+  }
+  float* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+struct Problem {
+  bool trans_a, trans_b;
+  int64_t M, N, K;
+  float alpha, beta;
+  const float* A;
+  int64_t lda;
+  const float* B;
+  int64_t ldb;
+  float* C;
+  int64_t ldc;
+};
+
+// How a call is cut: strips of kMR rows, panels of kNR columns, blocks of kKC depth; tasks of
+// strips_per_task x panels_per_task.
+struct Grid {
+  int64_t n_strips, n_panels, n_kb;
+  int64_t strips_per_task, panels_per_task, n_mb, n_nb;
+  bool pack_b;
+  float* bp;  // packed B: (n_kb, n_panels, kKC, kNR) when pack_b
+};
+
+// One micro-tile: C[0:mr, 0:nr] (+)= alpha * A-block * B-block over kc.
+struct Tile {
+  const float* a;  // packed: (kc, mr); in place: row i, k at a[i * lda + k]
+  int64_t lda;
+  const float* b;  // (kc, nr) with row stride ldb (kNR when packed, zero padded)
+  int64_t ldb;
+  float* c;  // (mr, nr), row stride ldc
+  int64_t ldc;
+  int64_t kc;
+  int nr;
+  float alpha, beta;
+  bool first;  // first K block: apply beta
+};
+
+#if PONDER_GEMM_AVX512
+
+inline __mmask16 lane_mask(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
+
+template <int MR, bool kPackedA>
+void tile_kernel(const Tile& t) {
+  const __mmask16 m0 = lane_mask(t.nr), m1 = lane_mask(std::max(t.nr - 16, 0));
+  // The accumulators must live in registers: every loop over i is fully unrolled.
+  __m512 c0[MR], c1[MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
+  const float* a = t.a;
+  const float* b = t.b;
+  const int64_t lda = t.lda, ldb = t.ldb, kc = t.kc;
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const __m512 av = _mm512_set1_ps(kPackedA ? a[i] : a[i * lda]);
+      c0[i] = _mm512_fmadd_ps(av, b0, c0[i]);
+      c1[i] = _mm512_fmadd_ps(av, b1, c1[i]);
+    }
+    a += kPackedA ? MR : 1;
+    b += ldb;
+  }
+  const __m512 va = _mm512_set1_ps(t.alpha), vb = _mm512_set1_ps(t.beta);
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    float* c = t.c + i * t.ldc;
+    __m512 r0, r1;
+    if (!t.first) {
+      r0 = _mm512_fmadd_ps(va, c0[i], _mm512_maskz_loadu_ps(m0, c));
+      r1 = _mm512_fmadd_ps(va, c1[i], _mm512_maskz_loadu_ps(m1, c + 16));
+    } else if (t.beta == 0.0f) {
+      r0 = _mm512_mul_ps(va, c0[i]);
+      r1 = _mm512_mul_ps(va, c1[i]);
+    } else {
+      r0 = _mm512_fmadd_ps(va, c0[i], _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m0, c)));
+      r1 = _mm512_fmadd_ps(va, c1[i], _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m1, c + 16)));
+    }
+    _mm512_mask_storeu_ps(c, m0, r0);
+    _mm512_mask_storeu_ps(c + 16, m1, r1);
+  }
+}
+
+using TileFn = void (*)(const Tile&);
+
+template <bool kPackedA, int... I>
+constexpr auto make_tile_table(std::integer_sequence<int, I...>) {
+  return std::array<TileFn, sizeof...(I)>{&tile_kernel<I + 1, kPackedA>...};
+}
+constexpr auto kTilesInPlaceA = make_tile_table<false>(std::make_integer_sequence<int, kMR>());
+constexpr auto kTilesPackedA = make_tile_table<true>(std::make_integer_sequence<int, kMR>());
+
+void run_tile(const Tile& t, int mr, bool packed_a) { (packed_a ? kTilesPackedA : kTilesInPlaceA)[mr - 1](t); }
+
+// dst (kc, mr) <- rows k of src (stride lda), mr floats each.
+void pack_a_trans(float* dst, const float* src, int64_t lda, int64_t kc, int mr) {
+  const __mmask16 m = lane_mask(mr);
+  for (int64_t k = 0; k < kc; ++k) _mm512_mask_storeu_ps(dst + k * mr, m, _mm512_maskz_loadu_ps(m, src + k * lda));
+}
+
+// dst (kc, kNR) <- src rows k (stride ldb), nr floats each, zero padded.
+void pack_b_rows(float* dst, const float* src, int64_t ldb, int64_t kc, int nr) {
+  const __mmask16 m0 = lane_mask(nr), m1 = lane_mask(std::max(nr - 16, 0));
+  for (int64_t k = 0; k < kc; ++k) {
+    _mm512_store_ps(dst + k * kNR, _mm512_maskz_loadu_ps(m0, src + k * ldb));
+    _mm512_store_ps(dst + k * kNR + 16, _mm512_maskz_loadu_ps(m1, src + k * ldb + 16));
+  }
+}
+
+// In-register transpose of a 16x16 block: r[i][j] -> r[j][i].
+void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  __m512 u[16];  // u[4g + c], 128-bit lane L: column 4L + c of rows 4g..4g+3
+  for (int g = 0; g < 4; ++g) {
+    const __m512d t0 = _mm512_castps_pd(t[4 * g]), t1 = _mm512_castps_pd(t[4 * g + 1]);
+    const __m512d t2 = _mm512_castps_pd(t[4 * g + 2]), t3 = _mm512_castps_pd(t[4 * g + 3]);
+    u[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
+    u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
+    u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
+    u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512 x0 = _mm512_shuffle_f32x4(u[c], u[4 + c], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512 x1 = _mm512_shuffle_f32x4(u[c], u[4 + c], _MM_SHUFFLE(3, 1, 3, 1));
+    const __m512 y0 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512 y1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(3, 1, 3, 1));
+    r[c] = _mm512_shuffle_f32x4(x0, y0, _MM_SHUFFLE(2, 0, 2, 0));
+    r[8 + c] = _mm512_shuffle_f32x4(x0, y0, _MM_SHUFFLE(3, 1, 3, 1));
+    r[4 + c] = _mm512_shuffle_f32x4(x1, y1, _MM_SHUFFLE(2, 0, 2, 0));
+    r[12 + c] = _mm512_shuffle_f32x4(x1, y1, _MM_SHUFFLE(3, 1, 3, 1));
+  }
+}
+
+// dst (kc, kNR) <- columns k of src rows n < nr (stride ldb), zero padded: dst[k][n] = src[n][k].
+void pack_b_trans(float* dst, const float* src, int64_t ldb, int64_t kc, int nr) {
+  for (int h = 0; h < kNR / 16; ++h)
+    for (int64_t k0 = 0; k0 < kc; k0 += 16) {
+      const int64_t kk = std::min<int64_t>(16, kc - k0);
+      const __mmask16 m = lane_mask(kk);
+      __m512 r[16];
+      for (int i = 0; i < 16; ++i) {
+        const int n = 16 * h + i;
+        r[i] = n < nr ? _mm512_maskz_loadu_ps(m, src + n * ldb + k0) : _mm512_setzero_ps();
+      }
+      transpose16(r);
+      for (int64_t i = 0; i < kk; ++i) _mm512_store_ps(dst + (k0 + i) * kNR + 16 * h, r[i]);
+    }
+}
+
+#else  // portable path: the same blocking and the same order of operations, one float at a time
+
+void run_tile(const Tile& t, int mr, bool packed_a) {
+  float acc[kMR][kNR] = {};
+  for (int64_t k = 0; k < t.kc; ++k) {
+    const float* b = t.b + k * t.ldb;
+    for (int i = 0; i < mr; ++i) {
+      const float a = packed_a ? t.a[k * mr + i] : t.a[i * t.lda + k];
+      for (int j = 0; j < t.nr; ++j) acc[i][j] += a * b[j];
+    }
+  }
+  for (int i = 0; i < mr; ++i) {
+    float* c = t.c + i * t.ldc;
+    for (int j = 0; j < t.nr; ++j) {
+      if (!t.first)
+        c[j] = t.alpha * acc[i][j] + c[j];
+      else if (t.beta == 0.0f)
+        c[j] = t.alpha * acc[i][j];
+      else
+        c[j] = t.alpha * acc[i][j] + t.beta * c[j];
+    }
+  }
+}
+
+void pack_a_trans(float* dst, const float* src, int64_t lda, int64_t kc, int mr) {
+  for (int64_t k = 0; k < kc; ++k)
+    for (int i = 0; i < mr; ++i) dst[k * mr + i] = src[k * lda + i];
+}
+
+void pack_b_rows(float* dst, const float* src, int64_t ldb, int64_t kc, int nr) {
+  for (int64_t k = 0; k < kc; ++k)
+    for (int j = 0; j < kNR; ++j) dst[k * kNR + j] = j < nr ? src[k * ldb + j] : 0.0f;
+}
+
+void pack_b_trans(float* dst, const float* src, int64_t ldb, int64_t kc, int nr) {
+  for (int64_t k = 0; k < kc; ++k)
+    for (int j = 0; j < kNR; ++j) dst[k * kNR + j] = j < nr ? src[j * ldb + k] : 0.0f;
+}
+
+#endif
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Splits n items into the fewest groups of at most max_per_group, evenly; returns the group size.
+int64_t even_group(int64_t n, int64_t max_per_group) { return ceil_div(n, ceil_div(n, max_per_group)); }
+
+Grid make_grid(const Problem& p, int n_threads) {
+  Grid g{};
+  g.n_strips = ceil_div(p.M, kMR);
+  g.n_panels = ceil_div(p.N, kNR);
+  g.n_kb = ceil_div(p.K, kKC);
+  g.pack_b = p.trans_b || p.M > kDirectBMaxM;
+  int64_t spt = even_group(g.n_strips, kMaxStrips), ppt = even_group(g.n_panels, kMaxPanels);
+  // Enough tasks for dynamic scheduling to absorb a busy core: halve the longer side of the block.
+  const int64_t want = n_threads > 1 ? 4 * n_threads : 1;
+  while (ceil_div(g.n_strips, spt) * ceil_div(g.n_panels, ppt) < want && (spt > 1 || ppt > 1)) {
+    if (ppt == 1 || (spt > 1 && spt * kMR >= ppt * kNR))
+      spt = ceil_div(spt, 2);
+    else
+      ppt = ceil_div(ppt, 2);
+  }
+  g.strips_per_task = spt;
+  g.panels_per_task = ppt;
+  g.n_mb = ceil_div(g.n_strips, spt);
+  g.n_nb = ceil_div(g.n_panels, ppt);
+  return g;
+}
+
+// Packs panel `index` = (K block, column panel) of B.
+void pack_b_panel(const Problem& p, const Grid& g, int64_t index) {
+  const int64_t kb = index / g.n_panels, jr = index % g.n_panels;
+  const int64_t k0 = kb * kKC, kc = std::min(kKC, p.K - k0), j0 = jr * kNR;
+  const int nr = int(std::min<int64_t>(kNR, p.N - j0));
+  float* dst = g.bp + index * kKC * kNR;
+  if (p.trans_b)
+    pack_b_trans(dst, p.B + j0 * p.ldb + k0, p.ldb, kc, nr);
+  else
+    pack_b_rows(dst, p.B + k0 * p.ldb + j0, p.ldb, kc, nr);
+}
+
+// Computes the C block of task `index` over all of K.
+void run_task(const Problem& p, const Grid& g, int64_t index) {
+  thread_local Buffer a_buffer;
+  float* ap = a_buffer.reserve(size_t(kKC * kMR));
+  const int64_t mb = index / g.n_nb, nb = index % g.n_nb;
+  const int64_t s_begin = mb * g.strips_per_task, s_end = std::min(g.n_strips, s_begin + g.strips_per_task);
+  const int64_t j_begin = nb * g.panels_per_task, j_end = std::min(g.n_panels, j_begin + g.panels_per_task);
+  for (int64_t kb = 0; kb < g.n_kb; ++kb) {
+    const int64_t k0 = kb * kKC, kc = std::min(kKC, p.K - k0);
+    for (int64_t s = s_begin; s < s_end; ++s) {
+      const int64_t i0 = s * kMR;
+      const int mr = int(std::min<int64_t>(kMR, p.M - i0));
+      Tile t{.a = p.A + i0 * p.lda + k0, .lda = p.lda, .kc = kc, .alpha = p.alpha, .beta = p.beta, .first = kb == 0};
+      if (p.trans_a) {
+        pack_a_trans(ap, p.A + k0 * p.lda + i0, p.lda, kc, mr);
+        t.a = ap;
+      }
+      for (int64_t jr = j_begin; jr < j_end; ++jr) {
+        const int64_t j0 = jr * kNR;
+        t.nr = int(std::min<int64_t>(kNR, p.N - j0));
+        t.b = g.pack_b ? g.bp + (kb * g.n_panels + jr) * kKC * kNR : p.B + k0 * p.ldb + j0;
+        t.ldb = g.pack_b ? kNR : p.ldb;
+        t.c = p.C + i0 * p.ldc + j0;
+        t.ldc = p.ldc;
+        run_tile(t, mr, p.trans_a);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void sgemm_reference(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                     const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      double s = 0;
+      for (int64_t k = 0; k < K; ++k)
+        s += double(ta ? A[k * lda + i] : A[i * lda + k]) * double(tb ? B[j * ldb + k] : B[k * ldb + j]);
+      C[i * ldc + j] = float(alpha * s + (beta == 0 ? 0.0 : double(beta) * C[i * ldc + j]));
+    }
+}
+
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {  // no products: C = beta * C
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+    return;
+  }
+  const Problem p{.trans_a = trans_a, .trans_b = trans_b, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta,
+                  .A = A, .lda = lda, .B = B, .ldb = ldb, .C = C, .ldc = ldc};
+  const bool serial = omp_in_parallel() || double(M) * double(N) * double(K) < kSerialWork;
+  const int n_threads = serial ? 1 : omp_get_max_threads();
+  Grid g = make_grid(p, n_threads);
+  thread_local Buffer b_buffer;  // the calling thread's; its workers read it
+  if (g.pack_b) g.bp = b_buffer.reserve(size_t(g.n_kb * g.n_panels * kKC * kNR));
+  const int64_t n_pack = g.pack_b ? g.n_kb * g.n_panels : 0, n_tasks = g.n_mb * g.n_nb;
+  if (n_threads == 1 || n_tasks == 1) {
+    for (int64_t i = 0; i < n_pack; ++i) pack_b_panel(p, g, i);
+    for (int64_t i = 0; i < n_tasks; ++i) run_task(p, g, i);
+    return;
+  }
+#pragma omp parallel num_threads(int(std::min<int64_t>(n_threads, n_tasks)))
+  {
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t i = 0; i < n_pack; ++i) pack_b_panel(p, g, i);
+#pragma omp for schedule(dynamic, 1) nowait
+    for (int64_t i = 0; i < n_tasks; ++i) run_task(p, g, i);
+  }
+}
+
+}  // namespace ponder

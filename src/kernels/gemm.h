@@ -1,0 +1,19 @@
+#pragma once
+// Single-precision GEMM for training: C = alpha * op(A) op(B) + beta * C, row-major, where
+// op(X) is X or its transpose. Multi-threaded (OpenMP) over blocks of C; every element of C is
+// reduced over K by one thread in one fixed order, so results do not depend on the thread count.
+//
+//   Shapes: op(A) (M, K), op(B) (K, N), C (M, N). Leading dimensions are row strides:
+//   A is (M, K) with lda >= K when !trans_a, (K, M) with lda >= M when trans_a; likewise B.
+#include <cstdint>
+
+namespace ponder {
+
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// The straightforward triple loop (float64 accumulation), for tests.
+void sgemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                     int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+}  // namespace ponder

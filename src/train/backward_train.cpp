@@ -1,0 +1,163 @@
+// The backward pass: forward_train read bottom-up.
+#include <algorithm>
+#include <cmath>
+#include <omp.h>
+
+#include "core/error.h"
+#include "kernels/activation.h"
+#include "kernels/gemm.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+#include "train/forward_train.h"
+
+namespace ponder {
+
+namespace {
+
+template <typename T>
+T* sized(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+// For y (N, out) = x (N, in) W^T: dx (N, in) (+)= dy W and dW (out, in) += dy^T x.
+void linear_backward(float* dx, bool accumulate_dx, float* dw, const float* dy, const float* x, const float* w,
+                     int64_t N, int64_t in, int64_t out) {
+  sgemm(false, false, N, in, out, 1.0f, dy, out, w, in, accumulate_dx ? 1.0f : 0.0f, dx, in);
+  sgemm(true, false, out, in, N, 1.0f, dy, out, x, in, 1.0f, dw, in);
+}
+
+// dnorm_weight += ..., dx += ... for each row of a norm: rows split over threads, the weight
+// gradient reduced per thread and then added in thread order (a fixed order for a thread count).
+void norm_backward(float* dx, float* dweight, const float* dout, const float* x, const float* weight, const float* rstd,
+                   int64_t N, int C) {
+  std::vector<float> partial;
+#pragma omp parallel
+  {
+#pragma omp single
+    partial.assign(size_t(omp_get_num_threads()) * C, 0.0f);
+    float* mine = partial.data() + size_t(omp_get_thread_num()) * C;
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < N; ++i) rmsnorm_backward(dx + i * C, mine, dout + i * C, x + i * C, weight, rstd + i, 1, C);
+  }
+  const size_t n_threads = partial.size() / size_t(C);
+  for (size_t t = 0; t < n_threads; ++t)
+    for (int j = 0; j < C; ++j) dweight[j] += partial[t * C + j];
+}
+
+}  // namespace
+
+void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a, std::span<const float> dlogp,
+                    std::vector<float>& grads) {
+  const TrainConfig& c = m.config;
+  const int B = batch.B, T = batch.T, C = c.dim, F = c.ffn, V = c.vocab, L = c.n_layers;
+  const int H = c.n_heads, Hkv = c.n_kv_heads, D = c.head_dim(), qd = c.q_dim(), kvd = c.kv_dim();
+  const int64_t N = int64_t(B) * T;
+  if (a.B != B || a.T != T || dlogp.size() != size_t(N)) throw InvalidArgument("backward_train: run forward_train on this batch first");
+  if (grads.size() != m.layout.total) grads.assign(m.layout.total, 0.0f);
+  ParamView w = view_params(c, m.layout, const_cast<float*>(m.params.data()));
+  ParamView g = view_params(c, m.layout, grads.data());
+  const size_t NC = size_t(N) * C, NF = size_t(N) * F;
+  const float scale = 1.0f / std::sqrt(float(D));
+
+  // d logp[t] / d logits[t] = onehot(target) - softmax: the logits buffer holds the softmax.
+  float* dlogits = a.logits.data();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < N; ++i) {
+    float* row = dlogits + i * V;
+    const int32_t tgt = batch.targets[size_t(i)];
+    const float s = tgt >= 0 ? dlogp[size_t(i)] : 0.0f;
+    for (int j = 0; j < V; ++j) row[j] = -s * row[j];
+    if (tgt >= 0) row[tgt] += s;
+  }
+  float* dxn = sized(a.dxn, NC);
+  linear_backward(dxn, false, g.output, dlogits, a.xnf.data(), w.output, N, C, V);
+  float* dx = sized(a.dx, NC);
+  std::fill_n(dx, NC, 0.0f);
+  norm_backward(dx, g.output_norm, dxn, a.x_final.data(), w.output_norm, a.rstdf.data(), N, C);
+
+  float* dh = sized(a.dbig, NF);
+  float* dg = sized(a.dbig2, NF * 2);
+  float* du = dg + NF;
+  float* datt = sized(a.datt, size_t(N) * qd);
+  float* dq = sized(a.dq, size_t(N) * qd);
+  float* dk = sized(a.dk, size_t(N) * kvd);
+  float* dv = sized(a.dv, size_t(N) * kvd);
+  float* dP = sized(a.dprobs, size_t(B) * H * T * T);
+  const float* rc = a.rope_cos.data();
+  const float* rs = a.rope_sin.data();
+
+  for (int l = L - 1; l >= 0; --l) {
+    const LayerView& lw = w.layers[size_t(l)];
+    const LayerView& lg = g.layers[size_t(l)];
+    const float* xi = a.x_in.data() + NC * l;
+    const float* n1 = a.xn1.data() + NC * l;
+    const float* r1 = a.rstd1.data() + size_t(N) * l;
+    const float* ql = a.q.data() + size_t(N) * qd * l;
+    const float* kl = a.k.data() + size_t(N) * kvd * l;
+    const float* vl = a.v.data() + size_t(N) * kvd * l;
+    const float* pl = a.probs.data() + size_t(B) * H * T * T * l;
+    const float* al = a.att.data() + size_t(N) * qd * l;
+    const float* xm = a.x_mid.data() + NC * l;
+    const float* n2 = a.xn2.data() + NC * l;
+    const float* r2 = a.rstd2.data() + size_t(N) * l;
+    const float* gl = a.gate.data() + NF * l;
+    const float* ul = a.up.data() + NF * l;
+    const float* hl = a.h.data() + NF * l;
+
+    // FFN: x_out = x_mid + down(silu(gate) * up), dx is d x_out.
+    linear_backward(dh, false, lg.w_down, dx, hl, lw.w_down, N, F, C);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; ++i) swiglu_backward(dg + i * F, du + i * F, dh + i * F, gl + i * F, ul + i * F, F);
+    linear_backward(dxn, false, lg.w_gate, dg, n2, lw.w_gate, N, C, F);
+    linear_backward(dxn, true, lg.w_up, du, n2, lw.w_up, N, C, F);
+    norm_backward(dx, lg.ffn_norm, dxn, xm, lw.ffn_norm, r2, N, C);  // dx is now d x_mid
+
+    // Attention: x_mid = x_in + wo(att), dx is d x_mid.
+    linear_backward(datt, false, lg.wo, dx, al, lw.wo, N, qd, C);
+    std::fill_n(dk, size_t(N) * kvd, 0.0f);
+    std::fill_n(dv, size_t(N) * kvd, 0.0f);
+    // Per (sequence, KV head): the heads of the group add into the same dK and dV.
+#pragma omp parallel for collapse(2) schedule(dynamic)
+    for (int b = 0; b < B; ++b)
+      for (int kh = 0; kh < Hkv; ++kh)
+        for (int hh = kh * (H / Hkv); hh < (kh + 1) * (H / Hkv); ++hh) {
+          const float* P = pl + (size_t(b) * H + hh) * T * T;
+          float* dS = dP + (size_t(b) * H + hh) * T * T;
+          const size_t qo = size_t(b) * T * qd + hh * D, ko = size_t(b) * T * kvd + kh * D;
+          // dP = dO V^T, dV += P^T dO
+          sgemm(false, true, T, T, D, 1.0f, datt + qo, qd, vl + ko, kvd, 0.0f, dS, T);
+          sgemm(true, false, T, D, T, 1.0f, P, T, datt + qo, qd, 1.0f, dv + ko, kvd);
+          // dS = P * (dP - rowsum(dP * P)) over t' <= t
+          for (int t = 0; t < T; ++t) {
+            const float* pr = P + size_t(t) * T;
+            float* dr = dS + size_t(t) * T;
+            double dot = 0;
+            for (int j = 0; j <= t; ++j) dot += double(dr[j]) * pr[j];
+            for (int j = 0; j <= t; ++j) dr[j] = pr[j] * (dr[j] - float(dot));
+            std::fill(dr + t + 1, dr + T, 0.0f);
+          }
+          // dQ = dS K * scale, dK += dS^T Q * scale
+          sgemm(false, false, T, D, T, scale, dS, T, kl + ko, kvd, 0.0f, dq + qo, qd);
+          sgemm(true, false, T, D, T, scale, dS, T, ql + qo, qd, 1.0f, dk + ko, kvd);
+        }
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; ++i) {
+      const int t = int(i % T);
+      rope_backward(dq + i * qd, H, D, D, rc + t * D / 2, rs + t * D / 2, RopeStyle::Adjacent);
+      rope_backward(dk + i * kvd, Hkv, D, D, rc + t * D / 2, rs + t * D / 2, RopeStyle::Adjacent);
+    }
+    linear_backward(dxn, false, lg.wq, dq, n1, lw.wq, N, C, qd);
+    linear_backward(dxn, true, lg.wk, dk, n1, lw.wk, N, C, kvd);
+    linear_backward(dxn, true, lg.wv, dv, n1, lw.wv, N, C, kvd);
+    norm_backward(dx, lg.attn_norm, dxn, xi, lw.attn_norm, r1, N, C);  // dx is now d x_in
+  }
+
+  // Embedding rows: a serial scatter-add keeps the order of additions fixed.
+  for (int64_t i = 0; i < N; ++i) {
+    float* row = g.token_embd + int64_t(batch.tokens[size_t(i)]) * C;
+    for (int j = 0; j < C; ++j) row[j] += dx[i * C + j];
+  }
+}
+
+}  // namespace ponder

@@ -1,0 +1,153 @@
+#include "train/forward_train.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "kernels/activation.h"
+#include "kernels/gemm.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+
+namespace ponder {
+
+namespace {
+
+template <typename T>
+T* sized(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+// y (N, out) = x (N, in) W^T, W (out, in)
+void linear(float* y, const float* x, const float* w, int64_t N, int64_t in, int64_t out) {
+  sgemm(false, true, N, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
+}
+
+}  // namespace
+
+double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& a, std::vector<float>& logp) {
+  const TrainConfig& c = m.config;
+  const int B = batch.B, T = batch.T, C = c.dim, F = c.ffn, V = c.vocab, L = c.n_layers;
+  const int H = c.n_heads, Hkv = c.n_kv_heads, D = c.head_dim(), qd = c.q_dim(), kvd = c.kv_dim();
+  const int64_t N = int64_t(B) * T;
+  if (B <= 0 || T <= 0 || batch.tokens.size() != size_t(N) || batch.targets.size() != size_t(N))
+    throw InvalidArgument("training batch: tokens and targets must both hold B x T ids");
+  if (T > c.ctx) throw InvalidArgument("training batch: sequence length " + std::to_string(T) + " exceeds the context " + std::to_string(c.ctx));
+  for (size_t i = 0; i < size_t(N); ++i)
+    if (batch.tokens[i] < 0 || batch.tokens[i] >= V || batch.targets[i] < -1 || batch.targets[i] >= V)
+      throw InvalidArgument("training batch: token id out of range at position " + std::to_string(i));
+  a.B = B;
+  a.T = T;
+  ParamView w = view_params(c, m.layout, const_cast<float*>(m.params.data()));
+  const size_t NC = size_t(N) * C, NF = size_t(N) * F;
+  float* x_in = sized(a.x_in, NC * L);
+  float* xn1 = sized(a.xn1, NC * L);
+  float* rstd1 = sized(a.rstd1, size_t(N) * L);
+  float* q = sized(a.q, size_t(N) * qd * L);
+  float* k = sized(a.k, size_t(N) * kvd * L);
+  float* v = sized(a.v, size_t(N) * kvd * L);
+  float* probs = sized(a.probs, size_t(B) * H * T * T * L);
+  float* att = sized(a.att, size_t(N) * qd * L);
+  float* x_mid = sized(a.x_mid, NC * L);
+  float* xn2 = sized(a.xn2, NC * L);
+  float* rstd2 = sized(a.rstd2, size_t(N) * L);
+  float* gate = sized(a.gate, NF * L);
+  float* up = sized(a.up, NF * L);
+  float* hb = sized(a.h, NF * L);
+  float* x = sized(a.x_final, NC);
+  float* xnf = sized(a.xnf, NC);
+  float* rstdf = sized(a.rstdf, size_t(N));
+  float* logits = sized(a.logits, size_t(N) * V);
+  float* rc = sized(a.rope_cos, size_t(T) * D / 2);
+  float* rs = sized(a.rope_sin, size_t(T) * D / 2);
+  for (int t = 0; t < T; ++t) rope_angles(rc + t * D / 2, rs + t * D / 2, t, D, c.rope_base);
+  const float scale = 1.0f / std::sqrt(float(D));
+
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < N; ++i) std::copy_n(w.token_embd + int64_t(batch.tokens[size_t(i)]) * C, C, x + i * C);
+
+  for (int l = 0; l < L; ++l) {
+    const LayerView& lw = w.layers[size_t(l)];
+    float* xi = x_in + NC * l;
+    float* n1 = xn1 + NC * l;
+    float* r1 = rstd1 + size_t(N) * l;
+    float* ql = q + size_t(N) * qd * l;
+    float* kl = k + size_t(N) * kvd * l;
+    float* vl = v + size_t(N) * kvd * l;
+    float* pl = probs + size_t(B) * H * T * T * l;
+    float* al = att + size_t(N) * qd * l;
+    std::copy_n(x, NC, xi);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; ++i) rmsnorm_forward(n1 + i * C, r1 + i, xi + i * C, lw.attn_norm, 1, C, c.rms_eps);
+    linear(ql, n1, lw.wq, N, C, qd);
+    linear(kl, n1, lw.wk, N, C, kvd);
+    linear(vl, n1, lw.wv, N, C, kvd);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; ++i) {
+      const int t = int(i % T);
+      rope_forward(ql + i * qd, H, D, D, rc + t * D / 2, rs + t * D / 2, RopeStyle::Adjacent);
+      rope_forward(kl + i * kvd, Hkv, D, D, rc + t * D / 2, rs + t * D / 2, RopeStyle::Adjacent);
+    }
+    // Causal attention per (sequence, head): S = Q K^T * scale, P = softmax over t' <= t, O = P V.
+#pragma omp parallel for collapse(2) schedule(dynamic)
+    for (int b = 0; b < B; ++b)
+      for (int hh = 0; hh < H; ++hh) {
+        const int g = hh / (H / Hkv);
+        float* P = pl + (size_t(b) * H + hh) * T * T;
+        const float* Q = ql + size_t(b) * T * qd + hh * D;
+        const float* K = kl + size_t(b) * T * kvd + g * D;
+        const float* Vv = vl + size_t(b) * T * kvd + g * D;
+        sgemm(false, true, T, T, D, scale, Q, qd, K, kvd, 0.0f, P, T);
+        for (int t = 0; t < T; ++t) {
+          float* row = P + size_t(t) * T;
+          softmax_forward(row, t + 1);
+          std::fill(row + t + 1, row + T, 0.0f);
+        }
+        sgemm(false, false, T, D, T, 1.0f, P, T, Vv, kvd, 0.0f, al + size_t(b) * T * qd + hh * D, qd);
+      }
+    float* y = sized(a.dx, NC);  // scratch
+    linear(y, al, lw.wo, N, qd, C);
+    float* xm = x_mid + NC * l;
+    float* n2 = xn2 + NC * l;
+    float* r2 = rstd2 + size_t(N) * l;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; ++i) {
+      for (int j = 0; j < C; ++j) x[i * C + j] += y[i * C + j];
+      std::copy_n(x + i * C, C, xm + i * C);
+      rmsnorm_forward(n2 + i * C, r2 + i, xm + i * C, lw.ffn_norm, 1, C, c.rms_eps);
+    }
+    float* gl = gate + NF * l;
+    float* ul = up + NF * l;
+    float* hl = hb + NF * l;
+    linear(gl, n2, lw.w_gate, N, C, F);
+    linear(ul, n2, lw.w_up, N, C, F);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; ++i) swiglu_forward(hl + i * F, gl + i * F, ul + i * F, F);
+    linear(y, hl, lw.w_down, N, F, C);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < int64_t(NC); ++i) x[i] += y[i];
+  }
+
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < N; ++i) rmsnorm_forward(xnf + i * C, rstdf + i, x + i * C, w.output_norm, 1, C, c.rms_eps);
+  linear(logits, xnf, w.output, N, C, V);
+  logp.assign(size_t(N), 0.0f);
+  double nll = 0;
+  int64_t count = 0;
+#pragma omp parallel for schedule(static) reduction(+ : nll, count)
+  for (int64_t i = 0; i < N; ++i) {
+    float* row = logits + i * V;
+    const double lse = log_sum_exp(row, V);
+    const int32_t tgt = batch.targets[size_t(i)];
+    if (tgt >= 0) {
+      logp[size_t(i)] = float(double(row[tgt]) - lse);
+      nll -= logp[size_t(i)];
+      ++count;
+    }
+    for (int j = 0; j < V; ++j) row[j] = float(std::exp(double(row[j]) - lse));  // keep the softmax
+  }
+  return count > 0 ? nll / double(count) : 0.0;
+}
+
+}  // namespace ponder

@@ -1,0 +1,226 @@
+// sgemm against the float64 triple loop (all transposes, odd shapes, padded leading dimensions,
+// alpha/beta), and its determinism: bitwise equal results for any thread count, for a row computed
+// alone or inside a large M, and when called from inside a parallel region.
+#include "kernels/gemm.h"
+
+#include <cmath>
+#include <cstring>
+#include <gtest/gtest.h>
+#include <limits>
+#include <omp.h>
+#include <random>
+#include <vector>
+
+namespace ponder {
+namespace {
+
+std::vector<float> randn(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<float> v(n);
+  for (float& x : v) x = nd(rng);
+  return v;
+}
+
+// op(A) (M, K), op(B) (K, N), C (M, N) stored row-major with padded leading dimensions.
+struct Case {
+  bool trans_a, trans_b;
+  int64_t M, N, K;
+  int64_t pad_a = 0, pad_b = 0, pad_c = 0;  // extra floats per stored row
+  float alpha = 1.f, beta = 0.f;
+};
+
+struct Operands {
+  int64_t lda, ldb, ldc;
+  std::vector<float> A, B, C;
+};
+
+Operands make_operands(const Case& c, uint32_t seed) {
+  Operands o;
+  const int64_t a_rows = c.trans_a ? c.K : c.M, a_cols = c.trans_a ? c.M : c.K;
+  const int64_t b_rows = c.trans_b ? c.N : c.K, b_cols = c.trans_b ? c.K : c.N;
+  o.lda = a_cols + c.pad_a;
+  o.ldb = b_cols + c.pad_b;
+  o.ldc = c.N + c.pad_c;
+  o.A = randn(size_t(std::max<int64_t>(1, a_rows * o.lda)), seed);
+  o.B = randn(size_t(std::max<int64_t>(1, b_rows * o.ldb)), seed + 1);
+  o.C = randn(size_t(c.M * o.ldc), seed + 2);
+  if (c.beta == 0.f)  // must be ignored, not multiplied
+    for (float& x : o.C) x = std::numeric_limits<float>::quiet_NaN();
+  return o;
+}
+
+void run(const Case& c, Operands& o) {
+  sgemm(c.trans_a, c.trans_b, c.M, c.N, c.K, c.alpha, o.A.data(), o.lda, o.B.data(), o.ldb, c.beta, o.C.data(), o.ldc);
+}
+
+std::string describe(const Case& c) {
+  return "ta=" + std::to_string(c.trans_a) + " tb=" + std::to_string(c.trans_b) + " M=" + std::to_string(c.M) +
+         " N=" + std::to_string(c.N) + " K=" + std::to_string(c.K) + " alpha=" + std::to_string(c.alpha) +
+         " beta=" + std::to_string(c.beta);
+}
+
+// Checks c against the float64 reference with a bound of sqrt(K) float roundings of the sum of
+// |a||b| (plus the beta term); the padding of C past N must be untouched.
+void expect_matches_reference(const Case& c, uint32_t seed) {
+  Operands o = make_operands(c, seed);
+  Operands ref = o;
+  run(c, o);
+  sgemm_reference(c.trans_a, c.trans_b, c.M, c.N, c.K, c.alpha, ref.A.data(), ref.lda, ref.B.data(), ref.ldb, c.beta,
+                  ref.C.data(), ref.ldc);
+  const Operands in = make_operands(c, seed);
+  const double eps = std::numeric_limits<float>::epsilon();
+  int n_bad = 0;
+  for (int64_t i = 0; i < c.M; ++i) {
+    for (int64_t j = 0; j < c.N; ++j) {
+      double mag = 0;
+      for (int64_t k = 0; k < c.K; ++k) {
+        const double a = c.trans_a ? in.A[size_t(k * in.lda + i)] : in.A[size_t(i * in.lda + k)];
+        const double b = c.trans_b ? in.B[size_t(j * in.ldb + k)] : in.B[size_t(k * in.ldb + j)];
+        mag += std::abs(a * b);
+      }
+      const double old = c.beta == 0.f ? 0.0 : std::abs(double(c.beta) * in.C[size_t(i * in.ldc + j)]);
+      const double tol = 2 * eps * (std::sqrt(double(c.K)) + 2) * (std::abs(c.alpha) * mag + old) + 1e-30;
+      const float got = o.C[size_t(i * o.ldc + j)], want = ref.C[size_t(i * ref.ldc + j)];
+      if (!(std::abs(double(got) - double(want)) <= tol) && n_bad++ < 5)
+        ADD_FAILURE() << describe(c) << " at (" << i << ", " << j << "): " << got << " vs " << want << " tol " << tol;
+    }
+    for (int64_t j = c.N; j < o.ldc; ++j) {
+      const float got = o.C[size_t(i * o.ldc + j)], was = in.C[size_t(i * in.ldc + j)];
+      if (std::memcmp(&got, &was, sizeof(float)) != 0 && n_bad++ < 5)
+        ADD_FAILURE() << describe(c) << ": padding of C row " << i << " changed at column " << j;
+    }
+  }
+}
+
+TEST(Sgemm, TinyAndOddShapesMatchReference) {
+  uint32_t seed = 1;
+  const int64_t dims[] = {1, 2, 3, 7, 12, 13, 17, 31, 33, 47};
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (int64_t M : dims)
+        for (int64_t N : {1, 5, 16, 17, 32, 33, 70})
+          for (int64_t K : {1, 3, 16, 29}) {
+            const Case c{.trans_a = ta, .trans_b = tb, .M = M, .N = N, .K = K, .pad_a = M % 3, .pad_b = N % 2,
+                         .pad_c = K % 4};
+            expect_matches_reference(c, seed++);
+          }
+}
+
+TEST(Sgemm, RandomShapesAlphaBetaMatchReference) {
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int64_t> dim(1, 140), big_k(200, 700), pad(0, 9);
+  const float alphas[] = {1.f, -0.5f, 2.f};
+  const float betas[] = {0.f, 1.f, -0.75f};
+  for (int it = 0; it < 120; ++it) {
+    const Case c{.trans_a = bool(it & 1),
+                 .trans_b = bool(it & 2),
+                 .M = dim(rng),
+                 .N = dim(rng),
+                 .K = it % 3 == 0 ? big_k(rng) : dim(rng),  // several K blocks
+                 .pad_a = pad(rng),
+                 .pad_b = pad(rng),
+                 .pad_c = pad(rng),
+                 .alpha = alphas[it % 3],
+                 .beta = betas[(it / 4) % 3]};
+    expect_matches_reference(c, uint32_t(1000 + it));
+  }
+}
+
+TEST(Sgemm, ZeroDepthScalesC) {
+  for (float beta : {0.f, 1.f, 0.5f}) {
+    const Case c{.trans_a = false, .trans_b = false, .M = 3, .N = 5, .K = 0, .pad_c = 2, .beta = beta};
+    expect_matches_reference(c, 5);
+  }
+}
+
+TEST(Sgemm, TrainingShapesMatchReferenceOnSampledRows) {
+  // Full-size calls (M = 4096 tokens) checked on a few rows: the reference is too slow for all.
+  struct Shape {
+    bool ta, tb;
+    int64_t M, N, K;
+    float beta;
+  };
+  const Shape shapes[] = {{false, true, 4096, 768, 256, 0.f},  // Y = X W^T
+                          {false, false, 4096, 256, 768, 0.f},  // dX = dY W
+                          {true, false, 768, 256, 4096, 1.f}};  // dW += dY^T X
+  for (const Shape& s : shapes) {
+    const Case c{.trans_a = s.ta, .trans_b = s.tb, .M = s.M, .N = s.N, .K = s.K, .beta = s.beta};
+    Operands o = make_operands(c, 11);
+    const Operands in = o;
+    run(c, o);
+    for (int64_t i : {int64_t(0), int64_t(13), s.M / 2 + 5, s.M - 1}) {
+      std::vector<float> want(in.C.begin() + i * in.ldc, in.C.begin() + (i + 1) * in.ldc);
+      const float* a = s.ta ? in.A.data() + i : in.A.data() + i * in.lda;
+      sgemm_reference(s.ta, s.tb, 1, s.N, s.K, 1.f, a, in.lda, in.B.data(), in.ldb, s.beta, want.data(), in.ldc);
+      for (int64_t j = 0; j < s.N; ++j)
+        ASSERT_NEAR(o.C[size_t(i * o.ldc + j)], want[size_t(j)], 2e-3) << describe(c) << " at (" << i << ", " << j << ")";
+    }
+  }
+}
+
+// Restores the OpenMP thread count on scope exit.
+struct ThreadCountGuard {
+  int saved = omp_get_max_threads();
+  ~ThreadCountGuard() { omp_set_num_threads(saved); }
+};
+
+TEST(SgemmDeterminism, BitwiseEqualAcrossThreadCounts) {
+  ThreadCountGuard guard;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (float beta : {0.f, 1.f}) {
+        const Case c{.trans_a = ta, .trans_b = tb, .M = 301, .N = 157, .K = 600, .pad_a = 3, .pad_c = 1,
+                     .alpha = 0.7f, .beta = beta};
+        const Operands in = make_operands(c, 21);
+        std::vector<float> first;
+        for (int n_threads : {1, 2, 3}) {
+          omp_set_num_threads(n_threads);
+          Operands o = in;
+          run(c, o);
+          if (first.empty())
+            first = o.C;
+          else
+            ASSERT_EQ(0, std::memcmp(first.data(), o.C.data(), first.size() * sizeof(float)))
+                << describe(c) << " threads=" << n_threads;
+        }
+      }
+}
+
+// Every row of a large-M call equals the same row computed alone (M = 1) and in a small batch.
+TEST(SgemmDeterminism, RowsAreBatchInvariant) {
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      const Case c{.trans_a = ta, .trans_b = tb, .M = 4096, .N = 67, .K = 300, .pad_b = 5, .beta = 1.f};
+      const Operands in = make_operands(c, 31);
+      Operands big = in;
+      run(c, big);
+      for (int64_t i : {0, 1, 11, 12, 500, 4095})
+        for (int64_t m : {1, 5}) {
+          if (i + m > c.M) continue;
+          std::vector<float> small(in.C.begin() + i * in.ldc, in.C.begin() + (i + m) * in.ldc);
+          const float* a = ta ? in.A.data() + i : in.A.data() + i * in.lda;
+          sgemm(ta, tb, m, c.N, c.K, c.alpha, a, in.lda, in.B.data(), in.ldb, c.beta, small.data(), in.ldc);
+          ASSERT_EQ(0, std::memcmp(small.data(), big.C.data() + i * big.ldc, small.size() * sizeof(float)))
+              << describe(c) << " rows " << i << ".." << i + m;
+        }
+    }
+}
+
+// Inside a parallel region sgemm runs in the calling thread, with the same bits.
+TEST(SgemmDeterminism, SameResultInsideParallelRegion) {
+  ThreadCountGuard guard;
+  omp_set_num_threads(2);
+  const Case c{.trans_a = false, .trans_b = true, .M = 256, .N = 256, .K = 32};
+  const Operands in = make_operands(c, 41);
+  Operands outside = in;
+  run(c, outside);
+  std::vector<Operands> inside(4, in);
+#pragma omp parallel for schedule(static)
+  for (int h = 0; h < 4; ++h) run(c, inside[size_t(h)]);
+  for (const Operands& o : inside)
+    ASSERT_EQ(0, std::memcmp(outside.C.data(), o.C.data(), o.C.size() * sizeof(float)));
+}
+
+}  // namespace
+}  // namespace ponder

@@ -1,0 +1,131 @@
+// The training forward, backward and AdamW against PyTorch: tests/golden/train_*.json, written by
+// tools/torch_reference.py (float64 PyTorch): softmax of the logits, the loss, every gradient, and
+// the losses and gradient norms of six AdamW steps with clipping.
+#include <cmath>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "train/adamw.h"
+#include "train/forward_train.h"
+
+namespace ponder {
+namespace {
+
+struct Golden {
+  nlohmann::json j;
+  TrainConfig config;
+  TrainBatch batch;
+};
+
+Golden load(const std::string& name) {
+  std::ifstream in(std::string(PONDER_SOURCE_DIR) + "/tests/golden/train_" + name + ".json");
+  Golden g{.j = nlohmann::json::parse(in)};
+  const auto& c = g.j["config"];
+  g.config = TrainConfig{.vocab = c["vocab"], .dim = c["dim"], .n_layers = c["n_layers"], .n_heads = c["n_heads"],
+                         .n_kv_heads = c["n_kv_heads"], .ffn = c["ffn"], .ctx = 64, .rope_base = c["rope_base"],
+                         .rms_eps = c["rms_eps"], .tied = c["tied"]};
+  g.batch = TrainBatch{.B = g.j["B"], .T = g.j["T"], .tokens = g.j["tokens"], .targets = g.j["targets"]};
+  return g;
+}
+
+TrainModel model_of(const Golden& g) {
+  TrainModel m(g.config);
+  for (const ParamTensor& t : m.layout.tensors) {
+    const auto values = g.j["params"][t.name].get<std::vector<float>>();
+    EXPECT_EQ(values.size(), t.size) << t.name;
+    std::copy(values.begin(), values.end(), m.params.begin() + ptrdiff_t(t.offset));
+  }
+  return m;
+}
+
+std::vector<float> ce_weights(const TrainBatch& b) {
+  int count = 0;
+  for (int32_t t : b.targets) count += t >= 0;
+  std::vector<float> w(b.targets.size());
+  for (size_t i = 0; i < w.size(); ++i) w[i] = b.targets[i] >= 0 ? -1.0f / float(count) : 0.0f;
+  return w;
+}
+
+class TorchGolden : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(TorchGolden, LogitsLossAndEveryGradient) {
+  const Golden g = load(GetParam());
+  const TrainModel m = model_of(g);
+  Activations a;
+  std::vector<float> logp, grads;
+  const double loss = forward_train(m, g.batch, a, logp);
+  EXPECT_NEAR(loss, g.j["loss"].get<double>(), 1e-5);
+  const auto logits = g.j["logits"].get<std::vector<double>>();
+  const int V = g.config.vocab;
+  double max_p_err = 0;
+  for (size_t r = 0; r < logits.size() / size_t(V); ++r) {  // forward keeps softmax(logits)
+    double mx = -1e300, s = 0;
+    for (int j = 0; j < V; ++j) mx = std::max(mx, logits[r * V + j]);
+    for (int j = 0; j < V; ++j) s += std::exp(logits[r * V + j] - mx);
+    for (int j = 0; j < V; ++j) max_p_err = std::max(max_p_err, std::fabs(std::exp(logits[r * V + j] - mx) / s - a.logits[r * V + j]));
+  }
+  EXPECT_LT(max_p_err, 1e-6);
+  backward_train(m, g.batch, a, ce_weights(g.batch), grads);
+  double worst = 0;
+  for (const ParamTensor& t : m.layout.tensors) {
+    const auto want = g.j["grads"][t.name].get<std::vector<double>>();
+    double scale = 0;
+    for (double x : want) scale = std::max(scale, std::fabs(x));
+    for (size_t i = 0; i < t.size; ++i) {
+      const double err = std::fabs(grads[t.offset + i] - want[i]);
+      worst = std::max(worst, err / scale);
+      ASSERT_LE(err, 1e-5 * scale + 1e-7) << t.name << "[" << i << "]";
+    }
+  }
+  std::printf("%s: loss %.7f (torch %.7f), softmax max error %.2e, gradients max error %.2e of each tensor's largest\n",
+              GetParam(), loss, g.j["loss"].get<double>(), max_p_err, worst);
+}
+
+TEST_P(TorchGolden, AdamWStepsMatchPyTorch) {
+  const Golden g = load(GetParam());
+  TrainModel m = model_of(g);
+  const auto& o = g.j["adamw"];
+  const AdamWOptions opt{.lr = o["lr"], .beta1 = o["beta1"], .beta2 = o["beta2"], .eps = o["eps"],
+                         .weight_decay = o["weight_decay"], .max_grad_norm = o["max_grad_norm"]};
+  AdamWState state;
+  Activations a;
+  std::vector<float> logp, grads;
+  const auto losses = o["losses"].get<std::vector<double>>();
+  const auto norms = o["grad_norms"].get<std::vector<double>>();
+  for (size_t s = 0; s < losses.size(); ++s) {
+    const double loss = forward_train(m, g.batch, a, logp);
+    EXPECT_NEAR(loss, losses[s], 2e-5 * std::fabs(losses[s])) << "step " << s;
+    grads.assign(m.params.size(), 0.0f);
+    backward_train(m, g.batch, a, ce_weights(g.batch), grads);
+    const double norm = clip_grad_norm(grads, opt.max_grad_norm);
+    EXPECT_NEAR(norm, norms[s], 1e-4 * norms[s]) << "step " << s;
+    adamw_step(m, grads, state, opt, opt.lr);
+  }
+  EXPECT_NEAR(forward_train(m, g.batch, a, logp), o["final_loss"].get<double>(), 2e-5 * o["final_loss"].get<double>());
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, TorchGolden, ::testing::Values("untied", "tied"));
+
+TEST(LrSchedule, WarmupThenCosine) {
+  const LrSchedule s{.lr = 1.0f, .min_lr = 0.1f, .warmup_steps = 4, .total_steps = 14};
+  EXPECT_FLOAT_EQ(s.at(0), 0.25f);
+  EXPECT_FLOAT_EQ(s.at(3), 1.0f);
+  EXPECT_FLOAT_EQ(s.at(4), 1.0f);
+  EXPECT_NEAR(s.at(9), 0.55f, 1e-6);  // halfway: (1 + 0.1) / 2
+  EXPECT_NEAR(s.at(14), 0.1f, 1e-6);
+  EXPECT_NEAR(s.at(100), 0.1f, 1e-6);
+}
+
+TEST(ClipGradNorm, ScalesToTheMaximum) {
+  std::vector<float> g = {3, 4};  // norm 5
+  EXPECT_NEAR(clip_grad_norm(g, 1.0), 5.0, 1e-9);
+  EXPECT_NEAR(g[0], 0.6, 1e-6);
+  EXPECT_NEAR(g[1], 0.8, 1e-6);
+  std::vector<float> small = {0.3f, 0.4f};
+  clip_grad_norm(small, 1.0);
+  EXPECT_EQ(small[0], 0.3f);  // under the maximum: unchanged
+}
+
+}  // namespace
+}  // namespace ponder
