@@ -11,6 +11,8 @@ void add_logits(CLI::App& app);
 void add_generate(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_init(CLI::App& app);
+void add_train(CLI::App& app);
+void add_export(CLI::App& app);
 void add_task(CLI::App& app);
 
 // Prompt text from -p or the file of -f (exactly one of them); throws InvalidArgument.

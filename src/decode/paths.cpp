@@ -1,5 +1,6 @@
 #include "decode/paths.h"
 
+#include <algorithm>
 #include <deque>
 
 #include "core/error.h"
@@ -62,35 +63,62 @@ void advance(RunningPath& p, std::span<const float> logits, LanguageModel& lm, c
 
 }  // namespace
 
-std::vector<Path> run_paths(LanguageModel& lm, std::span<const int32_t> prompt, const PathsOptions& opt,
-                            const StopOptions& stop) {
-  if (prompt.empty()) throw InvalidArgument("the prompt has no tokens");
+std::vector<std::vector<Path>> run_paths_batch(LanguageModel& lm, std::span<const std::vector<int32_t>> prompts,
+                                               std::span<const PathsOptions> opts, const StopOptions& stop) {
+  if (prompts.size() != opts.size()) throw InvalidArgument("run_paths_batch: one options entry per prompt");
   const size_t V = size_t(lm.n_vocab());
   std::vector<RunningPath> paths;
-  paths.reserve(size_t(opt.n));
-  for (int i = 0; i < opt.n; ++i) {
-    paths.push_back({.seq = -1, .sampler = Sampler(opt.sampling, Rng::derive(opt.seed, opt.path_offset + uint64_t(i))),
-                     .text = PathText(stop), .path = {}, .forced = {}});
-    paths.back().path.index = int64_t(opt.path_offset) + i;
-    paths.back().sampler.set_prompt(prompt);
+  std::vector<size_t> first_path(prompts.size() + 1, 0);
+  for (size_t q = 0; q < prompts.size(); ++q) {
+    if (prompts[q].empty()) throw InvalidArgument("prompt " + std::to_string(q) + " has no tokens");
+    first_path[q + 1] = first_path[q] + size_t(opts[q].n);
   }
-  std::vector<float> logits;
-  const SeqId root = lm.new_sequence();
-  try {
-    const StepInput prefill{.seq = root, .tokens = prompt};
-    lm.step({&prefill, 1}, logits);
-    const std::vector<float> first(logits.begin(), logits.begin() + ptrdiff_t(V));
-    // Fork the prompt into every path (the last path keeps the root itself).
-    for (int i = 0; i < opt.n; ++i) paths[size_t(i)].seq = i + 1 < opt.n ? lm.fork(root) : root;
-    for (RunningPath& p : paths) {
-      if (stop.max_tokens == 0) {
-        p.done = true;
-        continue;
-      }
-      advance(p, first, lm, stop, opt.on_token);
+  paths.reserve(first_path.back());
+  for (size_t q = 0; q < prompts.size(); ++q)
+    for (int i = 0; i < opts[q].n; ++i) {
+      const PathsOptions& o = opts[q];
+      paths.push_back({.seq = -1, .sampler = Sampler(o.sampling, Rng::derive(o.seed, o.path_offset + uint64_t(i))),
+                       .text = PathText(stop), .path = {}, .forced = {}});
+      paths.back().path.index = int64_t(o.path_offset) + i;
+      paths.back().sampler.set_prompt(prompts[q]);
     }
+  std::vector<float> logits;
+  std::vector<SeqId> roots;
+  auto release_all = [&] {
+    for (RunningPath& p : paths)
+      if (p.seq >= 0 && std::find(roots.begin(), roots.end(), p.seq) == roots.end()) lm.release(p.seq);
+    for (SeqId r : roots) lm.release(r);
+  };
+  try {
     std::vector<StepInput> inputs;
+    for (size_t q = 0; q < prompts.size(); ++q) {
+      roots.push_back(lm.new_sequence());
+      inputs.push_back({.seq = roots.back(), .tokens = prompts[q]});
+    }
+    lm.step(inputs, logits);  // every prompt in one step
+    const std::vector<float> first = logits;
+    for (size_t q = 0; q < prompts.size(); ++q) {
+      const int n = opts[q].n;
+      // Fork the prompt into its paths; the last path keeps the root itself.
+      for (int i = 0; i < n; ++i) paths[first_path[q] + size_t(i)].seq = i + 1 < n ? lm.fork(roots[q]) : roots[q];
+      if (n == 0) {
+        lm.release(roots[q]);
+        roots[q] = -1;
+      }
+    }
+    std::erase(roots, -1);
+    roots.clear();  // from here every root is owned by its last path
+    for (size_t q = 0; q < prompts.size(); ++q)
+      for (size_t i = first_path[q]; i < first_path[q + 1]; ++i) {
+        RunningPath& p = paths[i];
+        if (stop.max_tokens == 0) {
+          p.done = true;
+          continue;
+        }
+        advance(p, std::span<const float>(first.data() + q * V, V), lm, stop, opts[q].on_token);
+      }
     std::vector<RunningPath*> active;
+    std::vector<const TokenCallback*> callbacks;
     for (;;) {
       inputs.clear();
       active.clear();
@@ -101,23 +129,32 @@ std::vector<Path> run_paths(LanguageModel& lm, std::span<const int32_t> prompt, 
         }
       if (inputs.empty()) break;
       lm.step(inputs, logits);
-      for (size_t i = 0; i < active.size(); ++i)
-        advance(*active[i], std::span<const float>(logits.data() + i * V, V), lm, stop, opt.on_token);
+      for (size_t i = 0; i < active.size(); ++i) {
+        const size_t pi = size_t(active[i] - paths.data());
+        const size_t q = size_t(std::upper_bound(first_path.begin(), first_path.end(), pi) - first_path.begin()) - 1;
+        advance(*active[i], std::span<const float>(logits.data() + i * V, V), lm, stop, opts[q].on_token);
+      }
     }
   } catch (...) {
-    for (RunningPath& p : paths)
-      if (p.seq >= 0 && p.seq != root) lm.release(p.seq);
-    lm.release(root);
+    release_all();
     throw;
   }
-  std::vector<Path> out;
-  for (RunningPath& p : paths) {
-    lm.release(p.seq);
-    p.path.text = p.text.text();
-    p.path.score = p.path.cumulative_logprob;
-    out.push_back(std::move(p.path));
-  }
+  std::vector<std::vector<Path>> out(prompts.size());
+  for (size_t q = 0; q < prompts.size(); ++q)
+    for (size_t i = first_path[q]; i < first_path[q + 1]; ++i) {
+      RunningPath& p = paths[i];
+      lm.release(p.seq);
+      p.path.text = p.text.text();
+      p.path.score = p.path.cumulative_logprob;
+      out[q].push_back(std::move(p.path));
+    }
   return out;
+}
+
+std::vector<Path> run_paths(LanguageModel& lm, std::span<const int32_t> prompt, const PathsOptions& opt,
+                            const StopOptions& stop) {
+  const std::vector<int32_t> one(prompt.begin(), prompt.end());
+  return std::move(run_paths_batch(lm, {&one, 1}, {&opt, 1}, stop)[0]);
 }
 
 }  // namespace ponder

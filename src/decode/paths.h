@@ -23,6 +23,12 @@ struct PathsOptions {
 std::vector<Path> run_paths(LanguageModel& lm, std::span<const int32_t> prompt, const PathsOptions& opt,
                             const StopOptions& stop);
 
+// Several prompts at once: every prompt is prefilled in one step, then all paths of all prompts
+// advance together, one batched step per token (how GRPO rollouts and evaluations run).
+// Result [p] holds prompt p's paths in index order.
+std::vector<std::vector<Path>> run_paths_batch(LanguageModel& lm, std::span<const std::vector<int32_t>> prompts,
+                                               std::span<const PathsOptions> opts, const StopOptions& stop);
+
 // log-softmax of the raw logits at `id`. (V)
 float token_logprob(std::span<const float> logits, int32_t id);
 

@@ -7,6 +7,7 @@
 #include <set>
 #include <unistd.h>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 namespace ponder {
@@ -360,18 +361,6 @@ void put_value(Buffer& out, const GgufValue& v) {
   }, v.v);
 }
 
-void write_all(int fd, const uint8_t* p, size_t n, const std::string& path) {
-  while (n > 0) {
-    const ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      throw FormatError(path + ": write failed: " + std::strerror(errno));
-    }
-    p += w;
-    n -= size_t(w);
-  }
-}
-
 }  // namespace
 
 void write_gguf(const std::string& path, const std::vector<std::pair<std::string, GgufValue>>& metadata,
@@ -431,33 +420,33 @@ void write_gguf(const std::string& path, const std::vector<std::pair<std::string
   }
   h.pad_to(alignment);
 
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) throw FormatError(tmp + ": cannot create: " + std::strerror(errno));
-  try {
-    write_all(fd, h.b.data(), h.b.size(), tmp);
-    static const uint8_t zeros[64] = {};
-    for (const GgufTensorData& t : tensors) {
-      write_all(fd, t.data.data(), t.data.size(), tmp);
-      size_t pad = size_t((alignment - t.data.size() % alignment) % alignment);
-      while (pad > 0) {
-        const size_t k = pad < sizeof zeros ? pad : sizeof zeros;
-        write_all(fd, zeros, k, tmp);
-        pad -= k;
-      }
+  AtomicFile out(path);
+  out.write(h.b.data(), h.b.size());
+  static const uint8_t zeros[64] = {};
+  for (const GgufTensorData& t : tensors) {
+    out.write(t.data.data(), t.data.size());
+    size_t pad = size_t((alignment - t.data.size() % alignment) % alignment);
+    while (pad > 0) {
+      const size_t k = pad < sizeof zeros ? pad : sizeof zeros;
+      out.write(zeros, k);
+      pad -= k;
     }
-    if (::fsync(fd) != 0) throw FormatError(tmp + ": fsync failed: " + std::strerror(errno));
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
   }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    throw FormatError(path + ": cannot rename the temp file into place: " + std::strerror(err));
+  out.commit();
+}
+
+std::vector<uint8_t> gguf_metadata_bytes(const std::vector<std::pair<std::string, GgufValue>>& metadata) {
+  Buffer h;
+  h.put<uint32_t>(kMagic);
+  h.put<uint32_t>(3);
+  h.put<uint64_t>(0);
+  h.put<uint64_t>(metadata.size());
+  for (const auto& [k, v] : metadata) {
+    h.put_string(k);
+    h.put<uint32_t>(uint32_t(v.type()));
+    put_value(h, v);
   }
+  return std::move(h.b);
 }
 
 }  // namespace ponder

@@ -99,4 +99,7 @@ struct GgufTensorData {
 void write_gguf(const std::string& path, const std::vector<std::pair<std::string, GgufValue>>& metadata,
                 const std::vector<GgufTensorData>& tensors);
 
+// A complete GGUF file with metadata only, as bytes (parse_gguf reads it back).
+std::vector<uint8_t> gguf_metadata_bytes(const std::vector<std::pair<std::string, GgufValue>>& metadata);
+
 }  // namespace ponder

@@ -120,7 +120,11 @@ void tile_kernel(const Tile& t) {
   const float* a = t.a;
   const float* b = t.b;
   const int64_t lda = t.lda, ldb = t.ldb, kc = t.kc;
+#ifndef PFB
+#define PFB 0
+#endif
   for (int64_t k = 0; k < kc; ++k) {
+    if (PFB) { _mm_prefetch((const char*)(b + PFB * ldb), _MM_HINT_T0); _mm_prefetch((const char*)(b + PFB * ldb + 16), _MM_HINT_T0); }
     const __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
@@ -162,10 +166,22 @@ constexpr auto kTilesPackedA = make_tile_table<true>(std::make_integer_sequence<
 
 void run_tile(const Tile& t, int mr, bool packed_a) { (packed_a ? kTilesPackedA : kTilesInPlaceA)[mr - 1](t); }
 
-// dst (kc, mr) <- rows k of src (stride lda), mr floats each.
-void pack_a_trans(float* dst, const float* src, int64_t lda, int64_t kc, int mr) {
-  const __mmask16 m = lane_mask(mr);
-  for (int64_t k = 0; k < kc; ++k) _mm512_mask_storeu_ps(dst + k * mr, m, _mm512_maskz_loadu_ps(m, src + k * lda));
+// A transposed block, src (kc, m) with row stride lda, into n_strips micro-panels of (kc, mr)
+// floats, each kKC * kMR apart; mr = kMR except in a last strip cut by m. Row by row, so each
+// source row is read once, contiguously. The rows of the next K block (n_next of them) are
+// prefetched into L2 meanwhile: they are a page apart, too far for the hardware prefetcher.
+void pack_a_block(float* dst, const float* src, int64_t lda, int64_t kc, int64_t m, int64_t n_strips, int64_t n_next) {
+  const int64_t row_bytes = std::min(m, n_strips * kMR) * int64_t(sizeof(float));
+  for (int64_t k = 0; k < kc; ++k) {
+    if (k < n_next)
+      for (int64_t byte = 0; byte < row_bytes + 63; byte += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(src + (kKC + k) * lda) + std::min(byte, row_bytes - 1), _MM_HINT_T1);
+    for (int64_t s = 0; s < n_strips; ++s) {
+      const int mr = int(std::min<int64_t>(kMR, m - s * kMR));
+      const __mmask16 mask = lane_mask(mr);
+      _mm512_mask_storeu_ps(dst + s * kKC * kMR + k * mr, mask, _mm512_maskz_loadu_ps(mask, src + k * lda + s * kMR));
+    }
+  }
 }
 
 // dst (kc, kNR) <- src rows k (stride ldb), nr floats each, zero padded.
@@ -245,9 +261,12 @@ void run_tile(const Tile& t, int mr, bool packed_a) {
   }
 }
 
-void pack_a_trans(float* dst, const float* src, int64_t lda, int64_t kc, int mr) {
+void pack_a_block(float* dst, const float* src, int64_t lda, int64_t kc, int64_t m, int64_t n_strips, int64_t) {
   for (int64_t k = 0; k < kc; ++k)
-    for (int i = 0; i < mr; ++i) dst[k * mr + i] = src[k * lda + i];
+    for (int64_t s = 0; s < n_strips; ++s) {
+      const int mr = int(std::min<int64_t>(kMR, m - s * kMR));
+      for (int i = 0; i < mr; ++i) dst[s * kKC * kMR + k * mr + i] = src[k * lda + s * kMR + i];
+    }
 }
 
 void pack_b_rows(float* dst, const float* src, int64_t ldb, int64_t kc, int nr) {
@@ -304,27 +323,35 @@ void pack_b_panel(const Problem& p, const Grid& g, int64_t index) {
 // Computes the C block of task `index` over all of K.
 void run_task(const Problem& p, const Grid& g, int64_t index) {
   thread_local Buffer a_buffer;
-  float* ap = a_buffer.reserve(size_t(kKC * kMR));
+  float* ap = a_buffer.reserve(size_t(kMaxStrips * kKC * kMR));
   const int64_t mb = index / g.n_nb, nb = index % g.n_nb;
   const int64_t s_begin = mb * g.strips_per_task, s_end = std::min(g.n_strips, s_begin + g.strips_per_task);
   const int64_t j_begin = nb * g.panels_per_task, j_end = std::min(g.n_panels, j_begin + g.panels_per_task);
   for (int64_t kb = 0; kb < g.n_kb; ++kb) {
     const int64_t k0 = kb * kKC, kc = std::min(kKC, p.K - k0);
+    if (p.trans_a)
+      pack_a_block(ap, p.A + k0 * p.lda + s_begin * kMR, p.lda, kc, p.M - s_begin * kMR, s_end - s_begin,
+                   std::min(kKC, p.K - k0 - kKC));
+#if JR_OUTER
+    for (int64_t jr = j_begin; jr < j_end; ++jr) {
+      for (int64_t s = s_begin; s < s_end; ++s) {
+#else
     for (int64_t s = s_begin; s < s_end; ++s) {
-      const int64_t i0 = s * kMR;
-      const int mr = int(std::min<int64_t>(kMR, p.M - i0));
-      Tile t{.a = p.A + i0 * p.lda + k0, .lda = p.lda, .kc = kc, .alpha = p.alpha, .beta = p.beta, .first = kb == 0};
-      if (p.trans_a) {
-        pack_a_trans(ap, p.A + k0 * p.lda + i0, p.lda, kc, mr);
-        t.a = ap;
-      }
       for (int64_t jr = j_begin; jr < j_end; ++jr) {
-        const int64_t j0 = jr * kNR;
-        t.nr = int(std::min<int64_t>(kNR, p.N - j0));
-        t.b = g.pack_b ? g.bp + (kb * g.n_panels + jr) * kKC * kNR : p.B + k0 * p.ldb + j0;
-        t.ldb = g.pack_b ? kNR : p.ldb;
-        t.c = p.C + i0 * p.ldc + j0;
-        t.ldc = p.ldc;
+#endif
+        const int64_t i0 = s * kMR, j0 = jr * kNR;
+        const int mr = int(std::min<int64_t>(kMR, p.M - i0));
+        const Tile t{.a = p.trans_a ? ap + (s - s_begin) * kKC * kMR : p.A + i0 * p.lda + k0,
+                     .lda = p.lda,
+                     .b = g.pack_b ? g.bp + (kb * g.n_panels + jr) * kKC * kNR : p.B + k0 * p.ldb + j0,
+                     .ldb = g.pack_b ? kNR : p.ldb,
+                     .c = p.C + i0 * p.ldc + j0,
+                     .ldc = p.ldc,
+                     .kc = kc,
+                     .nr = int(std::min<int64_t>(kNR, p.N - j0)),
+                     .alpha = p.alpha,
+                     .beta = p.beta,
+                     .first = kb == 0};
         run_tile(t, mr, p.trans_a);
       }
     }

@@ -27,22 +27,19 @@ void linear_backward(float* dx, bool accumulate_dx, float* dw, const float* dy, 
   sgemm(true, false, out, in, N, 1.0f, dy, out, x, in, 1.0f, dw, in);
 }
 
-// dnorm_weight += ..., dx += ... for each row of a norm: rows split over threads, the weight
-// gradient reduced per thread and then added in thread order (a fixed order for a thread count).
+// dnorm_weight += ..., dx += ... for each row of a norm: rows in fixed chunks, one partial weight
+// gradient per chunk, the chunks added in order, so the result does not depend on the threads.
 void norm_backward(float* dx, float* dweight, const float* dout, const float* x, const float* weight, const float* rstd,
                    int64_t N, int C) {
-  std::vector<float> partial;
-#pragma omp parallel
-  {
-#pragma omp single
-    partial.assign(size_t(omp_get_num_threads()) * C, 0.0f);
-    float* mine = partial.data() + size_t(omp_get_thread_num()) * C;
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < N; ++i) rmsnorm_backward(dx + i * C, mine, dout + i * C, x + i * C, weight, rstd + i, 1, C);
-  }
-  const size_t n_threads = partial.size() / size_t(C);
-  for (size_t t = 0; t < n_threads; ++t)
-    for (int j = 0; j < C; ++j) dweight[j] += partial[t * C + j];
+  constexpr int64_t kChunk = 128;
+  const int64_t n_chunks = (N + kChunk - 1) / kChunk;
+  std::vector<float> partial(size_t(n_chunks) * C, 0.0f);
+#pragma omp parallel for schedule(static)
+  for (int64_t ch = 0; ch < n_chunks; ++ch)
+    for (int64_t i = ch * kChunk; i < std::min(N, (ch + 1) * kChunk); ++i)
+      rmsnorm_backward(dx + i * C, partial.data() + ch * C, dout + i * C, x + i * C, weight, rstd + i, 1, C);
+  for (int64_t ch = 0; ch < n_chunks; ++ch)
+    for (int j = 0; j < C; ++j) dweight[j] += partial[size_t(ch * C + j)];
 }
 
 }  // namespace

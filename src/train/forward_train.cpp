@@ -133,20 +133,18 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
   for (int64_t i = 0; i < N; ++i) rmsnorm_forward(xnf + i * C, rstdf + i, x + i * C, w.output_norm, 1, C, c.rms_eps);
   linear(logits, xnf, w.output, N, C, V);
   logp.assign(size_t(N), 0.0f);
-  double nll = 0;
-  int64_t count = 0;
-#pragma omp parallel for schedule(static) reduction(+ : nll, count)
+#pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < N; ++i) {
     float* row = logits + i * V;
     const double lse = log_sum_exp(row, V);
     const int32_t tgt = batch.targets[size_t(i)];
-    if (tgt >= 0) {
-      logp[size_t(i)] = float(double(row[tgt]) - lse);
-      nll -= logp[size_t(i)];
-      ++count;
-    }
+    if (tgt >= 0) logp[size_t(i)] = float(double(row[tgt]) - lse);
     for (int j = 0; j < V; ++j) row[j] = float(std::exp(double(row[j]) - lse));  // keep the softmax
   }
+  double nll = 0;  // summed in order: the same whatever the threads
+  int64_t count = 0;
+  for (int64_t i = 0; i < N; ++i)
+    if (batch.targets[size_t(i)] >= 0) nll -= logp[size_t(i)], ++count;
   return count > 0 ? nll / double(count) : 0.0;
 }
 

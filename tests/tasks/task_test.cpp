@@ -265,7 +265,7 @@ TEST(TaskGenerate, LengthsAndCharacters) {
         EXPECT_EQ(accuracy_reward(completion, item), 1.0f) << completion;
         EXPECT_EQ(tinyzero_reward(completion, item), 1.0f) << completion;
       }
-      EXPECT_LE(max_total, d <= 2 ? 120u : 160u);
+      EXPECT_LE(max_total, 120u);  // at most 115 measured (countdown, difficulty 3)
     }
   }
 }
@@ -289,6 +289,7 @@ TEST(TaskOptionsCheck, BadOptions) {
   EXPECT_THROW(parse_prompt_template("chatml"), InvalidArgument);
   try {
     validate_task_options(options("sudoku", 1));
+    FAIL() << "no exception";
   } catch (const InvalidArgument& e) {
     EXPECT_NE(std::string(e.what()).find("arith, countdown"), std::string::npos) << e.what();
   }

@@ -1,0 +1,73 @@
+#include "eval/evaluate.h"
+
+#include <chrono>
+
+#include "decode/generate.h"
+#include "decode/model_runner.h"
+#include "decode/paths.h"
+#include "tasks/reward.h"
+
+namespace ponder {
+
+namespace {
+
+struct Tally {
+  EvalResult r;
+  void add(const Path& chosen, size_t tokens_all_paths, const TaskItem& item) {
+    r.accuracy += accuracy_reward(chosen.text, item);
+    r.format_rate += format_reward(chosen.text);
+    r.mean_tokens += double(chosen.tokens.size());
+    r.tokens_per_problem += double(tokens_all_paths);
+    ++r.n;
+  }
+  EvalResult finish(double seconds) {
+    if (r.n > 0) {
+      r.accuracy /= r.n, r.format_rate /= r.n, r.mean_tokens /= r.n, r.tokens_per_problem /= r.n;
+      r.seconds_per_problem = seconds / r.n;
+    }
+    return r;
+  }
+};
+
+}  // namespace
+
+EvalResult evaluate(const Model& model, std::span<const TaskItem> items, const Strategy& strategy,
+                    const StopOptions& stop) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::vector<int32_t>> prompts;
+  size_t prompt_tokens = 0;
+  for (const TaskItem& it : items) {
+    prompts.push_back(model.tokenizer.encode(it.prompt, true, false));
+    prompt_tokens += prompts.back().size();
+  }
+  Tally tally;
+  const int paths = n_paths(strategy);
+  if (std::holds_alternative<GreedyOptions>(strategy) || std::holds_alternative<SampleOptions>(strategy)) {
+    std::vector<PathsOptions> opts(items.size());
+    if (const auto* s = std::get_if<SampleOptions>(&strategy))
+      for (size_t i = 0; i < items.size(); ++i) opts[i] = {.n = s->n, .sampling = s->sampling, .seed = s->seed + i};
+    else
+      for (PathsOptions& o : opts) o.sampling.temperature = 0;
+    ModelRunner runner(model, int(prompt_tokens) + int(items.size()) * positions_for(0, paths, stop.max_tokens));
+    const auto results = run_paths_batch(runner, prompts, opts, stop);
+    for (size_t i = 0; i < items.size(); ++i) {
+      size_t all = 0;
+      for (const Path& p : results[i]) all += p.tokens.size();
+      tally.add(results[i][0], all, items[i]);
+    }
+  } else {
+    size_t longest = 0;
+    for (const auto& p : prompts) longest = std::max(longest, p.size());
+    ModelRunner runner(model, positions_for(int(longest), 2 * paths, stop.max_tokens));
+    for (size_t i = 0; i < items.size(); ++i) {
+      GenerateRequest req{.prompt = prompts[i], .strategy = strategy, .stop = stop};
+      const GenerateResult r = generate(runner, req);
+      size_t all = 0;
+      for (const Path& p : r.paths) all += p.tokens.size();
+      tally.add(r.paths.at(0), all, items[i]);
+    }
+  }
+  return tally.finish(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
+
+}  // namespace ponder

@@ -1,0 +1,78 @@
+#include "train/model_io.h"
+
+#include "core/error.h"
+#include "kernels/matmul.h"
+#include "model/config.h"
+
+namespace ponder {
+
+void export_gguf(const TrainModel& m, const std::vector<std::pair<std::string, GgufValue>>& tok_meta,
+                 const std::string& path, GgmlType dtype, const std::string& name) {
+  const TrainConfig& c = m.config;
+  const auto u32 = [](int v) { return GgufValue{uint32_t(v)}; };
+  std::vector<std::pair<std::string, GgufValue>> meta = {
+      {"general.architecture", {std::string("llama")}},
+      {"general.type", {std::string("model")}},
+      {"general.name", {name}},
+      {"llama.block_count", u32(c.n_layers)},
+      {"llama.context_length", u32(c.ctx)},
+      {"llama.embedding_length", u32(c.dim)},
+      {"llama.feed_forward_length", u32(c.ffn)},
+      {"llama.attention.head_count", u32(c.n_heads)},
+      {"llama.attention.head_count_kv", u32(c.n_kv_heads)},
+      {"llama.rope.freq_base", {c.rope_base}},
+      {"llama.attention.layer_norm_rms_epsilon", {c.rms_eps}},
+      {"llama.rope.dimension_count", u32(c.head_dim())},
+      {"llama.vocab_size", u32(c.vocab)},
+      {"general.file_type", u32(dtype == GgmlType::F32 ? 0 : dtype == GgmlType::F16 ? 1 : dtype == GgmlType::Q8_0 ? 7 : 32)},
+      {"general.quantization_version", u32(2)},
+  };
+  meta.insert(meta.end(), tok_meta.begin(), tok_meta.end());
+  std::vector<std::vector<uint8_t>> storage;
+  storage.reserve(m.layout.tensors.size());
+  std::vector<GgufTensorData> tensors;
+  for (const ParamTensor& t : m.layout.tensors) {
+    const float* p = m.params.data() + t.offset;
+    const int64_t cols = t.shape.back(), rows = int64_t(t.size) / cols;
+    // Matrices take the requested type when their rows fit its blocks; norms stay F32.
+    const GgmlType type = t.shape.size() == 2 && cols % ggml_block_size(dtype) == 0 ? dtype : GgmlType::F32;
+    std::vector<uint8_t>& bytes = storage.emplace_back(size_t(rows * ggml_row_size(type, cols)));
+    for (int64_t r = 0; r < rows; ++r) convert_row(bytes.data() + r * ggml_row_size(type, cols), p + r * cols, cols, type);
+    std::vector<int64_t> ne(t.shape.rbegin(), t.shape.rend());  // GGUF: ne[0] is the input dimension
+    tensors.push_back({.name = t.name, .ne = ne, .type = type, .data = bytes});
+  }
+  write_gguf(path, meta, tensors);
+}
+
+std::vector<std::pair<std::string, GgufValue>> tokenizer_metadata(const GgufFile& f) {
+  std::vector<std::pair<std::string, GgufValue>> out;
+  for (const auto& [k, v] : f.metadata)
+    if (k.rfind("tokenizer.", 0) == 0) out.emplace_back(k, v);
+  return out;
+}
+
+TrainModel import_gguf(const GgufFile& f) {
+  const ModelConfig mc = read_config(f);
+  if (mc.arch->name != "llama")
+    throw FormatError(f.path + ": training needs a 'llama' architecture model, this one is '" +
+                      std::string(mc.arch->name) + "'");
+  if (mc.n_rot != mc.head_dim) throw FormatError(f.path + ": partial rotary embeddings are not supported in training");
+  TrainConfig c{.vocab = mc.n_vocab, .dim = mc.n_embd, .n_layers = mc.n_layer, .n_heads = mc.n_head,
+                .n_kv_heads = mc.n_head_kv, .ffn = mc.n_ff, .ctx = mc.n_ctx_train, .rope_base = mc.rope_freq_base,
+                .rms_eps = mc.rms_eps, .tied = mc.tied_embeddings};
+  TrainModel m(c);
+  for (const ParamTensor& t : m.layout.tensors) {
+    const GgufTensor& g = f.get_tensor(t.name);
+    const std::vector<int64_t> ne(t.shape.rbegin(), t.shape.rend());
+    if (g.ne != ne) throw FormatError(f.path + ": tensor '" + t.name + "' has an unexpected shape");
+    const int64_t cols = t.shape.back(), rows = int64_t(t.size) / cols;
+    const WeightView v{.type = g.type, .data = g.data, .n_rows = rows, .n_cols = cols};
+    for (int64_t r = 0; r < rows; ++r) dequantize_row(m.params.data() + t.offset + r * cols, v, r);
+  }
+  for (const GgufTensor& g : f.tensors)
+    if (g.name.find(".bias") != std::string::npos)
+      throw FormatError(f.path + ": tensor '" + g.name + "': biases are not supported in training");
+  return m;
+}
+
+}  // namespace ponder

@@ -1,0 +1,25 @@
+#pragma once
+// Trained models as GGUF files (architecture "llama", the tensor names, shapes and metadata keys
+// of llama.cpp's converter), so `ponder generate` and llama.cpp both load them, and back.
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "formats/ggml_type.h"
+#include "formats/gguf.h"
+#include "formats/tokenizer.h"
+#include "train/params.h"
+
+namespace ponder {
+
+// tokenizer_metadata: the tokenizer.* keys to store (char_vocab_metadata() for ponder's models).
+void export_gguf(const TrainModel& m, const std::vector<std::pair<std::string, GgufValue>>& tokenizer_metadata,
+                 const std::string& path, GgmlType dtype = GgmlType::F32, const std::string& name = "ponder");
+
+// A llama-architecture GGUF (no biases) as a trainable model, every tensor converted to f32.
+// Throws FormatError naming the file for other architectures or shapes.
+TrainModel import_gguf(const GgufFile& f);
+// The tokenizer.* keys of a file (to write them back on export).
+std::vector<std::pair<std::string, GgufValue>> tokenizer_metadata(const GgufFile& f);
+
+}  // namespace ponder

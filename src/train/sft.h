@@ -1,0 +1,64 @@
+#pragma once
+// Supervised fine-tuning (the cold start): masked cross-entropy on the completion tokens only,
+// batches padded to their longest sequence, gradient accumulation, AdamW with warmup + cosine,
+// held-out greedy evaluation, metrics (JSONL) and plots, atomic checkpoints and exact resume.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "formats/tokenizer.h"
+#include "tasks/task.h"
+#include "train/adamw.h"
+#include "train/forward_train.h"
+
+namespace ponder {
+
+struct SftOptions {
+  // Data: a built-in task (task.name non-empty) or a JSONL file of {"prompt", "completion"}.
+  TaskOptions task;             // task.name empty when data_path is used
+  std::string data_path;
+  // Model: a preset trained from scratch (with the character vocabulary) or a GGUF to start from.
+  std::string preset;
+  std::string init_model;
+  int steps = 200;
+  int batch_size = 16;
+  int grad_accum = 1;
+  int max_len = 256;            // tokens per sequence (longer examples are cut)
+  AdamWOptions adamw{.lr = 2e-3f, .weight_decay = 0.1f, .max_grad_norm = 1.0f};
+  int warmup = 20;
+  float min_lr_ratio = 0.1f;
+  uint64_t seed = 0;
+  int eval_every = 0;           // 0: only at the end
+  int eval_count = 100;         // held-out items (task data only)
+  int eval_max_tokens = 96;
+  std::string out_dir = "out/sft";
+  int save_every = 50;
+  bool resume = false;
+  bool quiet = false;           // no progress bar
+
+  void validate() const;        // InvalidArgument naming the option
+  std::string to_json() const;  // what a checkpoint records (and --resume checks)
+};
+
+struct SftResult {
+  double final_loss = 0;        // mean over the last 10 steps
+  double eval_accuracy = -1;    // held-out greedy accuracy (-1: not evaluated)
+  double eval_format = -1;
+  double tokens_per_second = 0; // trained tokens (forward + backward + AdamW), whole run
+  std::string model_path;       // the exported GGUF
+  std::vector<double> losses;   // per step
+};
+
+SftResult run_sft(const SftOptions& options);
+
+// One tokenized example: BOS + prompt + completion + EOS, with the next-token targets set on the
+// completion (and EOS) only.
+struct SftSequence {
+  std::vector<int32_t> tokens;
+  std::vector<int32_t> targets;  // -1 on the prompt
+};
+SftSequence tokenize_sft(const Tokenizer& tok, const std::string& prompt, const std::string& completion, int max_len);
+// Pads sequences (with EOS, targets -1) into a (B, T) batch, T the longest.
+TrainBatch make_batch(const std::vector<SftSequence>& seqs, int32_t pad);
+
+}  // namespace ponder
