@@ -120,11 +120,7 @@ void tile_kernel(const Tile& t) {
   const float* a = t.a;
   const float* b = t.b;
   const int64_t lda = t.lda, ldb = t.ldb, kc = t.kc;
-#ifndef PFB
-#define PFB 0
-#endif
   for (int64_t k = 0; k < kc; ++k) {
-    if (PFB) { _mm_prefetch((const char*)(b + PFB * ldb), _MM_HINT_T0); _mm_prefetch((const char*)(b + PFB * ldb + 16), _MM_HINT_T0); }
     const __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
@@ -332,13 +328,9 @@ void run_task(const Problem& p, const Grid& g, int64_t index) {
     if (p.trans_a)
       pack_a_block(ap, p.A + k0 * p.lda + s_begin * kMR, p.lda, kc, p.M - s_begin * kMR, s_end - s_begin,
                    std::min(kKC, p.K - k0 - kKC));
-#if JR_OUTER
-    for (int64_t jr = j_begin; jr < j_end; ++jr) {
-      for (int64_t s = s_begin; s < s_end; ++s) {
-#else
+    // The A micro-panel stays in L1 while B panels stream from L2 (BLIS order for a broadcast A).
     for (int64_t s = s_begin; s < s_end; ++s) {
       for (int64_t jr = j_begin; jr < j_end; ++jr) {
-#endif
         const int64_t i0 = s * kMR, j0 = jr * kNR;
         const int mr = int(std::min<int64_t>(kMR, p.M - i0));
         const Tile t{.a = p.trans_a ? ap + (s - s_begin) * kKC * kMR : p.A + i0 * p.lda + k0,

@@ -244,6 +244,7 @@ SftResult run_sft(const SftOptions& o) {
     }
     if (o.save_every > 0 && (step + 1) % o.save_every == 0) save(step + 1);
     if (o.eval_every > 0 && (step + 1) % o.eval_every == 0 && step + 1 < o.steps) evaluate_now(step + 1);
+    if (o.stop_after > 0 && step + 1 - start >= o.stop_after) return result;  // interrupted
   }
   if (!o.quiet) progress.finish();
   save(o.steps);

@@ -35,6 +35,7 @@ struct SftOptions {
   int save_every = 50;
   bool resume = false;
   bool quiet = false;           // no progress bar
+  int stop_after = 0;           // > 0: stop after this many steps of this run, as if killed (tests)
 
   void validate() const;        // InvalidArgument naming the option
   std::string to_json() const;  // what a checkpoint records (and --resume checks)
