@@ -4,6 +4,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cmath>
+#include <omp.h>
 #include <vector>
 
 #include "core/rng.h"
@@ -85,59 +86,82 @@ void BM_Attention(benchmark::State& state) {
 BENCHMARK(BM_Attention)->Arg(128)->Arg(512)->Arg(2048)->Unit(benchmark::kMicrosecond);
 
 // sgemm on the training shapes (dim 256, ffn 768, vocab 512, 16 x 256 = 4096 tokens).
-// args: trans_a, trans_b, M, N, K, beta, batch. batch > 1 runs that many independent calls in an
-// OpenMP loop (attention: one call per (sequence, head), each single-threaded inside the region).
+// args: trans_a, trans_b, M, N, K, beta.
 void BM_Sgemm(benchmark::State& state) {
   const bool ta = state.range(0) != 0, tb = state.range(1) != 0;
-  const int64_t M = state.range(2), N = state.range(3), K = state.range(4), batch = state.range(6);
+  const int64_t M = state.range(2), N = state.range(3), K = state.range(4);
   const float beta = float(state.range(5));
-  std::vector<float> a(size_t(batch * M * K)), b(size_t(batch * K * N)), c(size_t(batch * M * N));
+  std::vector<float> a(size_t(M * K)), b(size_t(K * N)), c(size_t(M * N));
   Rng rng(4);
   for (auto* vec : {&a, &b, &c})
     for (float& x : *vec) x = float(rng.normal());
-  const int64_t lda = ta ? M : K, ldb = tb ? K : N;
   for (auto _ : state) {
-    if (batch == 1) {
-      sgemm(ta, tb, M, N, K, 1.f, a.data(), lda, b.data(), ldb, beta, c.data(), N);
-    } else {
-#pragma omp parallel for schedule(dynamic, 1)
-      for (int64_t i = 0; i < batch; ++i)
-        sgemm(ta, tb, M, N, K, 1.f, a.data() + i * M * K, lda, b.data() + i * K * N, ldb, beta, c.data() + i * M * N, N);
-    }
+    sgemm(ta, tb, M, N, K, 1.f, a.data(), ta ? M : K, b.data(), tb ? K : N, beta, c.data(), N);
     benchmark::DoNotOptimize(c.data());
   }
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(2e-9 * double(batch * M * N * K), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(2e-9 * double(M * N * K), benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_Sgemm)
-    ->ArgNames({"ta", "tb", "M", "N", "K", "beta", "batch"})
-    // forward Y = X W^T
-    ->Args({0, 1, 4096, 256, 256, 0, 1})
-    ->Args({0, 1, 4096, 512, 256, 0, 1})  // also the LM head
-    ->Args({0, 1, 4096, 768, 256, 0, 1})
-    ->Args({0, 1, 4096, 1536, 256, 0, 1})
-    ->Args({0, 1, 4096, 256, 768, 0, 1})
+    ->ArgNames({"ta", "tb", "M", "N", "K", "beta"})
+    // forward Y = X W^T (N = 512 is also the LM head)
+    ->Args({0, 1, 4096, 256, 256, 0})
+    ->Args({0, 1, 4096, 512, 256, 0})
+    ->Args({0, 1, 4096, 768, 256, 0})
+    ->Args({0, 1, 4096, 1536, 256, 0})
+    ->Args({0, 1, 4096, 256, 768, 0})
     // backward dX = dY W
-    ->Args({0, 0, 4096, 256, 256, 0, 1})
-    ->Args({0, 0, 4096, 256, 512, 0, 1})
-    ->Args({0, 0, 4096, 256, 768, 0, 1})
-    ->Args({0, 0, 4096, 256, 1536, 0, 1})
-    ->Args({0, 0, 4096, 768, 256, 0, 1})
+    ->Args({0, 0, 4096, 256, 256, 0})
+    ->Args({0, 0, 4096, 256, 512, 0})
+    ->Args({0, 0, 4096, 256, 768, 0})
+    ->Args({0, 0, 4096, 256, 1536, 0})
+    ->Args({0, 0, 4096, 768, 256, 0})
     // weights dW += dY^T X
-    ->Args({1, 0, 256, 256, 4096, 1, 1})
-    ->Args({1, 0, 512, 256, 4096, 1, 1})
-    ->Args({1, 0, 768, 256, 4096, 1, 1})
-    ->Args({1, 0, 1536, 256, 4096, 1, 1})
-    ->Args({1, 0, 256, 768, 4096, 1, 1})
-    // attention per (sequence, head): Q K^T and P V, 16 sequences x 8 heads
-    ->Args({0, 1, 256, 256, 32, 0, 128})
-    ->Args({0, 0, 256, 32, 256, 0, 128})
-    // small M
-    ->Args({0, 1, 1, 768, 256, 0, 1})
-    ->Args({0, 1, 16, 768, 256, 0, 1})
-    ->Args({0, 0, 16, 256, 768, 0, 1})
-    ->Unit(benchmark::kMillisecond)
+    ->Args({1, 0, 256, 256, 4096, 1})
+    ->Args({1, 0, 512, 256, 4096, 1})
+    ->Args({1, 0, 768, 256, 4096, 1})
+    ->Args({1, 0, 1536, 256, 4096, 1})
+    ->Args({1, 0, 256, 768, 4096, 1})
+    // few rows
+    ->Args({0, 1, 1, 768, 256, 0})
+    ->Args({0, 1, 16, 768, 256, 0})
+    ->Args({0, 0, 16, 256, 768, 0})
+    ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
+
+// The attention GEMMs as the training code calls them: one single-threaded call per (sequence,
+// head) inside an OpenMP loop, on head slices of (B*T, C) activations (row stride C). 16 sequences
+// of T = 256, 8 heads of D = 32. arg: 0 = S = Q K^T into a stored P per (sequence, head);
+// 1 = O = P V with P a per-thread scratch (just written by softmax); 2 = dV += P^T dO.
+void BM_SgemmAttention(benchmark::State& state) {
+  const int which = int(state.range(0));
+  const int64_t B = 16, H = 8, T = 256, D = 32, C = H * D;
+  std::vector<float> q(size_t(B * T * C)), k(q.size()), v(q.size()), out(q.size()), p(size_t(B * H * T * T));
+  std::vector<float> scratch(size_t(omp_get_max_threads() * T * T));
+  Rng rng(5);
+  for (auto* vec : {&q, &k, &v, &out, &p, &scratch})
+    for (float& x : *vec) x = float(rng.normal());
+  for (auto _ : state) {
+#pragma omp parallel for collapse(2) schedule(dynamic)
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t h = 0; h < H; ++h) {
+        const size_t slice = size_t(b * T * C + h * D);
+        float* P = p.data() + size_t((b * H + h) * T * T);
+        if (which == 0) {
+          sgemm(false, true, T, T, D, 0.17f, q.data() + slice, C, k.data() + slice, C, 0.f, P, T);
+        } else if (which == 1) {
+          const float* S = scratch.data() + size_t(omp_get_thread_num() * T * T);
+          sgemm(false, false, T, D, T, 1.f, S, T, v.data() + slice, C, 0.f, out.data() + slice, C);
+        } else {
+          sgemm(true, false, T, D, T, 1.f, P, T, q.data() + slice, C, 1.f, out.data() + slice, C);
+        }
+      }
+    benchmark::DoNotOptimize(out.data());
+    benchmark::DoNotOptimize(p.data());
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2e-9 * double(B * H * T * T * D), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_SgemmAttention)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 }  // namespace
 }  // namespace ponder

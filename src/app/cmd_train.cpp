@@ -3,6 +3,7 @@
 
 #include "app/commands.h"
 #include "core/error.h"
+#include "train/grpo.h"
 #include "train/sft.h"
 
 namespace ponder::app {
@@ -47,12 +48,70 @@ void add_sft(CLI::App* train) {
   });
 }
 
+void add_grpo(CLI::App* train) {
+  auto* cmd = train->add_subcommand("grpo", "GRPO with rule-based rewards (TRL's options)");
+  auto o = std::make_shared<GrpoOptions>();
+  auto threads = std::make_shared<int>(0);
+  auto loss_type = std::make_shared<std::string>("dapo");
+  auto scale = std::make_shared<std::string>("group");
+  cmd->add_option("--task", o->task.name, "built-in task: arith | countdown");
+  cmd->add_option("--difficulty", o->task.difficulty, "task difficulty 1..3");
+  cmd->add_option("--task-seed", o->task.seed, "seed of the task generator");
+  cmd->add_option("--data", o->data_path, "JSONL file of {\"prompt\", \"answer\"} instead of --task");
+  cmd->add_option("--model", o->model, "the GGUF policy to start from (e.g. the SFT model)")->required();
+  cmd->add_option("--steps", o->steps, "optimizer steps (generation batches)");
+  cmd->add_option("--prompts-per-step", o->prompts_per_step, "prompts per generation batch");
+  cmd->add_option("--num-generations", o->num_generations, "completions per prompt (G)");
+  cmd->add_option("--temperature", o->temperature, "rollout temperature");
+  cmd->add_option("--top-p", o->top_p, "rollout top-p");
+  cmd->add_option("--top-k", o->top_k, "rollout top-k");
+  cmd->add_option("--max-completion-length", o->max_completion_length, "tokens per completion");
+  cmd->add_option("--beta", o->beta, "KL coefficient (k3 estimator, to the starting model)");
+  cmd->add_option("--epsilon", o->epsilon, "clip: ratio >= 1 - epsilon");
+  cmd->add_option("--epsilon-high", o->epsilon_high, "clip: ratio <= 1 + epsilon_high (DAPO clip-higher)");
+  cmd->add_option("--num-iterations", o->num_iterations, "mu: updates per generation batch");
+  cmd->add_option("--loss-type", *loss_type, "grpo | bnpo | dr_grpo | dapo");
+  cmd->add_option("--scale-rewards", *scale, "group | batch | none");
+  cmd->add_flag("--mask-truncated-completions", o->mask_truncated_completions, "no loss on completions cut by the length limit");
+  cmd->add_flag("--dynamic-sampling", o->dynamic_sampling, "DAPO: drop groups whose rewards are all equal");
+  cmd->add_option("--rewards", o->rewards, "weighted rewards, e.g. accuracy:1,format:0.5 (accuracy, format, tinyzero, overlong)");
+  cmd->add_option("--micro-batch", o->micro_batch, "sequences per forward/backward");
+  cmd->add_option("--lr", o->adamw.lr, "learning rate");
+  cmd->add_option("--warmup", o->warmup, "warmup steps");
+  cmd->add_option("--min-lr-ratio", o->min_lr_ratio, "final learning rate / peak (cosine; 1 = constant)");
+  cmd->add_option("--weight-decay", o->adamw.weight_decay, "AdamW weight decay");
+  cmd->add_option("--max-grad-norm", o->adamw.max_grad_norm, "gradient clipping");
+  cmd->add_option("--seed", o->seed, "rollout seed");
+  cmd->add_option("--eval-count", o->eval_count, "held-out items evaluated greedily at the end");
+  cmd->add_option("--out", o->out_dir, "output folder");
+  cmd->add_option("--save-every", o->save_every, "checkpoint every N steps");
+  cmd->add_flag("--resume", o->resume, "continue from OUT/checkpoint.bin");
+  cmd->add_flag("--quiet", o->quiet, "no progress bar");
+  cmd->add_option("-t,--threads", *threads, "threads (default: all cores)");
+  cmd->callback([o, threads, loss_type, scale] {
+    set_threads(*threads);
+    o->loss_type = parse_loss_type(*loss_type);
+    o->scale_rewards = parse_scale_rewards(*scale);
+    const GrpoResult r = run_grpo(*o);
+    double roll_tok_s = 0;
+    for (const GrpoStepStats& s : r.steps) roll_tok_s += s.rollout_tokens_per_s / double(r.steps.size());
+    if (!r.steps.empty()) {
+      const GrpoStepStats& last = r.steps.back();
+      std::printf("grpo: last step reward %.3f accuracy %.3f format %.3f length %.1f; rollouts %.0f%% of the time, %.0f tok/s\n",
+                  last.reward_mean, last.accuracy, last.format_rate, last.completion_length, 100 * r.rollout_share, roll_tok_s);
+    }
+    if (r.eval_accuracy >= 0) std::printf("held-out greedy accuracy %.3f, format %.3f\n", r.eval_accuracy, r.eval_format);
+    std::printf("model: %s\n", r.model_path.c_str());
+  });
+}
+
 }  // namespace
 
 void add_train(CLI::App& app) {
   auto* train = app.add_subcommand("train", "Train a model: sft, grpo");
   train->require_subcommand(1);
   add_sft(train);
+  add_grpo(train);
 }
 
 }  // namespace ponder::app

@@ -42,7 +42,7 @@ constexpr int64_t kKC = 256;    // K block: fixed, part of the numerics
 constexpr int kMaxStrips = 8;   // strips of kMR rows per task at most (MC = 96)
 constexpr int kMaxPanels = 16;  // panels of kNR columns per task at most (NC = 512)
 constexpr int64_t kDirectBMaxM = 4 * kMR;  // below this many rows a row-major B is read in place
-constexpr double kSerialWork = 1 << 20;    // M*N*K under which one thread does it all
+constexpr double kSerialWork = 1 << 21;    // M*N*K under which one thread does it all
 
 // A 64-byte aligned float buffer that only grows; one per thread (thread_local) so steady-state
 // calls do not allocate.

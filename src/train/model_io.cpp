@@ -44,6 +44,33 @@ void export_gguf(const TrainModel& m, const std::vector<std::pair<std::string, G
   write_gguf(path, meta, tensors);
 }
 
+std::unique_ptr<Model> inference_model(const TrainModel& tm, const Tokenizer& tokenizer) {
+  const TrainConfig& c = tm.config;
+  auto m = std::make_unique<Model>();
+  m->path = "<training model>";
+  m->config = ModelConfig{.arch = &find_arch("llama", m->path), .n_embd = c.dim, .n_layer = c.n_layers, .n_head = c.n_heads,
+                          .n_head_kv = c.n_kv_heads, .head_dim = c.head_dim(), .n_ff = c.ffn, .n_vocab = c.vocab,
+                          .n_ctx_train = c.ctx, .n_rot = c.head_dim(), .rope_freq_base = c.rope_base,
+                          .rms_eps = c.rms_eps, .tied_embeddings = c.tied};
+  ParamView p = view_params(c, tm.layout, const_cast<float*>(tm.params.data()));
+  auto mat = [](const float* data, int64_t rows, int64_t cols) {
+    return WeightView{.type = GgmlType::F32, .data = reinterpret_cast<const uint8_t*>(data), .n_rows = rows, .n_cols = cols};
+  };
+  auto vec = [](const float* data, int64_t n) { return std::span<const float>(data, size_t(n)); };
+  ModelWeights& w = m->weights;
+  w.token_embd = mat(p.token_embd, c.vocab, c.dim);
+  w.output = mat(p.output, c.vocab, c.dim);
+  w.output_norm = vec(p.output_norm, c.dim);
+  for (const LayerView& l : p.layers)
+    w.layers.push_back({.attn_norm = vec(l.attn_norm, c.dim), .attn_q = mat(l.wq, c.q_dim(), c.dim),
+                        .attn_k = mat(l.wk, c.kv_dim(), c.dim), .attn_v = mat(l.wv, c.kv_dim(), c.dim),
+                        .bq = {}, .bk = {}, .bv = {}, .attn_output = mat(l.wo, c.dim, c.q_dim()), .bo = {},
+                        .ffn_norm = vec(l.ffn_norm, c.dim), .ffn_gate = mat(l.w_gate, c.ffn, c.dim),
+                        .ffn_up = mat(l.w_up, c.ffn, c.dim), .ffn_down = mat(l.w_down, c.dim, c.ffn)});
+  m->tokenizer = tokenizer;
+  return m;
+}
+
 std::vector<std::pair<std::string, GgufValue>> tokenizer_metadata(const GgufFile& f) {
   std::vector<std::pair<std::string, GgufValue>> out;
   for (const auto& [k, v] : f.metadata)

@@ -1,6 +1,7 @@
 #pragma once
 // Trained models as GGUF files (architecture "llama", the tensor names, shapes and metadata keys
 // of llama.cpp's converter), so `ponder generate` and llama.cpp both load them, and back.
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -8,6 +9,7 @@
 #include "formats/ggml_type.h"
 #include "formats/gguf.h"
 #include "formats/tokenizer.h"
+#include "model/model.h"
 #include "train/params.h"
 
 namespace ponder {
@@ -15,6 +17,10 @@ namespace ponder {
 // tokenizer_metadata: the tokenizer.* keys to store (char_vocab_metadata() for ponder's models).
 void export_gguf(const TrainModel& m, const std::vector<std::pair<std::string, GgufValue>>& tokenizer_metadata,
                  const std::string& path, GgmlType dtype = GgmlType::F32, const std::string& name = "ponder");
+
+// The inference engine's view of a trainable model, without a copy: the weights point into
+// m.params (F32), so the engine always runs the current parameters (GRPO rollouts).
+std::unique_ptr<Model> inference_model(const TrainModel& m, const Tokenizer& tokenizer);
 
 // A llama-architecture GGUF (no biases) as a trainable model, every tensor converted to f32.
 // Throws FormatError naming the file for other architectures or shapes.
