@@ -1,0 +1,77 @@
+#include "train/rejection.h"
+
+#include <chrono>
+#include <fstream>
+#include <set>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "decode/model_runner.h"
+#include "decode/paths.h"
+#include "model/model.h"
+#include "tasks/dataset.h"
+#include "tasks/reward.h"
+
+namespace ponder {
+
+void RejectionOptions::validate() const {
+  if (task.name.empty() == data_path.empty()) throw InvalidArgument("give exactly one of --task NAME or --data FILE");
+  if (!task.name.empty()) validate_task_options(task);
+  if (model.empty()) throw InvalidArgument("--model FILE is required");
+  if (output.empty()) throw InvalidArgument("-o FILE is required (the SFT JSONL to write)");
+  if (samples < 1 || count < 1 || max_tokens < 1 || prompts_per_batch < 1)
+    throw InvalidArgument("--samples, --count, --max-tokens and the batch must be >= 1");
+  if (!(temperature > 0)) throw InvalidArgument("--temperature must be > 0");
+}
+
+RejectionResult rejection_sample(const RejectionOptions& o) {
+  o.validate();
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto model = load_model(o.model);
+  std::vector<TaskItem> items;
+  if (o.data_path.empty()) {
+    TaskOptions t = o.task;
+    t.split = Split::Train;
+    items = generate_items(t, o.count);
+  } else {
+    items = read_rl_dataset(o.data_path);
+    if (int(items.size()) > o.count) items.resize(size_t(o.count));
+  }
+  RejectionResult r;
+  std::string out;
+  for (size_t b0 = 0; b0 < items.size(); b0 += size_t(o.prompts_per_batch)) {
+    const size_t b1 = std::min(items.size(), b0 + size_t(o.prompts_per_batch));
+    std::vector<std::vector<int32_t>> prompts;
+    std::vector<PathsOptions> opts;
+    size_t prompt_tokens = 0;
+    for (size_t i = b0; i < b1; ++i) {
+      prompts.push_back(model->tokenizer.encode(items[i].prompt, true, false));
+      prompt_tokens += prompts.back().size();
+      opts.push_back({.n = o.samples, .sampling = {.temperature = o.temperature, .top_p = o.top_p},
+                      .seed = o.seed, .path_offset = uint64_t(i) * uint64_t(o.samples)});
+    }
+    ModelRunner runner(*model, int(prompt_tokens) + int(b1 - b0) * positions_for(0, o.samples, o.max_tokens));
+    const auto paths = run_paths_batch(runner, prompts, opts, {.max_tokens = o.max_tokens});
+    for (size_t i = b0; i < b1; ++i) {
+      ++r.prompts;
+      std::set<std::string> seen;
+      for (const Path& p : paths[i - b0]) {
+        ++r.drawn;
+        const bool ok = accuracy_reward(p.text, items[i]) == 1.0f && (!o.require_format || format_reward(p.text) == 1.0f);
+        if (!ok) continue;
+        ++r.accepted;
+        if (!seen.insert(p.text).second) continue;  // the same completion once
+        ++r.unique_accepted;
+        out += sft_json_line(SftExample{.prompt = items[i].prompt, .completion = p.text}) + "\n";
+      }
+      r.prompts_with_accept += seen.empty() ? 0 : 1;
+    }
+  }
+  AtomicFile f(o.output);
+  f.write(out.data(), out.size());
+  f.commit();
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+}  // namespace ponder
