@@ -6,7 +6,7 @@ MODEL ?= ../shared/models/stories260K.gguf
 PROMPT ?= Once upon a time
 N ?= 128
 
-.PHONY: deps build test unit fuzz run clean
+.PHONY: deps build test unit fuzz run demo clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -25,7 +25,11 @@ fuzz: deps
 
 test: unit fuzz
 
-# The main job for now: greedy generation on a GGUF model you give (MODEL=..., PROMPT=..., N=...).
+# The main job: train a small reasoning model (SFT, then GRPO) and compare decoding strategies.
+demo: build
+	./$(BUILD)/ponder demo --out out/demo
+
+# Generation with any GGUF model: greedy generation on a GGUF model you give (MODEL=..., PROMPT=..., N=...).
 run: build
 	./$(BUILD)/ponder generate -m "$(MODEL)" -p "$(PROMPT)" -n $(N)
 

@@ -99,7 +99,8 @@ void BM_Sgemm(benchmark::State& state) {
     sgemm(ta, tb, M, N, K, 1.f, a.data(), ta ? M : K, b.data(), tb ? K : N, beta, c.data(), N);
     benchmark::DoNotOptimize(c.data());
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(2e-9 * double(M * N * K), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2e-9 * double(M * N * K), benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_Sgemm)
     ->ArgNames({"ta", "tb", "M", "N", "K", "beta"})

@@ -14,6 +14,7 @@ void add_init(CLI::App& app);
 void add_train(CLI::App& app);
 void add_export(CLI::App& app);
 void add_sample(CLI::App& app);
+void add_demo(CLI::App& app);
 void add_task(CLI::App& app);
 
 // Prompt text from -p or the file of -f (exactly one of them); throws InvalidArgument.

@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   ponder::app::add_train(app);
   ponder::app::add_export(app);
   ponder::app::add_sample(app);
+  ponder::app::add_demo(app);
   ponder::app::add_task(app);
   std::string known;
   bool is_command = false;

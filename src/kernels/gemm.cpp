@@ -1,30 +1,34 @@
-// Blocked single-precision GEMM (GotoBLAS/BLIS structure, row-major C):
+// Blocked single-precision GEMM (the GotoBLAS/BLIS structure, for row-major C):
 //
-//   * B is packed once per call into panels of (KC, NR) floats (k-major, NR columns per k, zero
-//     padded), shared by all threads. A row-major A (not trans_a) is read in place: the
-//     micro-kernel broadcasts A[i][k] straight from MR rows. A transposed A (trans_a) is copied
-//     into a (KC, mr) micro-panel just before use, so its strided rows do not thrash L1.
-//   * The micro-kernel computes an (mr <= MR, NR = 32) tile of C in 2 * mr zmm accumulators over
-//     one K block: acc = fma(A[i][k], B[k][j], acc) for k in the block, in order.
+//   * B is packed into panels of (KC, NR) floats (k-major, NR columns per k, zero padded), each
+//     panel once per call, on first use, into a buffer all threads share. A row-major A (not
+//     trans_a) is read in place: the micro-kernel broadcasts A[i][k] straight from MR rows.
+//     A transposed A is copied per task and K block into (KC, MR) micro-panels, so its rows
+//     (a page apart) are read once, contiguously, and prefetched a block ahead.
+//   * The micro-kernel computes an (mr <= MR = 12, NR = 32) tile of C in 2 * mr zmm accumulators
+//     over one K block: acc = fma(A[i][k], B[k][j], acc) for k in the block, in order.
 //   * Work is split into tasks of (strips of MR rows) x (panels of NR columns) of C, scheduled
-//     dynamically; a task walks K blocks outermost so its C block and the current B block stay
-//     in L2 while A micro-panels sit in L1.
+//     dynamically; a task walks K blocks outermost, so its C block and the current B block stay
+//     in L2, and within a block keeps an A micro-panel in L1 while B panels stream past it.
 //
-// Determinism: K is cut into fixed blocks of KC = 256, and for every element of C
-//   C = alpha * acc_0 + beta * C   (C = alpha * acc_0 when beta == 0: C is never read)
-//   C = alpha * acc_p + C          for p = 1, 2, ... (fma)
-// where acc_p is the in-order fma chain over block p. This is a function of K only: not of the
-// tile the element lands in (every mr uses the same chain), the task grid, the thread count, M or
-// N. K is never split across threads.
+// Determinism: K is cut into fixed blocks of KC = 256, and every element of C is
+//   C = alpha * acc_0 + beta * C   (C = alpha * acc_0 when beta == 0: old C is never read)
+//   C = fma(alpha, acc_p, C)       for p = 1, 2, ...
+// where acc_p is the in-order fma chain over block p. This depends on K only: not on the tile
+// the element lands in (every mr runs the same chain per row), the task grid, the thread count,
+// M or N, or whether a B panel was packed or read in place. K is never split across threads.
 #include "kernels/gemm.h"
 
 #include <omp.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <cassert>
 #include <cstddef>
 #include <new>
 #include <utility>
+#include <vector>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -42,7 +46,9 @@ constexpr int64_t kKC = 256;    // K block: fixed, part of the numerics
 constexpr int kMaxStrips = 8;   // strips of kMR rows per task at most (MC = 96)
 constexpr int kMaxPanels = 16;  // panels of kNR columns per task at most (NC = 512)
 constexpr int64_t kDirectBMaxM = 4 * kMR;  // below this many rows a row-major B is read in place
-constexpr double kSerialWork = 1 << 21;    // M*N*K under which one thread does it all
+// M*N*K under which one thread does it all (~0.1 ms): a parallel region costs little on idle cores,
+// but milliseconds when another process holds one of them and the region has to wait for it.
+constexpr double kSerialWork = 1 << 23;
 
 // A 64-byte aligned float buffer that only grows; one per thread (thread_local) so steady-state
 // calls do not allocate.
@@ -89,8 +95,11 @@ struct Grid {
   int64_t n_strips, n_panels, n_kb;
   int64_t strips_per_task, panels_per_task, n_mb, n_nb;
   bool pack_b;
-  float* bp;  // packed B: (n_kb, n_panels, kKC, kNR) when pack_b
+  float* bp;         // packed B: (n_kb, n_panels, kKC, kNR) when pack_b
+  int* panel_state;  // (n_kb, n_panels): kPanelEmpty, kPanelPacking or kPanelReady
 };
+
+constexpr int kPanelEmpty = 0, kPanelPacking = 1, kPanelReady = 2;
 
 // One micro-tile: C[0:mr, 0:nr] (+)= alpha * A-block * B-block over kc.
 struct Tile {
@@ -290,7 +299,7 @@ Grid make_grid(const Problem& p, int n_threads) {
   g.pack_b = p.trans_b || p.M > kDirectBMaxM;
   int64_t spt = even_group(g.n_strips, kMaxStrips), ppt = even_group(g.n_panels, kMaxPanels);
   // Enough tasks for dynamic scheduling to absorb a busy core: halve the longer side of the block.
-  const int64_t want = n_threads > 1 ? 4 * n_threads : 1;
+  const int64_t want = n_threads > 1 ? 3 * n_threads : 1;
   while (ceil_div(g.n_strips, spt) * ceil_div(g.n_panels, ppt) < want && (spt > 1 || ppt > 1)) {
     if (ppt == 1 || (spt > 1 && spt * kMR >= ppt * kNR))
       spt = ceil_div(spt, 2);
@@ -304,22 +313,42 @@ Grid make_grid(const Problem& p, int n_threads) {
   return g;
 }
 
-// Packs panel `index` = (K block, column panel) of B.
-void pack_b_panel(const Problem& p, const Grid& g, int64_t index) {
-  const int64_t kb = index / g.n_panels, jr = index % g.n_panels;
+// Packs the (K block kb, column panel jr) panel of B into dst (kKC, kNR).
+void pack_b_panel(float* dst, const Problem& p, int64_t kb, int64_t jr) {
   const int64_t k0 = kb * kKC, kc = std::min(kKC, p.K - k0), j0 = jr * kNR;
   const int nr = int(std::min<int64_t>(kNR, p.N - j0));
-  float* dst = g.bp + index * kKC * kNR;
   if (p.trans_b)
     pack_b_trans(dst, p.B + j0 * p.ldb + k0, p.ldb, kc, nr);
   else
     pack_b_rows(dst, p.B + k0 * p.ldb + j0, p.ldb, kc, nr);
 }
 
+// The packed (kb, jr) panel of B. Panels are packed on first use by whichever thread gets there
+// first, so there is no barrier between packing and computing for a descheduled thread to hold
+// up; a thread that finds a panel being packed by another packs a private copy into scratch
+// rather than wait. Both copies hold the same values, so the results do not change.
+const float* packed_b_panel(const Problem& p, const Grid& g, int64_t kb, int64_t jr, float* scratch) {
+  const int64_t index = kb * g.n_panels + jr;
+  float* shared = g.bp + index * kKC * kNR;
+  std::atomic_ref<int> state(g.panel_state[index]);
+  int seen = state.load(std::memory_order_acquire);
+  if (seen == kPanelReady) return shared;
+  if (seen == kPanelEmpty &&
+      state.compare_exchange_strong(seen, kPanelPacking, std::memory_order_acquire, std::memory_order_acquire)) {
+    pack_b_panel(shared, p, kb, jr);
+    state.store(kPanelReady, std::memory_order_release);
+    return shared;
+  }
+  if (seen == kPanelReady) return shared;
+  pack_b_panel(scratch, p, kb, jr);
+  return scratch;
+}
+
 // Computes the C block of task `index` over all of K.
 void run_task(const Problem& p, const Grid& g, int64_t index) {
-  thread_local Buffer a_buffer;
+  thread_local Buffer a_buffer, b_scratch;
   float* ap = a_buffer.reserve(size_t(kMaxStrips * kKC * kMR));
+  float* bs = b_scratch.reserve(size_t(kKC * kNR));
   const int64_t mb = index / g.n_nb, nb = index % g.n_nb;
   const int64_t s_begin = mb * g.strips_per_task, s_end = std::min(g.n_strips, s_begin + g.strips_per_task);
   const int64_t j_begin = nb * g.panels_per_task, j_end = std::min(g.n_panels, j_begin + g.panels_per_task);
@@ -330,12 +359,13 @@ void run_task(const Problem& p, const Grid& g, int64_t index) {
                    std::min(kKC, p.K - k0 - kKC));
     // The A micro-panel stays in L1 while B panels stream from L2 (BLIS order for a broadcast A).
     for (int64_t s = s_begin; s < s_end; ++s) {
+      const int64_t i0 = s * kMR;
+      const int mr = int(std::min<int64_t>(kMR, p.M - i0));
       for (int64_t jr = j_begin; jr < j_end; ++jr) {
-        const int64_t i0 = s * kMR, j0 = jr * kNR;
-        const int mr = int(std::min<int64_t>(kMR, p.M - i0));
+        const int64_t j0 = jr * kNR;
         const Tile t{.a = p.trans_a ? ap + (s - s_begin) * kKC * kMR : p.A + i0 * p.lda + k0,
                      .lda = p.lda,
-                     .b = g.pack_b ? g.bp + (kb * g.n_panels + jr) * kKC * kNR : p.B + k0 * p.ldb + j0,
+                     .b = g.pack_b ? packed_b_panel(p, g, kb, jr, bs) : p.B + k0 * p.ldb + j0,
                      .ldb = g.pack_b ? kNR : p.ldb,
                      .c = p.C + i0 * p.ldc + j0,
                      .ldc = p.ldc,
@@ -366,31 +396,33 @@ void sgemm_reference(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float al
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
            const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
+  assert(ldc >= N);
   if (K <= 0) {  // no products: C = beta * C
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
     return;
   }
+  assert(lda >= (trans_a ? M : K) && ldb >= (trans_b ? K : N));
   const Problem p{.trans_a = trans_a, .trans_b = trans_b, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta,
                   .A = A, .lda = lda, .B = B, .ldb = ldb, .C = C, .ldc = ldc};
   const bool serial = omp_in_parallel() || double(M) * double(N) * double(K) < kSerialWork;
   const int n_threads = serial ? 1 : omp_get_max_threads();
   Grid g = make_grid(p, n_threads);
-  thread_local Buffer b_buffer;  // the calling thread's; its workers read it
-  if (g.pack_b) g.bp = b_buffer.reserve(size_t(g.n_kb * g.n_panels * kKC * kNR));
-  const int64_t n_pack = g.pack_b ? g.n_kb * g.n_panels : 0, n_tasks = g.n_mb * g.n_nb;
+  // The calling thread's buffers; its workers share them for this call.
+  thread_local Buffer b_buffer;
+  thread_local std::vector<int> panel_state;
+  if (g.pack_b) {
+    g.bp = b_buffer.reserve(size_t(g.n_kb * g.n_panels * kKC * kNR));
+    panel_state.assign(size_t(g.n_kb * g.n_panels), kPanelEmpty);
+    g.panel_state = panel_state.data();
+  }
+  const int64_t n_tasks = g.n_mb * g.n_nb;
   if (n_threads == 1 || n_tasks == 1) {
-    for (int64_t i = 0; i < n_pack; ++i) pack_b_panel(p, g, i);
     for (int64_t i = 0; i < n_tasks; ++i) run_task(p, g, i);
     return;
   }
-#pragma omp parallel num_threads(int(std::min<int64_t>(n_threads, n_tasks)))
-  {
-#pragma omp for schedule(dynamic, 4)
-    for (int64_t i = 0; i < n_pack; ++i) pack_b_panel(p, g, i);
-#pragma omp for schedule(dynamic, 1) nowait
-    for (int64_t i = 0; i < n_tasks; ++i) run_task(p, g, i);
-  }
+#pragma omp parallel for schedule(dynamic, 1) num_threads(int(std::min<int64_t>(n_threads, n_tasks)))
+  for (int64_t i = 0; i < n_tasks; ++i) run_task(p, g, i);
 }
 
 }  // namespace ponder

@@ -1,7 +1,11 @@
 #pragma once
 // Single-precision GEMM for training: C = alpha * op(A) op(B) + beta * C, row-major, where
 // op(X) is X or its transpose. Multi-threaded (OpenMP) over blocks of C; every element of C is
-// reduced over K by one thread in one fixed order, so results do not depend on the thread count.
+// reduced over K by one thread in one fixed order, so results do not depend on the thread count,
+// nor on M or N (a row of C is bitwise the same computed alone or in a batch of 4096).
+// beta == 0 overwrites C without reading it (NaN there is ignored). Called from inside an OpenMP
+// parallel region it runs single-threaded in the calling thread. Packing buffers are per thread
+// and reused: no allocation per call once they have grown.
 //
 //   Shapes: op(A) (M, K), op(B) (K, N), C (M, N). Leading dimensions are row strides:
 //   A is (M, K) with lda >= K when !trans_a, (K, M) with lda >= M when trans_a; likewise B.

@@ -154,7 +154,8 @@ TEST(Sgemm, TrainingShapesMatchReferenceOnSampledRows) {
       const float* a = s.ta ? in.A.data() + i : in.A.data() + i * in.lda;
       sgemm_reference(s.ta, s.tb, 1, s.N, s.K, 1.f, a, in.lda, in.B.data(), in.ldb, s.beta, want.data(), in.ldc);
       for (int64_t j = 0; j < s.N; ++j)
-        ASSERT_NEAR(o.C[size_t(i * o.ldc + j)], want[size_t(j)], 2e-3) << describe(c) << " at (" << i << ", " << j << ")";
+        ASSERT_NEAR(o.C[size_t(i * o.ldc + j)], want[size_t(j)], 2e-3)
+            << describe(c) << " at (" << i << ", " << j << ")";
     }
   }
 }
