@@ -24,9 +24,9 @@ namespace {
 struct DemoArgs {
   std::string out = "out/demo";
   std::string task = "arith";
-  int difficulty = 1;
+  int difficulty = 0;  // three single-digit operands: learnable in a minute, not solved by SFT alone
   std::string preset = "small";
-  int sft_steps = 400, grpo_steps = 60, eval_count = 200;
+  int sft_steps = 700, grpo_steps = 150, eval_count = 200;
   uint64_t seed = 1;
   int threads = 0;
 };
@@ -84,12 +84,12 @@ void run_demo(const DemoArgs& a) {
   g.steps = a.grpo_steps;
   g.prompts_per_step = 16;
   g.num_generations = 8;
-  g.temperature = 1.0f;
-  g.max_completion_length = 80;
+  g.temperature = 0.8f;
+  g.max_completion_length = 64;
   g.loss_type = LossType::Dapo;
   g.epsilon_high = 0.28f;
   g.rewards = "accuracy:1,format:0.2";
-  g.adamw.lr = 3e-4f;
+  g.adamw.lr = 5e-5f;  // fine-tuning: a tenth of SFT's final rate, or the policy drifts
   g.seed = a.seed;
   g.eval_count = a.eval_count;
   g.out_dir = a.out + "/grpo";
@@ -109,8 +109,12 @@ void run_demo(const DemoArgs& a) {
   test.split = Split::Test;
   const auto items = generate_items(test, a.eval_count);
   const auto model = load_model(model_rel);
-  const SamplingOptions warm{.temperature = 0.8f};
-  const StopOptions stop{.max_tokens = 80};
+  // Samples for best-of and voting: a low temperature. This task has one reasoning path per
+  // problem, so the most likely answer is almost always greedy's; hotter samples only add errors
+  // (measured: vote@8 at T 0.3 / 0.5 / 0.7 / 1.0 scored 96.5 / 96.0 / 95.0 / 95.0% where greedy
+  // scored 96.0%).
+  const SamplingOptions warm{.temperature = 0.4f};
+  const StopOptions stop{.max_tokens = 64};
   const std::vector<std::pair<std::string, Strategy>> strategies = {
       {"greedy", GreedyOptions{}},
       {"beam4", BeamOptions{.num_beams = 4, .num_return = 1, .length_penalty = 1.0f}},

@@ -1,5 +1,6 @@
 // Answer voting: sample N paths, extract each path's answer (<answer>..</answer>, \boxed{..},
-// else the last number), and vote: one vote per path, or weighted by exp(mean token log-prob).
+// else the last number), and vote: one vote per path (ties to the answer with the larger summed
+// weight), or weighted by exp(mean token log-prob).
 // The winner's paths come first (best score among them first), then the others.
 #include <algorithm>
 #include <cmath>
@@ -20,9 +21,11 @@ GenerateResult generate_vote(LanguageModel& lm, const GenerateRequest& r, const 
     it->count += 1;
     it->weight += std::exp(p.score);
   }
-  // Winner: most votes (or weight); ties go to the answer seen first, i.e. the lower path index.
+  // Winner: most votes, ties to the more probable answer (the larger summed weight); or the
+  // largest weight when weighted. Equal weights keep the order of first appearance.
   std::stable_sort(out.votes.begin(), out.votes.end(), [&](const VoteEntry& a, const VoteEntry& b) {
-    return o.weighted ? a.weight > b.weight : a.count > b.count;
+    if (!o.weighted && a.count != b.count) return a.count > b.count;
+    return a.weight > b.weight;
   });
   if (!out.votes.empty()) out.winner = out.votes.front().answer;
   std::stable_sort(out.paths.begin(), out.paths.end(), [&](const Path& a, const Path& b) {

@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "core/rng.h"
 #include "decode/generate.h"
 #include "decode/model_runner.h"
 #include "decode/paths.h"
@@ -45,7 +46,8 @@ EvalResult evaluate(const Model& model, std::span<const TaskItem> items, const S
   if (std::holds_alternative<GreedyOptions>(strategy) || std::holds_alternative<SampleOptions>(strategy)) {
     std::vector<PathsOptions> opts(items.size());
     if (const auto* s = std::get_if<SampleOptions>(&strategy))
-      for (size_t i = 0; i < items.size(); ++i) opts[i] = {.n = s->n, .sampling = s->sampling, .seed = s->seed + i};
+      for (size_t i = 0; i < items.size(); ++i)
+        opts[i] = {.n = s->n, .sampling = s->sampling, .seed = Rng::derive(s->seed, i).next_u64()};
     else
       for (PathsOptions& o : opts) o.sampling.temperature = 0;
     ModelRunner runner(model, int(prompt_tokens) + int(items.size()) * positions_for(0, paths, stop.max_tokens));
@@ -60,7 +62,12 @@ EvalResult evaluate(const Model& model, std::span<const TaskItem> items, const S
     for (const auto& p : prompts) longest = std::max(longest, p.size());
     ModelRunner runner(model, positions_for(int(longest), 2 * paths, stop.max_tokens));
     for (size_t i = 0; i < items.size(); ++i) {
-      GenerateRequest req{.prompt = prompts[i], .strategy = strategy, .stop = stop};
+      // Each item draws from its own streams: the strategy's seed mixed with the item index.
+      Strategy s = strategy;
+      std::visit([&](auto& o) {
+        if constexpr (requires { o.seed; }) o.seed = Rng::derive(o.seed, i).next_u64();
+      }, s);
+      GenerateRequest req{.prompt = prompts[i], .strategy = s, .stop = stop};
       const GenerateResult r = generate(runner, req);
       size_t all = 0;
       for (const Path& p : r.paths) all += p.tokens.size();

@@ -173,14 +173,9 @@ void run_tile(const Tile& t, int mr, bool packed_a) { (packed_a ? kTilesPackedA 
 
 // A transposed block, src (kc, m) with row stride lda, into n_strips micro-panels of (kc, mr)
 // floats, each kKC * kMR apart; mr = kMR except in a last strip cut by m. Row by row, so each
-// source row is read once, contiguously. The rows of the next K block (n_next of them) are
-// prefetched into L2 meanwhile: they are a page apart, too far for the hardware prefetcher.
-void pack_a_block(float* dst, const float* src, int64_t lda, int64_t kc, int64_t m, int64_t n_strips, int64_t n_next) {
-  const int64_t row_bytes = std::min(m, n_strips * kMR) * int64_t(sizeof(float));
+// source row is read once, contiguously.
+void pack_a_block(float* dst, const float* src, int64_t lda, int64_t kc, int64_t m, int64_t n_strips) {
   for (int64_t k = 0; k < kc; ++k) {
-    if (k < n_next)
-      for (int64_t byte = 0; byte < row_bytes + 63; byte += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(src + (kKC + k) * lda) + std::min(byte, row_bytes - 1), _MM_HINT_T1);
     for (int64_t s = 0; s < n_strips; ++s) {
       const int mr = int(std::min<int64_t>(kMR, m - s * kMR));
       const __mmask16 mask = lane_mask(mr);
@@ -266,7 +261,7 @@ void run_tile(const Tile& t, int mr, bool packed_a) {
   }
 }
 
-void pack_a_block(float* dst, const float* src, int64_t lda, int64_t kc, int64_t m, int64_t n_strips, int64_t) {
+void pack_a_block(float* dst, const float* src, int64_t lda, int64_t kc, int64_t m, int64_t n_strips) {
   for (int64_t k = 0; k < kc; ++k)
     for (int64_t s = 0; s < n_strips; ++s) {
       const int mr = int(std::min<int64_t>(kMR, m - s * kMR));
@@ -313,6 +308,17 @@ Grid make_grid(const Problem& p, int n_threads) {
   return g;
 }
 
+// Prefetches rows [r0, r1) of a transposed A block (row_bytes from src on each, rows lda apart)
+// into L2. The rows are a page or more apart, out of the hardware prefetcher's reach, so a task
+// fetches its next K block this way, a few rows per tile, while it computes the current one.
+void prefetch_rows(const float* src, int64_t lda, int64_t r0, int64_t r1, int64_t row_bytes) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const char* row = reinterpret_cast<const char*>(src + r * lda);
+    for (int64_t byte = 0; byte < row_bytes + 63; byte += 64)
+      __builtin_prefetch(row + std::min(byte, row_bytes - 1), 0, 2);  // 2: into L2
+  }
+}
+
 // Packs the (K block kb, column panel jr) panel of B into dst (kKC, kNR).
 void pack_b_panel(float* dst, const Problem& p, int64_t kb, int64_t jr) {
   const int64_t k0 = kb * kKC, kc = std::min(kKC, p.K - k0), j0 = jr * kNR;
@@ -352,17 +358,24 @@ void run_task(const Problem& p, const Grid& g, int64_t index) {
   const int64_t mb = index / g.n_nb, nb = index % g.n_nb;
   const int64_t s_begin = mb * g.strips_per_task, s_end = std::min(g.n_strips, s_begin + g.strips_per_task);
   const int64_t j_begin = nb * g.panels_per_task, j_end = std::min(g.n_panels, j_begin + g.panels_per_task);
+  const int64_t a_row_bytes = std::min(p.M - s_begin * kMR, (s_end - s_begin) * kMR) * int64_t(sizeof(float));
+  const int64_t n_tiles = (s_end - s_begin) * (j_end - j_begin);
   for (int64_t kb = 0; kb < g.n_kb; ++kb) {
     const int64_t k0 = kb * kKC, kc = std::min(kKC, p.K - k0);
-    if (p.trans_a)
-      pack_a_block(ap, p.A + k0 * p.lda + s_begin * kMR, p.lda, kc, p.M - s_begin * kMR, s_end - s_begin,
-                   std::min(kKC, p.K - k0 - kKC));
+    // trans_a: the task's columns of A's rows k0 .. k0 + kc
+    const float* a_block = p.trans_a ? p.A + k0 * p.lda + s_begin * kMR : nullptr;
+    const int64_t n_next = p.trans_a ? std::max<int64_t>(0, std::min(kKC, p.K - k0 - kKC)) : 0;
+    if (p.trans_a) pack_a_block(ap, a_block, p.lda, kc, p.M - s_begin * kMR, s_end - s_begin);
     // The A micro-panel stays in L1 while B panels stream from L2 (BLIS order for a broadcast A).
+    int64_t tile = 0;
     for (int64_t s = s_begin; s < s_end; ++s) {
       const int64_t i0 = s * kMR;
       const int mr = int(std::min<int64_t>(kMR, p.M - i0));
-      for (int64_t jr = j_begin; jr < j_end; ++jr) {
+      for (int64_t jr = j_begin; jr < j_end; ++jr, ++tile) {
         const int64_t j0 = jr * kNR;
+        if (n_next > 0)
+          prefetch_rows(a_block + kKC * p.lda, p.lda, tile * n_next / n_tiles, (tile + 1) * n_next / n_tiles,
+                        a_row_bytes);
         const Tile t{.a = p.trans_a ? ap + (s - s_begin) * kKC * kMR : p.A + i0 * p.lda + k0,
                      .lda = p.lda,
                      .b = g.pack_b ? packed_b_panel(p, g, kb, jr, bs) : p.B + k0 * p.ldb + j0,

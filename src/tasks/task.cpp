@@ -104,12 +104,13 @@ int draw_int(Rng& rng, int lo, int hi) { return lo + int(rng.below(uint64_t(hi -
 
 Problem draw_arith(int difficulty, Rng& rng) {
   const int n_operands = difficulty == 3 ? 4 : 3;
-  const std::string_view ops = difficulty == 1 ? "+-" : difficulty == 2 ? "+-*" : "+-*/";
+  const std::string_view ops = difficulty <= 1 ? "+-" : difficulty == 2 ? "+-*" : "+-*/";
+  const int max_operand = difficulty == 0 ? 9 : 99;
   for (int attempt = 0; attempt < kMaxDraws; ++attempt) {
     std::vector<int> leaves(n_operands);
-    for (int& v : leaves) v = draw_int(rng, 1, 99);
+    for (int& v : leaves) v = draw_int(rng, 1, max_operand);
     Problem p;
-    p.expr.root = build_tree(p.expr, leaves, 0, leaves.size(), ops, difficulty == 1, rng);
+    p.expr.root = build_tree(p.expr, leaves, 0, leaves.size(), ops, difficulty <= 1, rng);
     if (difficulty >= 2 && !has_op(p.expr, "*/")) continue;
     if (!evaluate_tree(p.expr, p.expr.root, -999, 999, p.steps)) continue;
     p.expression = print_tree(p.expr, p.expr.root);
@@ -223,8 +224,10 @@ const std::vector<std::string_view>& task_names() {
 
 void validate_task_options(const TaskOptions& options) {
   find_task(options.name);
-  if (options.difficulty < 1 || options.difficulty > 3)
-    throw InvalidArgument("task difficulty: expected 1, 2 or 3, got " + std::to_string(options.difficulty));
+  const int lowest = options.name == "arith" ? 0 : 1;
+  if (options.difficulty < lowest || options.difficulty > 3)
+    throw InvalidArgument("task difficulty: expected " + std::to_string(lowest) + " to 3 for " + options.name + ", got " +
+                          std::to_string(options.difficulty));
 }
 
 Split split_of_problem(std::string_view canonical) {

@@ -5,6 +5,7 @@
 // Tasks (TaskOptions::name):
 //  * "arith": integer arithmetic; the answer is the value, e.g. "12+7-3" -> "16". Operands 1..99,
 //    every intermediate value and the result |x| < 1000.
+//      difficulty 0: three operands 1..9, + and - only, left to right ("3+7-5"): the demo's level;
 //      difficulty 1: three operands, + and - only, left to right ("12+7-3");
 //      difficulty 2: three operands, + - *, at least one *, parentheses where the tree needs them;
 //      difficulty 3: four operands, + - * and exact /, at least one * or /.
@@ -57,7 +58,7 @@ struct TaskOptions {
   std::string name = "arith";  // "arith" or "countdown"
   Split split = Split::Train;
   uint64_t seed = 0;
-  int difficulty = 1;  // 1..3
+  int difficulty = 1;  // 1..3 (arith also 0)
   PromptTemplate prompt_template = PromptTemplate::Compact;
 };
 

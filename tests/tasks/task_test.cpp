@@ -277,9 +277,22 @@ TEST(TaskGenerate, SftCompletionFormat) {
   EXPECT_EQ(sft_completion(item), " </think> <answer> 16 </answer>");
 }
 
+// Difficulty 0 (the demo's level): three operands 1..9, + and - left to right, the answer right.
+TEST(TaskArith, DifficultyZeroIsSingleDigits) {
+  for (const TaskItem& it : generate_items(options("arith", 0), 500)) {
+    int a, b, c;
+    char op1, op2;
+    ASSERT_EQ(std::sscanf(it.prompt.c_str(), "Q: %d%c%d%c%d= A:", &a, &op1, &b, &op2, &c), 5) << it.prompt;
+    for (int v : {a, b, c}) EXPECT_TRUE(v >= 1 && v <= 9) << it.prompt;
+    const int ab = op1 == '+' ? a + b : a - b;
+    EXPECT_EQ(it.answer, std::to_string(op2 == '+' ? ab + c : ab - c)) << it.prompt;
+  }
+}
+
 TEST(TaskOptionsCheck, BadOptions) {
   EXPECT_THROW(generate_items(options("sudoku", 1), 1), InvalidArgument);
-  EXPECT_THROW(generate_items(options("arith", 0), 1), InvalidArgument);
+  EXPECT_THROW(generate_items(options("arith", -1), 1), InvalidArgument);
+  EXPECT_THROW(generate_items(options("countdown", 0), 1), InvalidArgument);
   EXPECT_THROW(generate_items(options("arith", 4), 1), InvalidArgument);
   EXPECT_THROW(generate_items(options("arith", 1), -1), InvalidArgument);
   EXPECT_TRUE(generate_items(options("arith", 1), 0).empty());
