@@ -9,14 +9,19 @@
 
 namespace ponder {
 
-float token_logprob(std::span<const float> logits, int32_t id) {
-  return float(double(logits[size_t(id)]) - log_sum_exp(logits.data(), int64_t(logits.size())));
+float token_logprob(std::span<const float> logits, int32_t id, float temperature) {
+  if (temperature == 1.0f) return float(double(logits[size_t(id)]) - log_sum_exp(logits.data(), int64_t(logits.size())));
+  thread_local std::vector<float> scaled;
+  scaled.resize(logits.size());
+  for (size_t i = 0; i < logits.size(); ++i) scaled[i] = logits[i] / temperature;
+  return float(double(scaled[size_t(id)]) - log_sum_exp(scaled.data(), int64_t(scaled.size())));
 }
 
 namespace {
 
 struct RunningPath {
   SeqId seq = -1;
+  float logprob_temperature = 1.0f;
   Sampler sampler;
   PathText text;
   Path path;
@@ -36,7 +41,7 @@ void advance(RunningPath& p, std::span<const float> logits, LanguageModel& lm, c
   } else {
     tok = p.sampler.sample(logits);
   }
-  const float lp = token_logprob(logits, tok);
+  const float lp = token_logprob(logits, tok, p.logprob_temperature);
   p.path.tokens.push_back(tok);
   p.path.logprobs.push_back(lp);
   p.path.cumulative_logprob += lp;
@@ -80,6 +85,7 @@ std::vector<std::vector<Path>> run_paths_batch(LanguageModel& lm, std::span<cons
       paths.push_back({.seq = -1, .sampler = Sampler(o.sampling, Rng::derive(o.seed, o.path_offset + uint64_t(i))),
                        .text = PathText(stop), .path = {}, .forced = {}});
       paths.back().path.index = int64_t(o.path_offset) + i;
+      paths.back().logprob_temperature = o.logprob_temperature;
       paths.back().sampler.set_prompt(prompts[q]);
     }
   std::vector<float> logits;

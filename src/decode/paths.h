@@ -17,6 +17,7 @@ struct PathsOptions {
   uint64_t seed = 0;
   uint64_t path_offset = 0;  // path i uses Rng::derive(seed, path_offset + i)
   TokenCallback on_token;    // optional streaming
+  float logprob_temperature = 1.0f;  // path log-probs from softmax(logits / this) (GRPO: the rollout temperature)
 };
 
 // Paths in index order; score = cumulative log-prob. Text is filled; reasoning/answer are not.
@@ -29,7 +30,7 @@ std::vector<Path> run_paths(LanguageModel& lm, std::span<const int32_t> prompt, 
 std::vector<std::vector<Path>> run_paths_batch(LanguageModel& lm, std::span<const std::vector<int32_t>> prompts,
                                                std::span<const PathsOptions> opts, const StopOptions& stop);
 
-// log-softmax of the raw logits at `id`. (V)
-float token_logprob(std::span<const float> logits, int32_t id);
+// log-softmax of logits / temperature at `id`. (V)
+float token_logprob(std::span<const float> logits, int32_t id, float temperature = 1.0f);
 
 }  // namespace ponder

@@ -57,13 +57,15 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
   const size_t NC = size_t(N) * C, NF = size_t(N) * F;
   const float scale = 1.0f / std::sqrt(float(D));
 
-  // d logp[t] / d logits[t] = onehot(target) - softmax: the logits buffer holds the softmax.
+  // d logp[t] / d logits[t] = (onehot(target) - softmax) / temperature: the logits buffer holds
+  // the softmax.
   float* dlogits = a.logits.data();
+  const float inv_t = 1.0f / a.temperature;
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < N; ++i) {
     float* row = dlogits + i * V;
     const int32_t tgt = batch.targets[size_t(i)];
-    const float s = tgt >= 0 ? dlogp[size_t(i)] : 0.0f;
+    const float s = tgt >= 0 ? dlogp[size_t(i)] * inv_t : 0.0f;
     for (int j = 0; j < V; ++j) row[j] = -s * row[j];
     if (tgt >= 0) row[tgt] += s;
   }

@@ -26,7 +26,8 @@ void linear(float* y, const float* x, const float* w, int64_t N, int64_t in, int
 
 }  // namespace
 
-double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& a, std::vector<float>& logp) {
+double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& a, std::vector<float>& logp,
+                     float temperature) {
   const TrainConfig& c = m.config;
   const int B = batch.B, T = batch.T, C = c.dim, F = c.ffn, V = c.vocab, L = c.n_layers;
   const int H = c.n_heads, Hkv = c.n_kv_heads, D = c.head_dim(), qd = c.q_dim(), kvd = c.kv_dim();
@@ -37,8 +38,10 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
   for (size_t i = 0; i < size_t(N); ++i)
     if (batch.tokens[i] < 0 || batch.tokens[i] >= V || batch.targets[i] < -1 || batch.targets[i] >= V)
       throw InvalidArgument("training batch: token id out of range at position " + std::to_string(i));
+  if (!(temperature > 0)) throw InvalidArgument("training forward: temperature must be > 0");
   a.B = B;
   a.T = T;
+  a.temperature = temperature;
   ParamView w = view_params(c, m.layout, const_cast<float*>(m.params.data()));
   const size_t NC = size_t(N) * C, NF = size_t(N) * F;
   float* x_in = sized(a.x_in, NC * L);
@@ -132,6 +135,11 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < N; ++i) rmsnorm_forward(xnf + i * C, rstdf + i, x + i * C, w.output_norm, 1, C, c.rms_eps);
   linear(logits, xnf, w.output, N, C, V);
+  if (temperature != 1.0f) {
+    const float inv = 1.0f / temperature;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N * V; ++i) logits[i] *= inv;
+  }
   logp.assign(size_t(N), 0.0f);
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < N; ++i) {

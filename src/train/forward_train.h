@@ -27,12 +27,16 @@ struct Activations {
   std::vector<float> x_final, xnf, rstdf;  // (N, C), (N, C), (N)
   std::vector<float> logits;               // (N, V): softmax of the logits after forward
   std::vector<float> rope_cos, rope_sin;   // (T, D/2)
+  float temperature = 1.0f;                // the logits were divided by it
   // backward scratch
   std::vector<float> dx, dxn, dbig, dbig2, datt, dq, dk, dv, dprobs;
 };
 
 // Returns the mean of -logp over positions with a target (the cross-entropy) for reporting.
-double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& acts, std::vector<float>& logp);
+// temperature: log-probs of softmax(logits / temperature), as TRL's GRPO computes them for
+// rollouts sampled at that temperature (1 for SFT).
+double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& acts, std::vector<float>& logp,
+                     float temperature = 1.0f);
 
 // grads (same layout as the params) += d(sum_t dlogp[t] * logp[t]) / dparams.
 void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& acts, std::span<const float> dlogp,

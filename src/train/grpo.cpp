@@ -146,7 +146,8 @@ GrpoResult run_grpo(const GrpoOptions& o) {
       prompts.push_back(tok.encode(items.back().prompt, true, false));
       prompt_tokens += prompts.back().size();
       popts.push_back({.n = G, .sampling = {.temperature = o.temperature, .top_k = o.top_k, .top_p = o.top_p},
-                       .seed = o.seed ^ (0x9e3779b97f4a7c15ull * uint64_t(step + 1)), .path_offset = uint64_t(p) * uint64_t(G)});
+                       .seed = o.seed ^ (0x9e3779b97f4a7c15ull * uint64_t(step + 1)), .path_offset = uint64_t(p) * uint64_t(G),
+                       .logprob_temperature = o.temperature});
     }
     ModelRunner runner(*engine_model, int(prompt_tokens) + o.prompts_per_step * positions_for(0, G, o.max_completion_length));
     const auto paths = run_paths_batch(runner, prompts, popts, {.max_tokens = o.max_completion_length});
@@ -199,7 +200,7 @@ GrpoResult run_grpo(const GrpoOptions& o) {
     std::vector<std::vector<SequenceLoss>> seqs(micro.size());
     for (size_t m = 0; m < micro.size(); ++m) {
       const TrainBatch b = rollout_batch(micro[m], tok.eos());
-      forward_train(policy, b, acts, logp);
+      forward_train(policy, b, acts, logp, o.temperature);
       for (size_t i = 0; i < micro[m].size(); ++i) {
         const Rollout& r = *micro[m][i];
         SequenceLoss s{.logp = {}, .old_logp = completion_logp(logp, b, i, r), .ref_logp = {}, .advantage = r.advantage,
@@ -209,7 +210,7 @@ GrpoResult run_grpo(const GrpoOptions& o) {
         seqs[m].push_back(std::move(s));
       }
       if (o.beta > 0) {
-        forward_train(reference, b, acts, logp);
+        forward_train(reference, b, acts, logp, o.temperature);
         for (size_t i = 0; i < micro[m].size(); ++i) seqs[m][i].ref_logp = completion_logp(logp, b, i, *micro[m][i]);
       }
     }
@@ -217,7 +218,7 @@ GrpoResult run_grpo(const GrpoOptions& o) {
       grads.assign(policy.params.size(), 0.0f);
       for (size_t m = 0; m < micro.size(); ++m) {
         const TrainBatch b = rollout_batch(micro[m], tok.eos());
-        forward_train(policy, b, acts, logp);
+        forward_train(policy, b, acts, logp, o.temperature);
         for (size_t i = 0; i < micro[m].size(); ++i) seqs[m][i].logp = completion_logp(logp, b, i, *micro[m][i]);
         std::vector<std::vector<float>> dseq;
         const LossStats ls = grpo_micro_batch_loss(seqs[m], o.loss_type, loss_opt, o.max_completion_length, total_tokens,

@@ -8,6 +8,9 @@
 #include <sys/wait.h>
 
 #include "support/shared_data.h"
+#include "support/temp_path.h"
+
+using ponder::testing::temp_path;
 
 namespace ponder {
 namespace {
@@ -27,8 +30,7 @@ std::string slurp(const std::string& path) {
 }
 
 Result run(const std::string& args) {
-  const auto dir = std::filesystem::temp_directory_path();
-  const std::string out = (dir / "ponder_cli_out").string(), err = (dir / "ponder_cli_err").string();
+  const std::string out = temp_path("cli_out"), err = temp_path("cli_err");
   const std::string cmd = std::string(PONDER_BINARY_DIR) + "/ponder " + args + " >" + out + " 2>" + err;
   const int status = std::system(cmd.c_str());
   Result r;
@@ -53,7 +55,7 @@ TEST(Cli, TokenizeIdsMatchLlamaCpp) {
   PONDER_REQUIRE_SHARED("refdata/tiny_r1distill_llamacpp.json");
   const auto ref = read_json(shared_path("refdata/tiny_r1distill_llamacpp.json"));
   const auto& cs = ref["cases"][0];
-  const std::string prompt_file = (std::filesystem::temp_directory_path() / "ponder_cli_prompt.txt").string();
+  const std::string prompt_file = temp_path("cli_prompt.txt");
   std::ofstream(prompt_file, std::ios::binary) << cs["prompt"].get<std::string>();
   const Result r = run("tokenize -m " + model("tiny-r1distill-random.gguf") + " -f " + prompt_file + " --ids");
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -100,7 +102,7 @@ TEST(Cli, InfoDescribesTheModel) {
 
 TEST(Cli, BadInputIsAClearErrorNotACrash) {
   PONDER_REQUIRE_SHARED("models/stories260K.gguf");
-  const std::string bad_file = (std::filesystem::temp_directory_path() / "ponder_not_a_model.gguf").string();
+  const std::string bad_file = temp_path("not_a_model.gguf");
   std::ofstream(bad_file) << "this is not a gguf file";
   struct Case {
     std::string args, needle;
@@ -127,7 +129,7 @@ TEST(Cli, BadInputIsAClearErrorNotACrash) {
 
 TEST(Cli, InitWritesAModelThatGenerates) {
   PONDER_REQUIRE_SHARED("models/stories260K.gguf");
-  const std::string out = (std::filesystem::temp_directory_path() / "ponder_cli_init.gguf").string();
+  const std::string out = temp_path("cli_init.gguf");
   Result r = run("init --preset llama-tiny --vocab " + model("stories260K.gguf") + " --seed 5 -o " + out);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = run("generate -m " + out + " -p 'Once upon' -n 8 --json");

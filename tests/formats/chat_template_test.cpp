@@ -14,6 +14,9 @@
 #include "formats/gguf.h"
 #include "formats/tokenizer.h"
 #include "support/shared_data.h"
+#include "support/temp_path.h"
+
+using ponder::testing::temp_path;
 
 namespace ponder {
 namespace {
@@ -120,8 +123,7 @@ TEST(ChatTemplateDetect, ModelFiles) {
 
 // A metadata-only GGUF file in the temp directory, read back.
 GgufFile file_with(const std::string& name, std::vector<std::pair<std::string, GgufValue>> metadata) {
-  std::string path = (std::filesystem::temp_directory_path() /
-                      ("ponder_chat_" + std::to_string(getpid()) + "_" + name + ".gguf")).string();
+  std::string path = temp_path("chat_" + name + ".gguf");
   write_gguf(path, metadata, {});
   GgufFile f = read_gguf(path);
   std::filesystem::remove(path);

@@ -13,6 +13,9 @@
 #include "formats/gguf.h"
 #include "formats/pretokenize.h"
 #include "formats/tokenizer.h"
+#include "support/temp_path.h"
+
+using ponder::testing::temp_path;
 
 namespace ponder {
 namespace {
@@ -321,7 +324,7 @@ GgufValue str_array(const std::vector<std::string>& items) {
 
 // Writes a tokenizer-only GGUF with `metadata` to a temp file and returns the loader's error.
 std::string load_error(const std::string& name, const std::vector<std::pair<std::string, GgufValue>>& metadata) {
-  const std::string path = (fs::temp_directory_path() / ("ponder_tokenizer_test_" + name + ".gguf")).string();
+  const std::string path = temp_path("tokenizer_" + name + ".gguf");
   write_gguf(path, metadata, {});
   std::string message;
   try {
@@ -369,7 +372,7 @@ TEST(TokenizerLoad, Errors) {
 }
 
 TEST(TokenizerLoad, TinyBpeFile) {
-  const std::string path = (fs::temp_directory_path() / "ponder_tokenizer_test_tiny_bpe.gguf").string();
+  const std::string path = temp_path("tokenizer_tiny_bpe.gguf");
   // Byte-level alphabet for "a", "b", " " (U+0120) and merges "a b", "Ġ ab".
   write_gguf(path,
              {{"tokenizer.ggml.model", str("gpt2")},

@@ -11,6 +11,9 @@
 #include "model/forward.h"
 #include "model/model.h"
 #include "support/shared_data.h"
+#include "support/temp_path.h"
+
+using ponder::testing::temp_path;
 
 namespace ponder {
 namespace {
@@ -176,7 +179,7 @@ TEST(Forward, BadTokensAndFullPoolAreClearErrorsThatChangeNothing) {
 TEST(Load, BadModelFilesNameTheProblem) {
   PONDER_REQUIRE_SHARED("models/stories260K.gguf");
   const GgufFile f = read_gguf(shared_path("models/stories260K.gguf"));
-  const std::string path = (std::filesystem::temp_directory_path() / "ponder_bad_model.gguf").string();
+  const std::string path = temp_path("bad_model.gguf");
   auto write_variant = [&](auto edit_tensors, auto edit_meta) {
     std::vector<GgufTensorData> tensors;
     for (const GgufTensor& t : f.tensors) tensors.push_back({.name = t.name, .ne = t.ne, .type = t.type, .data = t.bytes()});

@@ -9,15 +9,14 @@
 #include "model/init.h"
 #include "model/model.h"
 #include "support/shared_data.h"
+#include "support/temp_path.h"
+
+using ponder::testing::temp_path;
 
 namespace ponder {
 namespace {
 
 using ::ponder::testing::shared_path;
-
-std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("ponder_init_test_" + name)).string();
-}
 
 // qwen2-tiny shapes; the vocab (only copied metadata) defaults to stories260K's 512 tokens to
 // keep the embedding small.

@@ -8,6 +8,9 @@
 #include "model/forward.h"
 #include "model/model.h"
 #include "support/shared_data.h"
+#include "support/temp_path.h"
+
+using ponder::testing::temp_path;
 
 namespace ponder {
 namespace {
@@ -37,7 +40,7 @@ std::string dequantized_copy(const std::string& path) {
     tensors.push_back({.name = t.name, .ne = t.ne, .type = GgmlType::F32,
                        .data = {reinterpret_cast<const uint8_t*>(out.data()), out.size() * sizeof(float)}});
   }
-  const std::string out_path = (std::filesystem::temp_directory_path() / "ponder_dequant_f32.gguf").string();
+  const std::string out_path = temp_path("dequant_f32.gguf");
   write_gguf(out_path, f.metadata, tensors);
   return out_path;
 }

@@ -6,6 +6,9 @@
 
 #include "core/error.h"
 #include "tasks/dataset.h"
+#include "support/temp_path.h"
+
+using ponder::testing::temp_path;
 
 namespace ponder {
 namespace {
@@ -58,7 +61,7 @@ TEST(DatasetJsonl, SftRoundTrip) {
 }
 
 TEST(DatasetJsonl, FileWithBlankLinesAndCrlf) {
-  const std::string path = (std::filesystem::temp_directory_path() / "ponder_dataset_test.jsonl").string();
+  const std::string path = temp_path("dataset_test.jsonl");
   std::ofstream(path, std::ios::binary) << "{\"prompt\": \"p1\", \"answer\": \"1\", \"extra\": true}\r\n"
                                         << "\n   \n"
                                         << "{\"prompt\": \"p\\u00e9\", \"answer\": \"x\", \"numbers\": [1, 2], \"target\": 3}";

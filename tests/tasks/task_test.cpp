@@ -14,6 +14,9 @@
 #include "core/error.h"
 #include "tasks/reward.h"
 #include "tasks/task.h"
+#include "support/temp_path.h"
+
+using ponder::testing::temp_path;
 
 namespace ponder {
 namespace {
@@ -314,8 +317,7 @@ struct CliResult {
 };
 
 CliResult run_cli(const std::string& args) {
-  const auto dir = std::filesystem::temp_directory_path();
-  const std::string out = (dir / "ponder_task_out").string(), err = (dir / "ponder_task_err").string();
+  const std::string out = temp_path("task_out"), err = temp_path("task_err");
   const int status = std::system((std::string(PONDER_BINARY_DIR) + "/ponder " + args + " >" + out + " 2>" + err).c_str());
   auto slurp = [](const std::string& p) {
     std::ifstream in(p, std::ios::binary);

@@ -9,16 +9,17 @@
 namespace ponder {
 namespace {
 
-double weighted_loss(const TrainModel& m, const TrainBatch& b, const std::vector<float>& weights) {
+double weighted_loss(const TrainModel& m, const TrainBatch& b, const std::vector<float>& weights, float temperature) {
   Activations a;
   std::vector<float> logp;
-  forward_train(m, b, a, logp);
+  forward_train(m, b, a, logp, temperature);
   double s = 0;
   for (size_t i = 0; i < logp.size(); ++i) s += double(weights[i]) * logp[i];
   return s;
 }
 
-void check_gradients(bool tied) {
+// temperature != 1: log-probs of softmax(logits / T), as GRPO uses for rollouts sampled at T.
+void check_gradients(bool tied, float temperature = 1.0f) {
   TrainConfig c{.vocab = 11, .dim = 8, .n_layers = 2, .n_heads = 2, .n_kv_heads = 1, .ffn = 12, .ctx = 8, .tied = tied};
   TrainModel m(c);
   Rng rng(tied ? 1 : 2);
@@ -36,7 +37,7 @@ void check_gradients(bool tied) {
 
   Activations a;
   std::vector<float> logp, grads;
-  forward_train(m, b, a, logp);
+  forward_train(m, b, a, logp, temperature);
   backward_train(m, b, a, weights, grads);
 
   int checked = 0;
@@ -47,9 +48,9 @@ void check_gradients(bool tied) {
       const float saved = p;
       const float h = 1e-2f * std::max(1.0f, std::fabs(saved));
       p = saved + h;
-      const double up = weighted_loss(m, b, weights);
+      const double up = weighted_loss(m, b, weights, temperature);
       p = saved - h;
-      const double down = weighted_loss(m, b, weights);
+      const double down = weighted_loss(m, b, weights, temperature);
       p = saved;
       const double fd = (up - down) / (2.0 * double(h));
       const double g = grads[t.offset + i];
@@ -60,12 +61,38 @@ void check_gradients(bool tied) {
     }
   }
   EXPECT_EQ(checked, int(m.layout.total));
-  std::printf("gradients of all %d parameters (%s) match finite differences; worst relative error %.2e\n", checked,
-              tied ? "tied" : "untied", worst);
+  std::printf("gradients of all %d parameters (%s, T=%.2f) match finite differences; worst relative error %.2e\n",
+              checked, tied ? "tied" : "untied", double(temperature), worst);
 }
 
 TEST(TrainGradients, MatchFiniteDifferencesTied) { check_gradients(true); }
 TEST(TrainGradients, MatchFiniteDifferencesUntied) { check_gradients(false); }
+TEST(TrainGradients, MatchFiniteDifferencesAtATemperature) { check_gradients(false, 0.7f); }
+
+// softmax(logits / T) at T = 1 must equal the default, and at T != 1 must differ from it and
+// match the log-softmax of the scaled logits computed here from the T = 1 logits.
+TEST(TrainGradients, TemperatureScalesTheLogits) {
+  TrainConfig c{.vocab = 11, .dim = 8, .n_layers = 1, .n_heads = 2, .n_kv_heads = 1, .ffn = 12, .ctx = 8, .tied = true};
+  TrainModel m(c);
+  Rng rng(5);
+  for (float& p : m.params) p = 0.5f * float(rng.normal());
+  TrainBatch b{.B = 1, .T = 4, .tokens = {1, 2, 3, 4}, .targets = {2, 3, 4, 5}};
+  Activations a;
+  std::vector<float> logp1, logpt;
+  forward_train(m, b, a, logp1);
+  // Recover the T = 1 logits up to a per-row constant from the softmax: log p.
+  std::vector<float> logits(a.logits.size());
+  for (size_t i = 0; i < logits.size(); ++i) logits[i] = std::log(a.logits[i]);
+  forward_train(m, b, a, logpt, 0.5f);
+  for (int t = 0; t < 4; ++t) {
+    double mx = -1e30, s = 0;
+    for (int j = 0; j < 11; ++j) mx = std::max(mx, double(logits[size_t(t * 11 + j)]) / 0.5);
+    for (int j = 0; j < 11; ++j) s += std::exp(double(logits[size_t(t * 11 + j)]) / 0.5 - mx);
+    const double want = double(logits[size_t(t * 11 + b.targets[size_t(t)])]) / 0.5 - mx - std::log(s);
+    EXPECT_NEAR(logpt[size_t(t)], want, 1e-4) << t;
+    EXPECT_GT(std::fabs(logpt[size_t(t)] - logp1[size_t(t)]), 1e-3) << t;
+  }
+}
 
 }  // namespace
 }  // namespace ponder

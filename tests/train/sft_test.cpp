@@ -15,6 +15,9 @@
 #include "train/checkpoint.h"
 #include "train/model_io.h"
 #include "train/sft.h"
+#include "support/temp_path.h"
+
+using ponder::testing::temp_path;
 
 namespace ponder {
 namespace {
@@ -22,7 +25,7 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string fresh_dir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("ponder_sft_test_" + name);
+  const fs::path p = fs::path(temp_path("sft_" + name));
   fs::remove_all(p);
   return p.string();
 }
