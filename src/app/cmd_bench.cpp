@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <omp.h>
 
+#include "app/bench_train.h"
 #include "app/commands.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -26,6 +27,9 @@ struct BenchArgs {
   int n_prompt = 512, n_gen = 128, threads = 0, reps = 3;
   bool json = false, e2e = false;
   std::vector<int> paths;  // --paths 1,2,4,8,16: multi-path decode steps
+  bool train = false, rollouts = false;
+  TrainBenchArgs train_args;
+  RolloutBenchArgs rollout_args;
 };
 
 // Read bandwidth: all threads sum a 1 GiB array; the best of a few passes.
@@ -118,6 +122,22 @@ nlohmann::json bench_strategies(const Model& m, const BenchArgs& a, const std::v
 
 void run_bench(const BenchArgs& a) {
   set_threads(a.threads);
+  if (a.train + a.rollouts + (!a.paths.empty() || a.e2e) > 1)
+    throw InvalidArgument("give at most one of --train, --rollouts and --paths/--e2e");
+  if (a.train) {
+    TrainBenchArgs t = a.train_args;
+    t.json = a.json;
+    t.steps = a.reps;
+    return run_train_bench(t);
+  }
+  if (a.model.empty()) throw InvalidArgument("-m FILE is required (except with --train)");
+  if (a.rollouts) {
+    RolloutBenchArgs r = a.rollout_args;
+    r.model = a.model;
+    r.json = a.json;
+    r.max_tokens = a.n_gen;
+    return run_rollout_bench(r);
+  }
   if (a.n_prompt < 1 || a.n_gen < 1 || a.reps < 1) throw InvalidArgument("-p, -n and -r must be >= 1");
   const auto m = load_model(a.model);
   const ModelConfig& c = m->config;
@@ -203,7 +223,7 @@ void run_bench(const BenchArgs& a) {
 void add_bench(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "Prompt processing and generation speed (like llama-bench pp/tg)");
   auto a = std::make_shared<BenchArgs>();
-  cmd->add_option("-m,--model", a->model, "GGUF model file")->required();
+  cmd->add_option("-m,--model", a->model, "GGUF model file (not with --train)");
   cmd->add_option("-p,--n-prompt", a->n_prompt, "prompt tokens processed in one batch");
   cmd->add_option("-n,--n-gen", a->n_gen, "tokens generated one at a time");
   cmd->add_option("-t,--threads", a->threads, "threads (default: all cores)");
@@ -212,6 +232,18 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--paths", a->paths, "multi-path decode: k paths forked from one prompt per k, e.g. 1,2,4,8,16")
       ->delimiter(',');
   cmd->add_flag("--e2e", a->e2e, "whole requests: greedy vs beam 4 vs sample n=8 for -n tokens");
+  cmd->add_flag("--train", a->train,
+                "training step (forward + backward + AdamW) of a train preset on random tokens; -r steps");
+  cmd->add_option("--preset", a->train_args.preset, "--train: the model preset (tiny, small, 5m)");
+  cmd->add_option("--batch", a->train_args.batch, "--train: sequences per step");
+  cmd->add_option("--ctx", a->train_args.ctx, "--train: tokens per sequence");
+  cmd->add_flag("--rollouts", a->rollouts,
+                "GRPO rollouts from -m: all groups batched vs one path at a time (-n max tokens)");
+  cmd->add_option("--task", a->rollout_args.task, "--rollouts: task of the prompts");
+  cmd->add_option("--difficulty", a->rollout_args.difficulty, "--rollouts: task difficulty");
+  cmd->add_option("--prompts", a->rollout_args.prompts, "--rollouts: prompts (GRPO prompts per step)");
+  cmd->add_option("--group", a->rollout_args.group, "--rollouts: completions per prompt (GRPO's G)");
+  cmd->add_option("--temp", a->rollout_args.temperature, "--rollouts: sampling temperature");
   cmd->callback([a] { run_bench(*a); });
 }
 

@@ -9,22 +9,6 @@
 
 namespace ponder {
 
-void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = gate[i];
-    out[i] = g / (1.0f + std::exp(-g)) * up[i];
-  }
-}
-
-void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = gate[i];
-    const float s = 1.0f / (1.0f + std::exp(-g));
-    dup[i] = dout[i] * g * s;
-    dgate[i] = dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
-  }
-}
-
 namespace {
 
 #if defined(__AVX512F__)
@@ -50,6 +34,42 @@ inline __m512 exp16(__m512 x) {
 
 }  // namespace
 
+void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) {
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (; i + 16 <= n; i += 16) {
+    const __m512 g = _mm512_loadu_ps(gate + i);
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), g));
+    _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, e)), _mm512_loadu_ps(up + i)));
+  }
+#endif
+  for (; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n) {
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (; i + 16 <= n; i += 16) {
+    const __m512 g = _mm512_loadu_ps(gate + i), d = _mm512_loadu_ps(dout + i);
+    const __m512 sg = _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+    _mm512_storeu_ps(dup + i, _mm512_mul_ps(_mm512_mul_ps(d, g), sg));
+    const __m512 t = _mm512_fmadd_ps(g, _mm512_sub_ps(one, sg), one);
+    _mm512_storeu_ps(dgate + i, _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(d, _mm512_loadu_ps(up + i)), sg), t));
+  }
+#endif
+  for (; i < n; ++i) {
+    const float g = gate[i];
+    const float s = 1.0f / (1.0f + std::exp(-g));
+    dup[i] = dout[i] * g * s;
+    dgate[i] = dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
+  }
+}
+
 void exp_shifted(float* x, int64_t n, float mx) {
   int64_t i = 0;
 #if defined(__AVX512F__)
@@ -66,12 +86,32 @@ void exp_shifted(float* x, int64_t n, float mx) {
 
 void softmax_forward(float* x, int64_t n) {
   float mx = -INFINITY;
-  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  __m512 m16 = _mm512_set1_ps(-INFINITY);
+  for (; i + 16 <= n; i += 16) m16 = _mm512_max_ps(m16, _mm512_loadu_ps(x + i));
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, m16);
+  for (float v : lanes) mx = std::max(mx, v);
+#endif
+  for (; i < n; ++i) mx = std::max(mx, x[i]);
   exp_shifted(x, n, mx);
+  // The sum in double: 16 lanes (two 8-lane halves), then the lanes and the tail in a fixed order.
   double sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += x[i];
+  i = 0;
+#if defined(__AVX512F__)
+  __m512d s_lo = _mm512_setzero_pd(), s_hi = _mm512_setzero_pd();
+  for (; i + 16 <= n; i += 16) {
+    s_lo = _mm512_add_pd(s_lo, _mm512_cvtps_pd(_mm256_loadu_ps(x + i)));
+    s_hi = _mm512_add_pd(s_hi, _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 8)));
+  }
+  alignas(64) double dl[8];
+  _mm512_store_pd(dl, _mm512_add_pd(s_lo, s_hi));
+  for (double v : dl) sum += v;
+#endif
+  for (; i < n; ++i) sum += x[i];
   const float inv = float(1.0 / sum);
-  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+  for (i = 0; i < n; ++i) x[i] *= inv;
 }
 
 double log_sum_exp(const float* x, int64_t n) {

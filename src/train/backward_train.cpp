@@ -124,21 +124,28 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
           const float* P = pl + (size_t(b) * H + hh) * T * T;
           float* dS = dP + (size_t(b) * H + hh) * T * T;
           const size_t qo = size_t(b) * T * qd + hh * D, ko = size_t(b) * T * kvd + kh * D;
-          // dP = dO V^T, dV += P^T dO
-          sgemm(false, true, T, T, D, 1.0f, datt + qo, qd, vl + ko, kvd, 0.0f, dS, T);
-          sgemm(true, false, T, D, T, 1.0f, P, T, datt + qo, qd, 1.0f, dv + ko, kvd);
-          // dS = P * (dP - rowsum(dP * P)) over t' <= t
-          for (int t = 0; t < T; ++t) {
-            const float* pr = P + size_t(t) * T;
-            float* dr = dS + size_t(t) * T;
-            double dot = 0;
-            for (int j = 0; j <= t; ++j) dot += double(dr[j]) * pr[j];
-            for (int j = 0; j <= t; ++j) dr[j] = pr[j] * (dr[j] - float(dot));
-            std::fill(dr + t + 1, dr + T, 0.0f);
+          // The causal blocks of the forward: query rows r0..r1 against keys 0..r1.
+          for (int r0 = 0; r0 < T; r0 += kAttnRows) {
+            const int r1 = std::min(T, r0 + kAttnRows), m = r1 - r0;
+            const float* Pb = P + size_t(r0) * T;
+            float* dSb = dS + size_t(r0) * T;
+            const float* dO = datt + qo + size_t(r0) * qd;
+            // dP = dO V^T, dV += P^T dO
+            sgemm(false, true, m, r1, D, 1.0f, dO, qd, vl + ko, kvd, 0.0f, dSb, T);
+            sgemm(true, false, r1, D, m, 1.0f, Pb, T, dO, qd, 1.0f, dv + ko, kvd);
+            // dS = P * (dP - rowsum(dP * P)) over t' <= t
+            for (int t = r0; t < r1; ++t) {
+              const float* pr = P + size_t(t) * T;
+              float* dr = dS + size_t(t) * T;
+              double dot = 0;
+              for (int j = 0; j <= t; ++j) dot += double(dr[j]) * pr[j];
+              for (int j = 0; j <= t; ++j) dr[j] = pr[j] * (dr[j] - float(dot));
+              std::fill(dr + t + 1, dr + r1, 0.0f);
+            }
+            // dQ = dS K * scale, dK += dS^T Q * scale
+            sgemm(false, false, m, D, r1, scale, dSb, T, kl + ko, kvd, 0.0f, dq + qo + size_t(r0) * qd, qd);
+            sgemm(true, false, r1, D, m, scale, dSb, T, ql + qo + size_t(r0) * qd, qd, 1.0f, dk + ko, kvd);
           }
-          // dQ = dS K * scale, dK += dS^T Q * scale
-          sgemm(false, false, T, D, T, scale, dS, T, kl + ko, kvd, 0.0f, dq + qo, qd);
-          sgemm(true, false, T, D, T, scale, dS, T, ql + qo, qd, 1.0f, dk + ko, kvd);
         }
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < N; ++i) {

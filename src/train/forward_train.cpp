@@ -101,13 +101,20 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
         const float* Q = ql + size_t(b) * T * qd + hh * D;
         const float* K = kl + size_t(b) * T * kvd + g * D;
         const float* Vv = vl + size_t(b) * T * kvd + g * D;
-        sgemm(false, true, T, T, D, scale, Q, qd, K, kvd, 0.0f, P, T);
-        for (int t = 0; t < T; ++t) {
-          float* row = P + size_t(t) * T;
-          softmax_forward(row, t + 1);
-          std::fill(row + t + 1, row + T, 0.0f);
+        float* O = al + size_t(b) * T * qd + hh * D;
+        // Causal blocks: query rows r0..r1 only see keys 0..r1, so each block's products stop at
+        // r1 (P's entries right of r1 are left unwritten; backward reads the same blocks).
+        for (int r0 = 0; r0 < T; r0 += kAttnRows) {
+          const int r1 = std::min(T, r0 + kAttnRows);
+          float* Pb = P + size_t(r0) * T;
+          sgemm(false, true, r1 - r0, r1, D, scale, Q + size_t(r0) * qd, qd, K, kvd, 0.0f, Pb, T);
+          for (int t = r0; t < r1; ++t) {
+            float* row = P + size_t(t) * T;
+            softmax_forward(row, t + 1);
+            std::fill(row + t + 1, row + r1, 0.0f);
+          }
+          sgemm(false, false, r1 - r0, D, r1, 1.0f, Pb, T, Vv, kvd, 0.0f, O + size_t(r0) * qd, qd);
         }
-        sgemm(false, false, T, D, T, 1.0f, P, T, Vv, kvd, 0.0f, al + size_t(b) * T * qd + hh * D, qd);
       }
     float* y = sized(a.dx, NC);  // scratch
     linear(y, al, lw.wo, N, qd, C);

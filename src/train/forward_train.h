@@ -21,6 +21,10 @@ struct TrainBatch {
 };
 
 // Everything backward reads, sized for one (B, T). Grows, never shrinks.
+// Causal attention runs in blocks of this many query rows; a block's products stop at its last key,
+// so the stored probabilities (B, H, T, T) hold the lower triangle and zeros up to each block's end.
+inline constexpr int kAttnRows = 64;
+
 struct Activations {
   int B = 0, T = 0;
   std::vector<float> x_in, xn1, rstd1, q, k, v, probs, att, x_mid, xn2, rstd2, gate, up, h;  // per layer

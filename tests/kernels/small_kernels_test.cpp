@@ -74,11 +74,22 @@ TEST(Softmax, AndLogSoftmaxMatchFloat64) {
   }
 }
 
-TEST(Swiglu, MatchesDefinition) {
-  const auto g = randn(20, 5, 3.f), u = randn(20, 6);
-  std::vector<float> out(20);
-  swiglu_forward(out.data(), g.data(), u.data(), 20);
-  for (int i = 0; i < 20; ++i) EXPECT_NEAR(out[i], g[i] / (1 + std::exp(-double(g[i]))) * u[i], 1e-6);
+// 37 values: two 16-wide vector blocks and a scalar tail; gates up to about +-30 reach exp's
+// clamping on both sides.
+TEST(Swiglu, ForwardAndBackwardMatchFloat64) {
+  const int n = 37;
+  const auto g = randn(n, 5, 10.f), u = randn(n, 6), d = randn(n, 7);
+  std::vector<float> out(n), dg(n), du(n);
+  swiglu_forward(out.data(), g.data(), u.data(), n);
+  swiglu_backward(dg.data(), du.data(), d.data(), g.data(), u.data(), n);
+  for (int i = 0; i < n; ++i) {
+    const double x = g[i], s = 1 / (1 + std::exp(-x));
+    const double want = x * s * u[i];
+    EXPECT_NEAR(out[i], want, 1e-6 * (1 + std::fabs(want))) << i;
+    EXPECT_NEAR(du[i], d[i] * x * s, 1e-6 * (1 + std::fabs(d[i] * x * s))) << i;
+    const double dgw = d[i] * u[i] * s * (1 + x * (1 - s));
+    EXPECT_NEAR(dg[i], dgw, 1e-6 * (1 + std::fabs(dgw))) << i;
+  }
 }
 
 // Attention over a contiguous cache and over the same cache split into blocks of 3 positions.

@@ -4,7 +4,12 @@
 #include <gtest/gtest.h>
 
 #include "core/rng.h"
+#include "decode/model_runner.h"
+#include "kernels/activation.h"
+#include "model/forward.h"
+#include "train/char_vocab.h"
 #include "train/forward_train.h"
+#include "train/model_io.h"
 
 namespace ponder {
 namespace {
@@ -19,21 +24,30 @@ double weighted_loss(const TrainModel& m, const TrainBatch& b, const std::vector
 }
 
 // temperature != 1: log-probs of softmax(logits / T), as GRPO uses for rollouts sampled at T.
-void check_gradients(bool tied, float temperature = 1.0f) {
-  TrainConfig c{.vocab = 11, .dim = 8, .n_layers = 2, .n_heads = 2, .n_kv_heads = 1, .ffn = 12, .ctx = 8, .tied = tied};
+// T > kAttnRows crosses the causal attention blocks (the last one partial).
+void check_gradients(bool tied, float temperature = 1.0f, int T = 5) {
+  TrainConfig c{.vocab = 11, .dim = 8, .n_layers = 2, .n_heads = 2, .n_kv_heads = 1, .ffn = 12, .ctx = std::max(8, T), .tied = tied};
   TrainModel m(c);
   Rng rng(tied ? 1 : 2);
-  for (float& p : m.params) p = 0.4f * float(rng.normal());
+  // Long sequences use each embedding row many times: smaller weights keep the loss close to
+  // linear over the finite-difference step.
+  const float spread = T > 8 ? 0.2f : 0.4f;
+  for (float& p : m.params) p = spread * float(rng.normal());
   for (const ParamTensor& t : m.layout.tensors)  // norms near 1
     if (t.shape.size() == 1)
       for (size_t i = 0; i < t.size; ++i) m.params[t.offset + i] = 1.0f + 0.2f * float(rng.normal());
-  TrainBatch b{.B = 2, .T = 5};
-  for (int i = 0; i < 10; ++i) {
+  TrainBatch b{.B = 2, .T = T};
+  for (int i = 0; i < 2 * T; ++i) {
     b.tokens.push_back(int32_t(rng.below(11)));
-    b.targets.push_back(i == 4 || i == 8 ? -1 : int32_t(rng.below(11)));
+    b.targets.push_back(i == T - 1 || i == 2 * T - 2 ? -1 : int32_t(rng.below(11)));
   }
-  std::vector<float> weights(10);
-  for (int i = 0; i < 10; ++i) weights[size_t(i)] = b.targets[size_t(i)] < 0 ? 0.0f : float(rng.uniform() - 0.7);
+  std::vector<float> weights(size_t(2 * T));
+  for (int i = 0; i < 2 * T; ++i) weights[size_t(i)] = b.targets[size_t(i)] < 0 ? 0.0f : float(rng.uniform() - 0.7);
+  // Long sequences: a loss on every 13th position (in every attention block) keeps the float
+  // rounding of the summed loss well below the finite-difference tolerance.
+  if (T > 8)
+    for (int i = 0; i < 2 * T; ++i)
+      if (i % 13 != 12) weights[size_t(i)] = 0.0f;
 
   Activations a;
   std::vector<float> logp, grads;
@@ -46,7 +60,7 @@ void check_gradients(bool tied, float temperature = 1.0f) {
     for (size_t i = 0; i < t.size; ++i) {
       float& p = m.params[t.offset + i];
       const float saved = p;
-      const float h = 1e-2f * std::max(1.0f, std::fabs(saved));
+      const float h = (T > 8 ? 3e-3f : 1e-2f) * std::max(1.0f, std::fabs(saved));  // see spread
       p = saved + h;
       const double up = weighted_loss(m, b, weights, temperature);
       p = saved - h;
@@ -68,6 +82,45 @@ void check_gradients(bool tied, float temperature = 1.0f) {
 TEST(TrainGradients, MatchFiniteDifferencesTied) { check_gradients(true); }
 TEST(TrainGradients, MatchFiniteDifferencesUntied) { check_gradients(false); }
 TEST(TrainGradients, MatchFiniteDifferencesAtATemperature) { check_gradients(false, 0.7f); }
+TEST(TrainGradients, MatchFiniteDifferencesAcrossAttentionBlocks) { check_gradients(true, 1.0f, 2 * kAttnRows + 22); }
+
+// The training forward on a sequence longer than an attention block against the inference
+// engine's forward (its own attention over the KV cache) on the same weights.
+TEST(TrainForward, LongSequenceMatchesTheInferenceEngine) {
+  const Tokenizer tok = char_tokenizer();
+  TrainConfig c{.vocab = int(tok.n_vocab()), .dim = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .ffn = 48, .ctx = 256};
+  TrainModel m(c);
+  init_params(m, 3);
+  for (float& p : m.params) p *= 8.0f;  // sharper attention than at initialisation
+  for (const ParamTensor& t : m.layout.tensors)
+    if (t.shape.size() == 1)
+      for (size_t i = 0; i < t.size; ++i) m.params[t.offset + i] = 1.0f;
+  const int T = 3 * kAttnRows + 9;
+  Rng rng(11);
+  TrainBatch b{.B = 1, .T = T};
+  for (int i = 0; i < T; ++i) b.tokens.push_back(int32_t(rng.below(uint64_t(c.vocab))));
+  for (int i = 0; i < T; ++i) b.targets.push_back(i + 1 < T ? b.tokens[size_t(i) + 1] : -1);
+  Activations acts;
+  std::vector<float> logp;
+  forward_train(m, b, acts, logp);
+  const auto model = inference_model(m, tok);
+  KvPool pool(model->config.n_layer, model->config.kv_dim(), 16, (T + 15) / 16 + 1);
+  KvSeq seq;
+  ForwardState st;
+  std::vector<float> logits;
+  BatchItem item{.seq = &seq, .tokens = b.tokens, .logits = LogitsFor::All};
+  forward(*model, pool, {&item, 1}, st, logits);
+  double max_diff = 0, spread = 0;
+  for (int t = 0; t + 1 < T; ++t) {
+    const float* row = logits.data() + size_t(t) * size_t(c.vocab);
+    const double lp = double(row[b.targets[size_t(t)]]) - log_sum_exp(row, c.vocab);
+    max_diff = std::max(max_diff, std::fabs(lp - logp[size_t(t)]));
+    spread = std::max(spread, std::fabs(lp - logp[0]));
+  }
+  std::printf("training vs inference forward over %d positions: max |log-prob difference| %.2e\n", T, max_diff);
+  EXPECT_LT(max_diff, 1e-4);
+  EXPECT_GT(spread, 0.1) << "the log-probs should vary along the sequence";
+}
 
 // softmax(logits / T) at T = 1 must equal the default, and at T != 1 must differ from it and
 // match the log-softmax of the scaled logits computed here from the T = 1 logits.
