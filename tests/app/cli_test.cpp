@@ -114,6 +114,10 @@ TEST(Cli, BadInputIsAClearErrorNotACrash) {
       {"generate -m " + model("stories260K.gguf"), "-p"},
       {"generate -m " + model("stories260K.gguf") + " -p a -f b", "exactly one"},
       {"bench -m " + model("stories260K.gguf") + " -p 0", "-p"},
+      {"bench --train --preset nope", "nope"},
+      {"bench --rollouts", "-m FILE"},
+      {"bench --train --rollouts", "at most one"},
+      {"bench --rollouts -m " + model("stories260K.gguf") + " --task nope", "nope"},
       {"frobnicate", "frobnicate"},
       {"init --preset nope --vocab " + model("stories260K.gguf") + " -o /tmp/x.gguf", "qwen2-0.5b"},
       {"init --preset qwen2-tiny --dtype q4 --vocab " + model("stories260K.gguf") + " -o /tmp/x.gguf", "q4"},
@@ -125,6 +129,23 @@ TEST(Cli, BadInputIsAClearErrorNotACrash) {
     EXPECT_LT(r.exit_code, 128) << "crashed: " << c.args;
     EXPECT_NE((r.err + r.out).find(c.needle), std::string::npos) << c.args << "\nstderr: " << r.err;
   }
+}
+
+// bench --train runs the training step (the loss it reports falls over a few AdamW steps on one
+// batch); bench --rollouts finds every batched completion equal to the same path generated alone.
+TEST(Cli, BenchTrainAndRollouts) {
+  PONDER_REQUIRE_SHARED("models/stories260K.gguf");
+  const Result t = run("bench --train --preset tiny --batch 2 --ctx 16 -r 4 --json");
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  const auto tj = nlohmann::json::parse(t.out);
+  EXPECT_GT(tj["tok_s"].get<double>(), 0);
+  EXPECT_LT(tj["last_loss"].get<double>(), tj["first_loss"].get<double>());
+  const Result r = run("bench --rollouts -m " + model("stories260K.gguf") + " --prompts 3 --group 4 -n 8 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto rj = nlohmann::json::parse(r.out);
+  EXPECT_EQ(rj["paths"].get<int>(), 12);
+  EXPECT_EQ(rj["identical_paths"].get<int>(), 12);
+  EXPECT_EQ(rj["completion_tokens"].get<int>(), 12 * 8);
 }
 
 TEST(Cli, InitWritesAModelThatGenerates) {
