@@ -2,7 +2,7 @@
 # ponder's training step against PyTorch's on the same model, batch and threads, run alternately
 # so that both see the same machine load. Prints each run and the median ratio.
 # Usage: bench/train_compare.sh [ROUNDS] [THREADS] [PRESET]   (defaults: 3 rounds, 2 threads, 5m)
-# Needs a build (make build) and Debian's python3-torch (scripts/install-deps.sh installs it).
+# Needs a build (make build) and Debian's python3-torch (apt-get install python3-torch; not a build dependency).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 rounds="${1:-3}" threads="${2:-2}" preset="${3:-5m}"

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Builds the GGUF reader's libFuzzer target with ASan and UBSan and fuzzes it for a bounded time.
+# Builds the libFuzzer targets with ASan and UBSan and fuzzes each for a bounded time:
+#  * gguf_fuzz: the GGUF reader, seeded with small hand-made files (tools/make_fuzz_seeds.py);
+#  * model_fuzz: the tokenizer loader, chat-format detection and model loader on whatever the
+#    reader accepts, seeded with those files, stories260K from ../shared and a small Qwen2 model.
 # Usage: scripts/fuzz.sh [OUT_DIR]   (default build/fuzz; `make fuzz` passes $(BUILD)/fuzz)
-# Environment: FUZZ_SECONDS (default 30), CXX_FUZZ (default clang++, else clang++-14).
-# OUT_DIR keeps the binary, the seeds, the growing corpus (kept between runs) and, on failure, the
-# crashing input (crash-*, leak-*, oom-*, timeout-*). Exits non-zero on any crash, leak or UB.
+# Environment: FUZZ_SECONDS per target (default 30), CXX_FUZZ (default clang++, else clang++-14),
+# JOBS (parallel compiles, default 2).
+# OUT_DIR keeps the binaries, the seeds, the growing corpora (kept between runs) and, on failure,
+# the crashing input (crash-*, leak-*, oom-*, timeout-*). Exits non-zero on any crash, leak or UB.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,16 +46,50 @@ if [ -f "$stories" ]; then
   head -c 65536 "$stories" > "$seeds/stories260K-first64k.gguf"
 fi
 
-echo "fuzz.sh: fuzzing for ${seconds}s (corpus $corpus)" >&2
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-status=0
-"$out/gguf_fuzz" "$corpus" "$seeds" \
-  -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
-  -dict="$out/gguf.dict" -artifact_prefix="$out/" -print_final_stats=1 || status=$?
-if [ "$status" -ne 0 ]; then
-  echo "fuzz.sh: the fuzzer failed (exit $status); the input that did it is in $out/ (crash-*, leak-*, oom-*, timeout-*)" >&2
-  echo "fuzz.sh: reproduce with: $out/gguf_fuzz $out/<artifact>" >&2
-  exit "$status"
+
+# fuzz NAME CORPUS SEEDS [libFuzzer flags]: runs one target for $seconds.
+fuzz() {
+  local name="$1" corpus="$2" seed_dir="$3"
+  shift 3
+  echo "fuzz.sh: fuzzing $name for ${seconds}s (corpus $corpus)" >&2
+  local status=0
+  "$out/$name" "$corpus" "$seed_dir" -max_total_time="$seconds" -rss_limit_mb=4096 -artifact_prefix="$out/$name-" \
+    -print_final_stats=1 "$@" || status=$?
+  if [ "$status" -ne 0 ]; then
+    echo "fuzz.sh: $name failed (exit $status); the input that did it is in $out/ ($name-crash-*, -leak-*, -oom-*, -timeout-*)" >&2
+    echo "fuzz.sh: reproduce with: $out/$name $out/<artifact>" >&2
+    exit "$status"
+  fi
+  echo "fuzz.sh: $name: no crash, leak or undefined behaviour in ${seconds}s" >&2
+}
+
+fuzz gguf_fuzz "$corpus" "$seeds" -timeout=10 -dict="$out/gguf.dict"
+
+# model_fuzz: most of the library, compiled in parallel into objects, then linked.
+echo "fuzz.sh: building $out/model_fuzz" >&2
+objs="$out/model_obj"
+rm -rf "$objs"
+mkdir -p "$objs"
+printf '%s\n' src/core/*.cpp src/formats/*.cpp src/model/*.cpp src/kernels/*.cpp fuzz/model_fuzz.cpp |
+  xargs -P "${JOBS:-2}" -I{} sh -c '"$0" -std=c++20 -O1 -g -fsanitize=fuzzer-no-link,address,undefined \
+    -fno-sanitize-recover=undefined -fno-omit-frame-pointer -fopenmp -Isrc -c "$1" -o "$2/$(echo "$1" | tr / _).o"' \
+    "$cxx" {} "$objs"
+"$cxx" -fsanitize=fuzzer,address,undefined -fopenmp "$objs"/*.o -lpcre2-8 -o "$out/model_fuzz"
+model_seeds="$out/model_seeds"
+rm -rf "$model_seeds"
+mkdir -p "$model_seeds" "$out/model_corpus"
+cp "$seeds"/*.gguf "$model_seeds"/
+shared="$root/../shared/models"
+if [ -d "$shared" ]; then
+  # stories260K (a whole Llama model with its SentencePiece vocabulary); the real BPE vocabularies
+  # (2-8 MB) would slow every run down, the small hand-made ones cover their loaders.
+  cp "$shared/stories260K.gguf" "$model_seeds"/
+  # A small Qwen2 model with Q8_0 weights (the real Qwen2 test models are 16-26 MB).
+  if [ -x "$root/build/ponder" ]; then
+    "$root/build/ponder" init --arch qwen2 --preset qwen2-tiny --dtype q8_0 --vocab "$shared/stories260K.gguf" \
+      --seed 1 -o "$model_seeds/qwen2-tiny-q8_0.gguf" >/dev/null
+  fi
 fi
-echo "fuzz.sh: no crash, leak or undefined behaviour in ${seconds}s" >&2
+fuzz model_fuzz "$out/model_corpus" "$model_seeds" -timeout=30 -max_len=2097152 -dict="$out/gguf.dict"

@@ -5,7 +5,8 @@ Usage: make_fuzz_seeds.py SEED_DIR [DICT_PATH]
 
 Standard library only (struct). The files cover every metadata value type (nested arrays, empty
 strings and arrays included), tensors of each type ponder reads (F32, F16, BF16, Q8_0) with odd
-sizes, general.alignment = 64, GGUF version 2, a vocab-only file and an empty one. The layout is
+sizes, general.alignment = 64, GGUF version 2, a vocab-only file, byte-level BPE vocabularies with
+each pre-tokenizer ponder knows, and an empty file. The layout is
 ggml's: tensor data in order, each padded to the alignment.
 """
 import os
@@ -99,7 +100,18 @@ def seeds():
              ("tokenizer.ggml.scores", ARRAY, (F32, [0.0, 0.0, 0.0, -1.0, -2.0])),
              ("tokenizer.ggml.token_type", ARRAY, (I32, [2, 3, 3, 1, 1])),
              ("tokenizer.ggml.add_bos_token", BOOL, 1)]
+    # Byte-level BPE vocabularies (GPT-2 alphabet: U+0120 is a space) with each pre-tokenizer.
+    bpe_tokens = ["a", "b", "\u0120", "ab", "\u0120ab", "1", "2", "<|endoftext|>", "<think>", "</think>"]
+    def bpe(pre):
+        return [("tokenizer.ggml.model", STRING, "gpt2"), ("tokenizer.ggml.pre", STRING, pre),
+                ("tokenizer.ggml.tokens", ARRAY, (STRING, bpe_tokens)),
+                ("tokenizer.ggml.token_type", ARRAY, (I32, [1] * 7 + [3, 4, 4])),
+                ("tokenizer.ggml.merges", ARRAY, (STRING, ["a b", "\u0120 ab"])),
+                ("tokenizer.ggml.bos_token_id", U32, 7), ("tokenizer.ggml.eos_token_id", U32, 7),
+                ("tokenizer.ggml.add_bos_token", BOOL, 1)]
+    bpe_seeds = {"bpe_%s.gguf" % pre: gguf(bpe(pre), []) for pre in ("gpt-2", "llama-bpe", "qwen2", "deepseek-r1-qwen")}
     return {
+        **bpe_seeds,
         "all_types.gguf": gguf(ALL_TYPES, ODD_TENSORS),
         "align64.gguf": gguf([("general.alignment", U32, 64)] + ALL_TYPES[:4], ODD_TENSORS, alignment=64),
         "version2.gguf": gguf(ALL_TYPES[:3], ODD_TENSORS[:2], version=2),
