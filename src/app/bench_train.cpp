@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <omp.h>
@@ -41,6 +42,12 @@ void run_train_bench(const TrainBenchArgs& a) {
   c.vocab = int(char_tokenizer().n_vocab());
   c.ctx = std::max(c.ctx, a.ctx);
   c.validate();
+  // The attention probabilities of every layer are kept for backward: B x H x T x T x L floats.
+  const double prob_bytes = 4.0 * a.batch * c.n_heads * double(a.ctx) * a.ctx * c.n_layers;
+  if (prob_bytes > 8.0 * (1u << 30))
+    throw InvalidArgument("--batch " + std::to_string(a.batch) + " x --ctx " + std::to_string(a.ctx) + " needs " +
+                          std::to_string(int64_t(prob_bytes / (1u << 20))) +
+                          " MiB of attention activations; at most 8 GiB (lower --batch or --ctx)");
   TrainModel m(c);
   init_params(m, 1);
   Rng rng(7);
@@ -125,7 +132,10 @@ void run_rollout_bench(const RolloutBenchArgs& a) {
   const StopOptions stop{.max_tokens = a.max_tokens};
 
   // All groups in one batched decode, as a GRPO step runs them.
-  ModelRunner batched(*m, int(prompt_tokens) + a.prompts * positions_for(0, a.group, a.max_tokens));
+  const int64_t positions = int64_t(prompt_tokens) + int64_t(a.prompts) * positions_for(0, a.group, a.max_tokens);
+  if (positions > std::numeric_limits<int>::max())
+    throw InvalidArgument("--prompts x --group x -n: " + std::to_string(positions) + " KV positions is too many");
+  ModelRunner batched(*m, int(positions));
   auto t0 = Clock::now();
   const auto together = run_paths_batch(batched, prompts, opts, stop);
   const double batched_s = seconds_since(t0);

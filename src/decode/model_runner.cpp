@@ -1,6 +1,7 @@
 #include "decode/model_runner.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "core/error.h"
 
@@ -13,7 +14,13 @@ ModelRunner::ModelRunner(const Model& model, int n_positions)
 
 int positions_for(int prompt_tokens, int n_paths, int max_new_tokens) {
   // Each path may also copy the prompt's partly filled last block once (copy-on-write).
-  return prompt_tokens + n_paths * (max_new_tokens + ModelRunner::kBlockSize) + ModelRunner::kBlockSize;
+  const int64_t n = int64_t(prompt_tokens) + int64_t(n_paths) * (int64_t(max_new_tokens) + ModelRunner::kBlockSize) +
+                    ModelRunner::kBlockSize;
+  if (n > std::numeric_limits<int>::max())
+    throw InvalidArgument(std::to_string(n_paths) + " paths of " + std::to_string(max_new_tokens) +
+                          " tokens need " + std::to_string(n) + " KV positions, more than " +
+                          std::to_string(std::numeric_limits<int>::max()));
+  return int(n);
 }
 
 SeqId ModelRunner::store(KvSeq seq) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 
 #include "core/error.h"
 
@@ -11,7 +12,14 @@ KvPool::KvPool(int n_layer, int kv_dim, int block_size, int n_blocks)
     : n_layer_(n_layer), kv_dim_(kv_dim), block_size_(block_size) {
   if (n_layer <= 0 || kv_dim <= 0 || block_size <= 0 || n_blocks <= 0)
     throw InvalidArgument("KvPool: layers, kv_dim, block_size and n_blocks must be positive");
-  data_.resize(size_t(n_blocks) * size_t(n_layer) * 2 * size_t(block_size) * size_t(kv_dim));
+  const size_t n_floats = size_t(n_blocks) * size_t(n_layer) * 2 * size_t(block_size) * size_t(kv_dim);
+  try {
+    data_.resize(n_floats);
+  } catch (const std::bad_alloc&) {
+    throw ResourceError("KV cache: " + std::to_string(n_blocks) + " blocks of " + std::to_string(block_size) +
+                        " positions need " + std::to_string(n_floats * sizeof(float) >> 20) +
+                        " MiB, which could not be allocated (fewer paths, shorter outputs or a shorter prompt)");
+  }
   ref_count_.assign(size_t(n_blocks), 0);
   for (int b = n_blocks - 1; b >= 0; --b) free_.push_back(b);
 }
