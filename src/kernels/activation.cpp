@@ -114,6 +114,24 @@ void softmax_forward(float* x, int64_t n) {
   for (i = 0; i < n; ++i) x[i] *= inv;
 }
 
+void softmax_backward(float* d, const float* p, int64_t n) {
+  double dot = 0;
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  __m512d s_lo = _mm512_setzero_pd(), s_hi = _mm512_setzero_pd();
+  for (; i + 16 <= n; i += 16) {
+    s_lo = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm256_loadu_ps(d + i)), _mm512_cvtps_pd(_mm256_loadu_ps(p + i)), s_lo);
+    s_hi = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm256_loadu_ps(d + i + 8)), _mm512_cvtps_pd(_mm256_loadu_ps(p + i + 8)), s_hi);
+  }
+  alignas(64) double lanes[8];
+  _mm512_store_pd(lanes, _mm512_add_pd(s_lo, s_hi));
+  for (double v : lanes) dot += v;
+#endif
+  for (; i < n; ++i) dot += double(d[i]) * p[i];
+  const float dotf = float(dot);
+  for (i = 0; i < n; ++i) d[i] = p[i] * (d[i] - dotf);
+}
+
 double log_sum_exp(const float* x, int64_t n) {
   float mx = -INFINITY;
   for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);

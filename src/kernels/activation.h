@@ -17,6 +17,10 @@ void swiglu_backward(float* dgate, float* dup, const float* dout, const float* g
 // In-place softmax of one row. (n)
 void softmax_forward(float* x, int64_t n);
 
+// Softmax backward of one row, in place: d = p * (d - sum(d * p)), the sum in double. d is
+// dLoss/dp on entry and dLoss/dlogits on return; p is the softmax output. (n)
+void softmax_backward(float* d, const float* p, int64_t n);
+
 // log(sum(exp(x))) of one row, accumulated in double. (n)
 double log_sum_exp(const float* x, int64_t n);
 

@@ -135,11 +135,8 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
             sgemm(true, false, r1, D, m, 1.0f, Pb, T, dO, qd, 1.0f, dv + ko, kvd);
             // dS = P * (dP - rowsum(dP * P)) over t' <= t
             for (int t = r0; t < r1; ++t) {
-              const float* pr = P + size_t(t) * T;
               float* dr = dS + size_t(t) * T;
-              double dot = 0;
-              for (int j = 0; j <= t; ++j) dot += double(dr[j]) * pr[j];
-              for (int j = 0; j <= t; ++j) dr[j] = pr[j] * (dr[j] - float(dot));
+              softmax_backward(dr, P + size_t(t) * T, t + 1);
               std::fill(dr + t + 1, dr + r1, 0.0f);
             }
             // dQ = dS K * scale, dK += dS^T Q * scale

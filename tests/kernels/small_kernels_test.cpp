@@ -74,6 +74,19 @@ TEST(Softmax, AndLogSoftmaxMatchFloat64) {
   }
 }
 
+// 37 values (vector blocks and a tail): d = p * (d - sum(d * p)) against float64.
+TEST(Softmax, BackwardMatchesFloat64) {
+  const int n = 37;
+  auto p = randn(n, 8, 2.f);
+  softmax_forward(p.data(), n);
+  const auto d0 = randn(n, 9);
+  auto d = d0;
+  softmax_backward(d.data(), p.data(), n);
+  double dot = 0;
+  for (int i = 0; i < n; ++i) dot += double(d0[i]) * p[i];
+  for (int i = 0; i < n; ++i) EXPECT_NEAR(d[i], p[i] * (double(d0[i]) - dot), 1e-6) << i;
+}
+
 // 37 values: two 16-wide vector blocks and a scalar tail; gates up to about +-30 reach exp's
 // clamping on both sides.
 TEST(Swiglu, ForwardAndBackwardMatchFloat64) {
