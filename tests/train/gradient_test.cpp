@@ -26,7 +26,10 @@ double weighted_loss(const TrainModel& m, const TrainBatch& b, const std::vector
 // temperature != 1: log-probs of softmax(logits / T), as GRPO uses for rollouts sampled at T.
 // T > kAttnRows crosses the causal attention blocks (the last one partial).
 void check_gradients(bool tied, float temperature = 1.0f, int T = 5) {
-  TrainConfig c{.vocab = 11, .dim = 8, .n_layers = 2, .n_heads = 2, .n_kv_heads = 1, .ffn = 12, .ctx = std::max(8, T), .tied = tied};
+  // Long sequences also use two KV heads of two query heads each (attention runs per KV group).
+  const bool long_seq = T > 8;
+  TrainConfig c{.vocab = 11, .dim = 8, .n_layers = 2, .n_heads = long_seq ? 4 : 2, .n_kv_heads = long_seq ? 2 : 1,
+                .ffn = 12, .ctx = std::max(8, T), .tied = tied};
   TrainModel m(c);
   Rng rng(tied ? 1 : 2);
   // Long sequences use each embedding row many times: smaller weights keep the loss close to
