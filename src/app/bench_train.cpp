@@ -140,7 +140,11 @@ void run_rollout_bench(const RolloutBenchArgs& a) {
   const auto together = run_paths_batch(batched, prompts, opts, stop);
   const double batched_s = seconds_since(t0);
 
-  // The same completions one path at a time (the prompt prefilled for each path).
+  // The same completions one path at a time (the prompt prefilled for each path), in one runner
+  // sized for the longest prompt: run_paths releases its sequences when it returns.
+  size_t longest = 0;
+  for (const auto& p : prompts) longest = std::max(longest, p.size());
+  ModelRunner single(*m, positions_for(int(longest), 1, a.max_tokens));
   size_t tokens = 0, same = 0;
   t0 = Clock::now();
   for (size_t p = 0; p < prompts.size(); ++p)
@@ -148,8 +152,7 @@ void run_rollout_bench(const RolloutBenchArgs& a) {
       PathsOptions one = opts[p];
       one.n = 1;
       one.path_offset += uint64_t(i);
-      ModelRunner r(*m, positions_for(int(prompts[p].size()), 1, a.max_tokens));
-      const std::vector<Path> path = run_paths(r, prompts[p], one, stop);
+      const std::vector<Path> path = run_paths(single, prompts[p], one, stop);
       tokens += path[0].tokens.size();
       same += path[0].tokens == together[p][size_t(i)].tokens;
     }

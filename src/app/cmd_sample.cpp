@@ -10,9 +10,7 @@ void add_sample(CLI::App& app) {
   auto* cmd = app.add_subcommand("sample", "Rejection sampling: keep a model's correct completions as SFT JSONL");
   auto o = std::make_shared<RejectionOptions>();
   auto threads = std::make_shared<int>(0);
-  cmd->add_option("--task", o->task.name, "built-in task: arith | countdown (train split)");
-  cmd->add_option("--difficulty", o->task.difficulty, "task difficulty: arith 0..3, countdown 1..3");
-  cmd->add_option("--task-seed", o->task.seed, "seed of the task generator");
+  add_task_options(cmd, o->task, "built-in task: arith | countdown (train split)");
   cmd->add_option("--data", o->data_path, "JSONL file of {\"prompt\", \"answer\"} instead of --task");
   cmd->add_option("--model", o->model, "GGUF model")->required();
   cmd->add_option("--samples", o->samples, "completions drawn per prompt (N)");

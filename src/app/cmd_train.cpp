@@ -14,9 +14,7 @@ void add_sft(CLI::App* train) {
   auto* cmd = train->add_subcommand("sft", "Supervised fine-tuning on query + reasoning + answer data (cold start)");
   auto o = std::make_shared<SftOptions>();
   auto threads = std::make_shared<int>(0);
-  cmd->add_option("--task", o->task.name, "built-in task: arith | countdown");
-  cmd->add_option("--difficulty", o->task.difficulty, "task difficulty: arith 0..3, countdown 1..3");
-  cmd->add_option("--task-seed", o->task.seed, "seed of the task generator");
+  add_task_options(cmd, o->task, "built-in task: arith | countdown");
   cmd->add_option("--data", o->data_path, "JSONL file of {\"prompt\", \"completion\"} instead of --task");
   cmd->add_option("--preset", o->preset, "train from scratch: tiny | small | 5m (character vocabulary)");
   cmd->add_option("--model", o->init_model, "start from this GGUF (llama architecture) instead of --preset");
@@ -54,9 +52,7 @@ void add_grpo(CLI::App* train) {
   auto threads = std::make_shared<int>(0);
   auto loss_type = std::make_shared<std::string>("dapo");
   auto scale = std::make_shared<std::string>("group");
-  cmd->add_option("--task", o->task.name, "built-in task: arith | countdown");
-  cmd->add_option("--difficulty", o->task.difficulty, "task difficulty: arith 0..3, countdown 1..3");
-  cmd->add_option("--task-seed", o->task.seed, "seed of the task generator");
+  add_task_options(cmd, o->task, "built-in task: arith | countdown");
   cmd->add_option("--data", o->data_path, "JSONL file of {\"prompt\", \"answer\"} instead of --task");
   cmd->add_option("--model", o->model, "the GGUF policy to start from (e.g. the SFT model)")->required();
   cmd->add_option("--steps", o->steps, "optimizer steps (generation batches)");

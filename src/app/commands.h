@@ -3,6 +3,8 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
+#include "tasks/task.h"
+
 namespace ponder::app {
 
 void add_info(CLI::App& app);
@@ -21,5 +23,7 @@ void add_task(CLI::App& app);
 std::string read_prompt(const std::string& text, const std::string& file, bool text_given, bool file_given);
 // Sets the OpenMP thread count when threads > 0.
 void set_threads(int threads);
+// --task, --difficulty and --task-seed of the training and sampling commands.
+void add_task_options(CLI::App* cmd, TaskOptions& task, const std::string& task_help);
 
 }  // namespace ponder::app

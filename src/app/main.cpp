@@ -24,6 +24,12 @@ void set_threads(int threads) {
   if (threads > 0) omp_set_num_threads(threads);
 }
 
+void add_task_options(CLI::App* cmd, TaskOptions& task, const std::string& task_help) {
+  cmd->add_option("--task", task.name, task_help);
+  cmd->add_option("--difficulty", task.difficulty, "task difficulty: arith 0..3, countdown 1..3");
+  cmd->add_option("--task-seed", task.seed, "seed of the task generator");
+}
+
 }  // namespace ponder::app
 
 int main(int argc, char** argv) {

@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include "core/error.h"
+#include "core/grow.h"
 #include "kernels/activation.h"
 #include "kernels/attention.h"
 #include "kernels/rmsnorm.h"
@@ -12,12 +13,6 @@
 namespace ponder {
 
 namespace {
-
-template <typename T>
-T* sized(std::vector<T>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-  return v.data();
-}
 
 // Runs fn(t) for t < T, split over threads when the batch is large enough to pay for it.
 template <typename Fn>

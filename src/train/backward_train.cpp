@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include "core/error.h"
+#include "core/grow.h"
 #include "kernels/activation.h"
 #include "kernels/gemm.h"
 #include "kernels/rmsnorm.h"
@@ -13,12 +14,6 @@
 namespace ponder {
 
 namespace {
-
-template <typename T>
-T* sized(std::vector<T>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-  return v.data();
-}
 
 // For y (N, out) = x (N, in) W^T: dx (N, in) (+)= dy W and dW (out, in) += dy^T x.
 void linear_backward(float* dx, bool accumulate_dx, float* dw, const float* dy, const float* x, const float* w,

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/grow.h"
 #include "kernels/activation.h"
 #include "kernels/gemm.h"
 #include "kernels/rmsnorm.h"
@@ -12,12 +13,6 @@
 namespace ponder {
 
 namespace {
-
-template <typename T>
-T* sized(std::vector<T>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-  return v.data();
-}
 
 // y (N, out) = x (N, in) W^T, W (out, in)
 void linear(float* y, const float* x, const float* w, int64_t N, int64_t in, int64_t out) {
