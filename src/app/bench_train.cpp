@@ -122,20 +122,15 @@ void run_rollout_bench(const RolloutBenchArgs& a) {
   validate_task_options(task);
   std::vector<std::vector<int32_t>> prompts;
   std::vector<PathsOptions> opts;
-  size_t prompt_tokens = 0;
   for (const TaskItem& item : generate_items(task, a.prompts)) {
     prompts.push_back(m->tokenizer.encode(item.prompt, true, false));
-    prompt_tokens += prompts.back().size();
     opts.push_back({.n = a.group, .sampling = {.temperature = a.temperature}, .seed = a.seed,
                     .path_offset = uint64_t(prompts.size() - 1) * uint64_t(a.group)});
   }
   const StopOptions stop{.max_tokens = a.max_tokens};
 
   // All groups in one batched decode, as a GRPO step runs them.
-  const int64_t positions = int64_t(prompt_tokens) + int64_t(a.prompts) * positions_for(0, a.group, a.max_tokens);
-  if (positions > std::numeric_limits<int>::max())
-    throw InvalidArgument("--prompts x --group x -n: " + std::to_string(positions) + " KV positions is too many");
-  ModelRunner batched(*m, int(positions));
+  ModelRunner batched(*m, kv_positions_for(prompts, a.group, a.max_tokens));
   auto t0 = Clock::now();
   const auto together = run_paths_batch(batched, prompts, opts, stop);
   const double batched_s = seconds_since(t0);
@@ -144,7 +139,7 @@ void run_rollout_bench(const RolloutBenchArgs& a) {
   // sized for the longest prompt: run_paths releases its sequences when it returns.
   size_t longest = 0;
   for (const auto& p : prompts) longest = std::max(longest, p.size());
-  ModelRunner single(*m, positions_for(int(longest), 1, a.max_tokens));
+  ModelRunner single(*m, kv_positions_for(int64_t(longest), 1, 1, a.max_tokens));
   size_t tokens = 0, same = 0;
   t0 = Clock::now();
   for (size_t p = 0; p < prompts.size(); ++p)

@@ -68,7 +68,7 @@ nlohmann::json bench_paths(const Model& m, const BenchArgs& a, const std::vector
   nlohmann::json rows = nlohmann::json::array();
   for (int k : a.paths) {
     if (k < 1) throw InvalidArgument("--paths: every count must be >= 1, got " + std::to_string(k));
-    ModelRunner runner(m, positions_for(a.n_prompt, k, a.n_gen));
+    ModelRunner runner(m, kv_positions_for(a.n_prompt, 1, k, a.n_gen));
     std::vector<float> logits;
     double best = 1e300;
     for (int r = 0; r < a.reps; ++r) {
@@ -108,7 +108,7 @@ nlohmann::json bench_strategies(const Model& m, const BenchArgs& a, const std::v
   nlohmann::json rows = nlohmann::json::array();
   double greedy_s = 0;
   for (const auto& [name, strategy] : strategies) {
-    ModelRunner runner(m, positions_for(a.n_prompt, 2 * n_paths(strategy), a.n_gen));
+    ModelRunner runner(m, kv_positions_for(a.n_prompt, 1, n_paths(strategy), a.n_gen));
     const auto t0 = Clock::now();
     const GenerateResult r = generate(runner, {.prompt = prompt, .strategy = strategy, .stop = {.max_tokens = a.n_gen}});
     const double s = seconds_since(t0);

@@ -114,7 +114,7 @@ void run_generate(const GenerateArgs& a, bool text_given, bool file_given) {
       std::fflush(stdout);
     };
   }
-  ModelRunner runner(*m, positions_for(int(req.prompt.size()), n_paths(req.strategy), a.n_predict));
+  ModelRunner runner(*m, kv_positions_for(int64_t(req.prompt.size()), 1, n_paths(req.strategy), a.n_predict));
   const auto t0 = std::chrono::steady_clock::now();
   const GenerateResult r = generate(runner, req);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

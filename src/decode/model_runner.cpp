@@ -12,15 +12,28 @@ ModelRunner::ModelRunner(const Model& model, int n_positions)
       pool_(model.config.n_layer, model.config.kv_dim(), kBlockSize,
             std::max(1, (n_positions + kBlockSize - 1) / kBlockSize)) {}
 
-int positions_for(int prompt_tokens, int n_paths, int max_new_tokens) {
-  // Each path may also copy the prompt's partly filled last block once (copy-on-write).
-  const int64_t n = int64_t(prompt_tokens) + int64_t(n_paths) * (int64_t(max_new_tokens) + ModelRunner::kBlockSize) +
-                    ModelRunner::kBlockSize;
-  if (n > std::numeric_limits<int>::max())
-    throw InvalidArgument(std::to_string(n_paths) + " paths of " + std::to_string(max_new_tokens) +
-                          " tokens need " + std::to_string(n) + " KV positions, more than " +
-                          std::to_string(std::numeric_limits<int>::max()));
-  return int(n);
+int kv_positions_for(int64_t prompt_tokens, int64_t n_prompts, int n_paths, int max_new_tokens) {
+  if (prompt_tokens < 0 || n_prompts < 0 || n_paths < 0 || max_new_tokens < 0)
+    throw InvalidArgument("KV sizing: counts must be >= 0, got " + std::to_string(prompt_tokens) + " prompt tokens, " +
+                          std::to_string(n_prompts) + " prompts, " + std::to_string(n_paths) + " paths, " +
+                          std::to_string(max_new_tokens) + " new tokens");
+  constexpr int64_t bs = ModelRunner::kBlockSize, limit = std::numeric_limits<int>::max();
+  // Each factor is below 2^31, so the products fit in int64; the sum is checked term by term.
+  const int64_t per_path = int64_t(max_new_tokens) + bs;
+  const int64_t per_prompt = int64_t(n_paths) * per_path + bs;  // < 2^62
+  const bool too_many = per_prompt > limit || (n_prompts > 0 && per_prompt > (limit - std::min(prompt_tokens, limit)) / n_prompts);
+  if (too_many || prompt_tokens > limit)
+    throw InvalidArgument(std::to_string(n_prompts) + " prompts (" + std::to_string(prompt_tokens) + " tokens) x " +
+                          std::to_string(n_paths) + " paths x " + std::to_string(max_new_tokens) +
+                          " new tokens need more KV positions than the pool can index (" + std::to_string(limit) +
+                          "): use fewer paths, prompts or new tokens");
+  return int(prompt_tokens + n_prompts * per_prompt);
+}
+
+int kv_positions_for(std::span<const std::vector<int32_t>> prompts, int n_paths, int max_new_tokens) {
+  int64_t tokens = 0;
+  for (const auto& p : prompts) tokens += int64_t(p.size());
+  return kv_positions_for(tokens, int64_t(prompts.size()), n_paths, max_new_tokens);
 }
 
 SeqId ModelRunner::store(KvSeq seq) {

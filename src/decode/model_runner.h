@@ -2,6 +2,8 @@
 // LanguageModel over a loaded Model: a paged KV pool shared by all sequences and one forward
 // per step.
 #include <memory>
+#include <span>
+#include <vector>
 
 #include "decode/language_model.h"
 #include "model/forward.h"
@@ -46,7 +48,14 @@ class ModelRunner : public LanguageModel {
   int peak_used_ = 0;
 };
 
-// Positions a request needs: the prompt once plus every path's generated tokens.
-int positions_for(int prompt_tokens, int n_paths, int max_new_tokens);
+// The one rule that sizes a KV pool for a decode job: n_prompts prompts of prompt_tokens tokens
+// in all, each decoded by n_paths paths (n_paths(strategy): beam search keeps num_beams sequences,
+// children taking their parents' place) of up to max_new_tokens new tokens. Every prompt is
+// stored once; each path gets its tokens plus one block of copy-on-write slack (a path forked
+// from a partly filled block copies it once), each prompt one more block. Computed in int64:
+// throws InvalidArgument naming the counts when the job needs more than 2^31 - 1 positions.
+int kv_positions_for(int64_t prompt_tokens, int64_t n_prompts, int n_paths, int max_new_tokens);
+// The same for prompts given as token lists.
+int kv_positions_for(std::span<const std::vector<int32_t>> prompts, int n_paths, int max_new_tokens);
 
 }  // namespace ponder

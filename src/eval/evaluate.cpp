@@ -36,10 +36,8 @@ EvalResult evaluate(const Model& model, std::span<const TaskItem> items, const S
                     const StopOptions& stop) {
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<std::vector<int32_t>> prompts;
-  size_t prompt_tokens = 0;
   for (const TaskItem& it : items) {
     prompts.push_back(model.tokenizer.encode(it.prompt, true, false));
-    prompt_tokens += prompts.back().size();
   }
   Tally tally;
   const int paths = n_paths(strategy);
@@ -50,7 +48,7 @@ EvalResult evaluate(const Model& model, std::span<const TaskItem> items, const S
         opts[i] = {.n = s->n, .sampling = s->sampling, .seed = Rng::derive(s->seed, i).next_u64()};
     else
       for (PathsOptions& o : opts) o.sampling.temperature = 0;
-    ModelRunner runner(model, int(prompt_tokens) + int(items.size()) * positions_for(0, paths, stop.max_tokens));
+    ModelRunner runner(model, kv_positions_for(prompts, paths, stop.max_tokens));
     const auto results = run_paths_batch(runner, prompts, opts, stop);
     for (size_t i = 0; i < items.size(); ++i) {
       size_t all = 0;
@@ -60,7 +58,7 @@ EvalResult evaluate(const Model& model, std::span<const TaskItem> items, const S
   } else {
     size_t longest = 0;
     for (const auto& p : prompts) longest = std::max(longest, p.size());
-    ModelRunner runner(model, positions_for(int(longest), 2 * paths, stop.max_tokens));
+    ModelRunner runner(model, kv_positions_for(int64_t(longest), 1, paths, stop.max_tokens));
     for (size_t i = 0; i < items.size(); ++i) {
       // Each item draws from its own streams: the strategy's seed mixed with the item index.
       Strategy s = strategy;

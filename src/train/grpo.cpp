@@ -140,16 +140,14 @@ GrpoResult run_grpo(const GrpoOptions& o) {
     std::vector<TaskItem> items;
     std::vector<std::vector<int32_t>> prompts;
     std::vector<PathsOptions> popts;
-    size_t prompt_tokens = 0;
     for (int p = 0; p < o.prompts_per_step; ++p) {
       items.push_back(item_at(step * o.prompts_per_step + p));
       prompts.push_back(tok.encode(items.back().prompt, true, false));
-      prompt_tokens += prompts.back().size();
       popts.push_back({.n = G, .sampling = {.temperature = o.temperature, .top_k = o.top_k, .top_p = o.top_p},
                        .seed = o.seed ^ (0x9e3779b97f4a7c15ull * uint64_t(step + 1)), .path_offset = uint64_t(p) * uint64_t(G),
                        .logprob_temperature = o.temperature});
     }
-    ModelRunner runner(*engine_model, int(prompt_tokens) + o.prompts_per_step * positions_for(0, G, o.max_completion_length));
+    ModelRunner runner(*engine_model, kv_positions_for(prompts, G, o.max_completion_length));
     const auto paths = run_paths_batch(runner, prompts, popts, {.max_tokens = o.max_completion_length});
     st.rollout_seconds = since(t_roll);
 

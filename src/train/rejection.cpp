@@ -43,14 +43,12 @@ RejectionResult rejection_sample(const RejectionOptions& o) {
     const size_t b1 = std::min(items.size(), b0 + size_t(o.prompts_per_batch));
     std::vector<std::vector<int32_t>> prompts;
     std::vector<PathsOptions> opts;
-    size_t prompt_tokens = 0;
     for (size_t i = b0; i < b1; ++i) {
       prompts.push_back(model->tokenizer.encode(items[i].prompt, true, false));
-      prompt_tokens += prompts.back().size();
       opts.push_back({.n = o.samples, .sampling = {.temperature = o.temperature, .top_p = o.top_p},
                       .seed = o.seed, .path_offset = uint64_t(i) * uint64_t(o.samples)});
     }
-    ModelRunner runner(*model, int(prompt_tokens) + int(b1 - b0) * positions_for(0, o.samples, o.max_tokens));
+    ModelRunner runner(*model, kv_positions_for(prompts, o.samples, o.max_tokens));
     const auto paths = run_paths_batch(runner, prompts, opts, {.max_tokens = o.max_tokens});
     for (size_t i = b0; i < b1; ++i) {
       ++r.prompts;

@@ -119,7 +119,7 @@ TEST(Cli, BadInputIsAClearErrorNotACrash) {
       {"bench --train --rollouts", "at most one"},
       {"bench --rollouts -m " + model("stories260K.gguf") + " --task nope", "nope"},
       {"bench --train --ctx 100000", "attention activations"},
-      {"bench --rollouts -m " + model("stories260K.gguf") + " --prompts 100000 --group 1000", "too many"},
+      {"bench --rollouts -m " + model("stories260K.gguf") + " --prompts 100000 --group 1000", "1000 paths x 128 new tokens need more KV positions"},
       {"generate -m " + model("stories260K.gguf") + " -p hi -n 2000000000 --strategy sample --num-return 8", "KV positions"},
       {"frobnicate", "frobnicate"},
       {"init --preset nope --vocab " + model("stories260K.gguf") + " -o /tmp/x.gguf", "qwen2-0.5b"},

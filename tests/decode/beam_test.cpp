@@ -34,7 +34,7 @@ TEST(Beam, ReproducesTheTransformersReferenceOnStories260K) {
     const BeamOptions opt{.num_beams = cs["num_beams"], .num_return = cs["num_return"],
                           .length_penalty = cs["length_penalty"], .early_stopping = early_stopping_of(cs["early_stopping"])};
     const StopOptions stop{.max_tokens = cs["max_new"]};
-    ModelRunner runner(*model, positions_for(int(prompt.size()), opt.num_beams * 2, stop.max_tokens));
+    ModelRunner runner(*model, kv_positions_for(int64_t(prompt.size()), 1, opt.num_beams, stop.max_tokens));
     const std::vector<Path> paths = beam_search(runner, prompt, opt, stop);
     ASSERT_EQ(paths.size(), cs["paths"].size());
     for (size_t i = 0; i < paths.size(); ++i) {

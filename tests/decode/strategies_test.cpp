@@ -31,7 +31,7 @@ TEST_P(RealModels, SameSeedSamePathsTwice) {
   PONDER_REQUIRE_SHARED(std::string("models/") + GetParam());
   const Model& m = model(GetParam());
   const auto prompt = m.tokenizer.encode("Once upon a time", true, false);
-  ModelRunner runner(m, positions_for(int(prompt.size()), 4, 24));
+  ModelRunner runner(m, kv_positions_for(int64_t(prompt.size()), 1, 4, 24));
   const GenerateRequest req{.prompt = prompt, .strategy = SampleOptions{.n = 4, .sampling = warm(), .seed = 42},
                             .stop = {.max_tokens = 24}};
   const auto a = generate(runner, req), b = generate(runner, req);
@@ -54,7 +54,7 @@ TEST_P(RealModels, EightPathsEqualEightSeparateRuns) {
   PONDER_REQUIRE_SHARED(std::string("models/") + GetParam());
   const Model& m = model(GetParam());
   const auto prompt = m.tokenizer.encode("The little dog", true, false);
-  ModelRunner runner(m, positions_for(int(prompt.size()), 8, 20));
+  ModelRunner runner(m, kv_positions_for(int64_t(prompt.size()), 1, 8, 20));
   const auto all = generate(runner, {.prompt = prompt, .strategy = SampleOptions{.n = 8, .sampling = warm(), .seed = 7},
                                      .stop = {.max_tokens = 20}});
   ASSERT_EQ(all.paths.size(), 8u);
@@ -71,7 +71,7 @@ TEST_P(RealModels, GreedyInABatchOfEightEqualsGreedyAlone) {
   PONDER_REQUIRE_SHARED(std::string("models/") + GetParam());
   const Model& m = model(GetParam());
   const auto prompt = m.tokenizer.encode("Lily and Ben", true, false);
-  ModelRunner runner(m, positions_for(int(prompt.size()), 8, 30));
+  ModelRunner runner(m, kv_positions_for(int64_t(prompt.size()), 1, 8, 30));
   const auto alone = generate(runner, {.prompt = prompt, .strategy = GreedyOptions{}, .stop = {.max_tokens = 30}});
   const auto batch = generate(runner, {.prompt = prompt, .strategy = SampleOptions{.n = 8, .sampling = {.temperature = 0}},
                                        .stop = {.max_tokens = 30}});
@@ -91,7 +91,7 @@ TEST(KvSharing, SixteenPathsShareThePromptBlocks) {
   std::vector<int32_t> prompt = {1};
   while (prompt.size() < 300) prompt.push_back(int32_t(259 + prompt.size() % 200));
   const int bs = ModelRunner::kBlockSize, gen = 32, n = 16;
-  ModelRunner runner(m, positions_for(300, n, gen));
+  ModelRunner runner(m, kv_positions_for(300, 1, n, gen));
   generate(runner, {.prompt = prompt, .strategy = SampleOptions{.n = n, .sampling = warm(), .seed = 1},
                     .stop = {.max_tokens = gen}});
   const int prompt_blocks = (300 + bs - 1) / bs;  // 19, the last one partly filled (12 of 16)
