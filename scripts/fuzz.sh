@@ -31,7 +31,7 @@ cd "$root"
 echo "fuzz.sh: building $out/gguf_fuzz with $cxx" >&2
 "$cxx" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -fno-omit-frame-pointer -Isrc \
-  fuzz/gguf_fuzz.cpp src/formats/gguf.cpp src/formats/ggml_type.cpp src/core/mapped_file.cpp src/core/atomic_file.cpp \
+  fuzz/gguf_fuzz.cpp src/formats/gguf.cpp src/core/ggml_type.cpp src/core/mapped_file.cpp src/core/atomic_file.cpp \
   -o "$out/gguf_fuzz"
 
 seeds="$out/seeds"

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "core/mapped_file.h"
-#include "formats/ggml_type.h"
+#include "core/ggml_type.h"
 
 namespace ponder {
 

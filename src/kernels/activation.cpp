@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/dot.h"
+
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -12,23 +14,26 @@ namespace ponder {
 namespace {
 
 #if defined(__AVX512F__)
-// exp(x) for 16 floats: x = n ln2 + r with |r| <= ln2/2, exp(r) by a degree-6 polynomial
-// (Cephes expf coefficients), times 2^n. Relative error ~2e-7; inputs below -87.3 give 0.
+// exp(x) for 16 floats, the algorithm llama.cpp's CPU backend uses (so that softmax and SwiGLU
+// agree with it bit for bit): n = round(x / ln2) by the 1.5 * 2^23 shift, b = x - n ln2 with ln2
+// in two parts, exp(b) by a degree-5 polynomial evaluated in Estrin form, times 2^n (scalef).
+// Maximum error ~1.5 ulp; |n| > 192 gives 0 (x < 0) or +inf.
 inline __m512 exp16(__m512 x) {
-  const __m512 lo = _mm512_set1_ps(-87.33654f), hi = _mm512_set1_ps(88.72283f);
-  const __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
-  x = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_maskz_scalef_ps(~under, p, n);
+  const __m512 shift = _mm512_set1_ps(0x1.8p23f);
+  const __m512 z = _mm512_fmadd_ps(x, _mm512_set1_ps(0x1.715476p+0f), shift);
+  const __m512 n = _mm512_sub_ps(z, shift);
+  const __m512 b = _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.7f7d1cp-20f),
+                                    _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.62e4p-1f), x));
+  const __m512 u = _mm512_mul_ps(b, b);
+  const __m512 hi = _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_set1_ps(0x1.0e4020p-7f), b, _mm512_set1_ps(0x1.573e2ep-5f)),
+                                    u, _mm512_fmadd_ps(_mm512_set1_ps(0x1.555e66p-3f), b, _mm512_set1_ps(0x1.fffdb6p-2f)));
+  const __m512 p = _mm512_fmadd_ps(hi, u, _mm512_fmadd_ps(_mm512_set1_ps(0x1.ffffecp-1f), b, _mm512_set1_ps(1.0f)));
+  const __m512 result = _mm512_scalef_ps(p, n);
+  const __mmask16 out_of_range = _mm512_cmp_ps_mask(_mm512_abs_ps(n), _mm512_set1_ps(192), _CMP_GT_OQ);
+  if (!out_of_range) return result;
+  const __m512 limit = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(n, _mm512_setzero_ps(), _CMP_LE_OQ),
+                                            _mm512_set1_ps(INFINITY), _mm512_setzero_ps());
+  return _mm512_mask_blend_ps(out_of_range, result, limit);
 }
 #endif
 
@@ -86,30 +91,27 @@ void exp_shifted(float* x, int64_t n, float mx) {
 
 void softmax_forward(float* x, int64_t n) {
   float mx = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
+  // llama.cpp's order: exp in groups of 16, each group summed in float by the halving tree
+  // (lanes i + 8, i + 4, i + 2, i + 1), the group sums added in double in index order. A last
+  // partial group reads as zeros, as llama.cpp's masked (padded) positions do.
+  double sum = 0;
   int64_t i = 0;
 #if defined(__AVX512F__)
-  __m512 m16 = _mm512_set1_ps(-INFINITY);
-  for (; i + 16 <= n; i += 16) m16 = _mm512_max_ps(m16, _mm512_loadu_ps(x + i));
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, m16);
-  for (float v : lanes) mx = std::max(mx, v);
-#endif
-  for (; i < n; ++i) mx = std::max(mx, x[i]);
-  exp_shifted(x, n, mx);
-  // The sum in double: 16 lanes (two 8-lane halves), then the lanes and the tail in a fixed order.
-  double sum = 0;
-  i = 0;
-#if defined(__AVX512F__)
-  __m512d s_lo = _mm512_setzero_pd(), s_hi = _mm512_setzero_pd();
-  for (; i + 16 <= n; i += 16) {
-    s_lo = _mm512_add_pd(s_lo, _mm512_cvtps_pd(_mm256_loadu_ps(x + i)));
-    s_hi = _mm512_add_pd(s_hi, _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 8)));
+  const __m512 m = _mm512_set1_ps(mx);
+  for (; i < n; i += 16) {
+    const __mmask16 k = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+    const __m512 e = _mm512_maskz_mov_ps(k, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m)));
+    _mm512_mask_storeu_ps(x + i, k, e);
+    sum += double(_mm512_reduce_add_ps(e));
   }
-  alignas(64) double dl[8];
-  _mm512_store_pd(dl, _mm512_add_pd(s_lo, s_hi));
-  for (double v : dl) sum += v;
+#else
+  for (; i < n; i += 16) {
+    float e[16] = {};
+    for (int j = 0; j < 16 && i + j < n; ++j) x[i + j] = e[j] = std::exp(x[i + j] - mx);
+    sum += double(halving_sum16(e));
+  }
 #endif
-  for (; i < n; ++i) sum += x[i];
   const float inv = float(1.0 / sum);
   for (i = 0; i < n; ++i) x[i] *= inv;
 }

@@ -27,50 +27,58 @@ void for_each_position(const float* const* blocks, const KvBlocks& kv, int kv_di
   }
 }
 
-#if PONDER_ATTN_SIMD
-// out (8*NV) = sum_p w[p] * v_p with the accumulators in registers.
-template <int NV>
-void weighted_sum_simd(float* out, const float* w, const KvBlocks& kv, int kv_dim, int offset) {
-  __m256 acc[NV];
-  for (int j = 0; j < NV; ++j) acc[j] = _mm256_setzero_ps();
+// out (D) = sum_p w[p] * v_p (D) in the order of llama.cpp's one-row dot product over the
+// (padded) positions, which its attention uses for softmax(scores) . V: position p goes to lane
+// p % 64 (one fma per element and position, positions in order within a lane), then each
+// element's 64 lanes are reduced as reduce_lanes64 does. (llama.cpp pads the positions to a
+// multiple of 256 with weight 0, so every position falls in a whole group of 64.)
+// lanes: scratch (64, D).
+void weighted_sum(float* out, const float* w, const KvBlocks& kv, int kv_dim, int offset, int D, float* lanes) {
+  std::fill(lanes, lanes + size_t(64) * size_t(D), 0.0f);
   for_each_position(kv.v, kv, kv_dim, offset, [&](int p, const float* v) {
+    float* acc = lanes + size_t(p & 63) * size_t(D);
+    int d = 0;
+#if PONDER_ATTN_SIMD
     const __m256 wp = _mm256_set1_ps(w[p]);
-    for (int j = 0; j < NV; ++j) acc[j] = _mm256_fmadd_ps(wp, _mm256_loadu_ps(v + 8 * j), acc[j]);
-  });
-  for (int j = 0; j < NV; ++j) _mm256_storeu_ps(out + 8 * j, acc[j]);
-}
+    for (; d + 8 <= D; d += 8) _mm256_storeu_ps(acc + d, _mm256_fmadd_ps(wp, _mm256_loadu_ps(v + d), _mm256_loadu_ps(acc + d)));
 #endif
-
-// out (D) = sum_p w[p] * v_p (D), in position order, one fma per element and position.
-void weighted_sum(float* out, const float* w, const KvBlocks& kv, int kv_dim, int offset, int D) {
-#if PONDER_ATTN_SIMD
-  switch (D) {
-    case 16: return weighted_sum_simd<2>(out, w, kv, kv_dim, offset);
-    case 32: return weighted_sum_simd<4>(out, w, kv, kv_dim, offset);
-    case 64: return weighted_sum_simd<8>(out, w, kv, kv_dim, offset);
-    case 128: return weighted_sum_simd<16>(out, w, kv, kv_dim, offset);
-    default: break;
+    for (; d < D; ++d) acc[d] = std::fma(w[p], v[d], acc[d]);
+  });
+  // s[l] = (a[l] + a[l+32]) + (a[l+16] + a[l+48]), then the halving tree over l, element by element.
+  float* s = lanes;  // s[l] overwrites lane l (l < 16) after reading lanes l, l+16, l+32, l+48
+  for (int l = 0; l < 16; ++l) {
+    const float* a0 = lanes + size_t(l) * D;
+    const float* a1 = lanes + size_t(l + 16) * D;
+    const float* a2 = lanes + size_t(l + 32) * D;
+    const float* a3 = lanes + size_t(l + 48) * D;
+    float* sl = s + size_t(l) * D;
+    for (int d = 0; d < D; ++d) sl[d] = (a0[d] + a2[d]) + (a1[d] + a3[d]);
   }
-#endif
-  for (int d = 0; d < D; ++d) out[d] = 0;
-  for_each_position(kv.v, kv, kv_dim, offset, [&](int p, const float* v) {
-    for (int d = 0; d < D; ++d) out[d] = std::fma(w[p], v[d], out[d]);
-  });
+  for (int half = 8; half >= 1; half /= 2)
+    for (int l = 0; l < half; ++l) {
+      float* x = s + size_t(l) * D;
+      const float* y = s + size_t(l + half) * D;
+      for (int d = 0; d < D; ++d) x[d] = x[d] + y[d];
+    }
+  std::copy(s, s + D, out);
 }
 
 }  // namespace
 
+size_t attention_scratch_floats(int n_ctx, int D) { return size_t(n_ctx) + size_t(64) * size_t(D); }
+
 void attention_head_forward(float* out, const float* q, const KvBlocks& kv, int kv_head, int Hkv, int D, float scale,
-                            float* scores) {
+                            float* scratch) {
   const int kv_dim = Hkv * D, offset = kv_head * D;
+  float* scores = scratch;
   for_each_position(kv.k, kv, kv_dim, offset, [&](int p, const float* k) { scores[p] = dot_f32(q, k, D) * scale; });
   softmax_forward(scores, kv.n_ctx);
-  weighted_sum(out, scores, kv, kv_dim, offset, D);
+  weighted_sum(out, scores, kv, kv_dim, offset, D, scratch + kv.n_ctx);
 }
 
 void attention_forward(float* out, const float* q, const KvBlocks& kv, int H, int Hkv, int D, float scale,
-                       float* scores) {
-  for (int h = 0; h < H; ++h) attention_head_forward(out + h * D, q + h * D, kv, h / (H / Hkv), Hkv, D, scale, scores);
+                       float* scratch) {
+  for (int h = 0; h < H; ++h) attention_head_forward(out + h * D, q + h * D, kv, h / (H / Hkv), Hkv, D, scale, scratch);
 }
 
 }  // namespace ponder

@@ -1,35 +1,56 @@
 #pragma once
-// dot(a, b) of n floats with the lane arithmetic of an F32 matmul: 8 lanes (element k in lane
-// k % 8, fma), then the fixed horizontal sum ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)). Inline,
-// for the attention inner loops.
+// dot(a, b) of n floats in the order of llama.cpp's one-row F32 dot product on AVX-512
+// (ggml_vec_dot_f32), which it uses for the attention scores q . k: the first n - n % 64
+// elements in 64 lanes (element k in lane k % 64, one fma per element), the lanes reduced as
+// s[l] = (a[l] + a[l+32]) + (a[l+16] + a[l+48]) for l < 16, then s by the halving tree
+// (i + 8, i + 4, i + 2, i + 1); the last n % 64 elements added one by one with fma. Inline, for
+// the attention inner loops. The portable path does the same arithmetic, so both are bitwise equal.
 #include <cmath>
 #include <cstdint>
 
-#if defined(__AVX512VL__) && defined(__FMA__)
+#if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 
 namespace ponder {
 
+// The halving tree of 16 floats, the order of _mm512_reduce_add_ps.
+inline float halving_sum16(const float v[16]) {
+  float t[8];
+  for (int i = 0; i < 8; ++i) t[i] = v[i] + v[i + 8];
+  for (int i = 0; i < 4; ++i) t[i] = t[i] + t[i + 4];
+  for (int i = 0; i < 2; ++i) t[i] = t[i] + t[i + 2];
+  return t[0] + t[1];
+}
+
+// The 64-lane reduction of ggml's F32/F16 dot products: lane l of acc holds element k % 64 == l.
+inline float reduce_lanes64(const float acc[64]) {
+  float s[16];
+  for (int l = 0; l < 16; ++l) s[l] = (acc[l] + acc[l + 32]) + (acc[l + 16] + acc[l + 48]);
+  return halving_sum16(s);
+}
+
 inline float dot_f32(const float* a, const float* b, int64_t n) {
-#if defined(__AVX512VL__) && defined(__FMA__)
-  __m256 acc = _mm256_setzero_ps();
-  int64_t k = 0;
-  for (; k + 8 <= n; k += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), acc);
-  if (k < n) {
-    const __mmask8 m = __mmask8((1u << (n - k)) - 1);
-    acc = _mm256_fmadd_ps(_mm256_maskz_loadu_ps(m, a + k), _mm256_maskz_loadu_ps(m, b + k), acc);
+  const int64_t np = n & ~int64_t(63);
+  float sum = 0;
+#if defined(__AVX512F__)
+  if (np > 0) {
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int64_t k = 0; k < np; k += 64)
+      for (int j = 0; j < 4; ++j)
+        acc[j] = _mm512_fmadd_ps(_mm512_loadu_ps(a + k + 16 * j), _mm512_loadu_ps(b + k + 16 * j), acc[j]);
+    sum = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3])));
   }
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-  const __m128 s2 = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));
 #else
-  float l[8] = {};
-  for (int64_t k0 = 0; k0 < n; k0 += 8)
-    for (int j = 0; j < 8; ++j) l[j] = k0 + j < n ? std::fma(a[k0 + j], b[k0 + j], l[j]) : std::fma(0.f, 0.f, l[j]);
-  const float p = l[0] + l[4], q = l[1] + l[5], r = l[2] + l[6], s = l[3] + l[7];
-  return (p + r) + (q + s);
+  if (np > 0) {
+    float acc[64] = {};
+    for (int64_t k = 0; k < np; k += 64)
+      for (int l = 0; l < 64; ++l) acc[l] = std::fma(a[k + l], b[k + l], acc[l]);
+    sum = reduce_lanes64(acc);
+  }
 #endif
+  for (int64_t k = np; k < n; ++k) sum = std::fma(a[k], b[k], sum);
+  return sum;
 }
 
 }  // namespace ponder

@@ -19,6 +19,8 @@
 // M or N, or whether a B panel was packed or read in place. K is never split across threads.
 #include "kernels/gemm.h"
 
+#include "core/parallel.h"
+
 #include <omp.h>
 
 #include <algorithm>
@@ -49,6 +51,8 @@ constexpr int64_t kDirectBMaxM = 4 * kMR;  // below this many rows a row-major B
 // M*N*K under which one thread does it all (~0.1 ms): a parallel region costs little on idle cores,
 // but milliseconds when another process holds one of them and the region has to wait for it.
 constexpr double kSerialWork = 1 << 23;
+
+std::atomic<int64_t> g_fail_countdown{-1};  // sgemm_fail_allocation_for_testing: tasks until one fails
 
 // A 64-byte aligned float buffer that only grows; one per thread (thread_local) so steady-state
 // calls do not allocate.
@@ -353,6 +357,8 @@ const float* packed_b_panel(const Problem& p, const Grid& g, int64_t kb, int64_t
 // Computes the C block of task `index` over all of K.
 void run_task(const Problem& p, const Grid& g, int64_t index) {
   thread_local Buffer a_buffer, b_scratch;
+  if (g_fail_countdown.load(std::memory_order_relaxed) >= 0 && g_fail_countdown.fetch_sub(1) == 0)
+    throw std::bad_alloc();  // sgemm_fail_allocation_for_testing
   float* ap = a_buffer.reserve(size_t(kMaxStrips * kKC * kMR));
   float* bs = b_scratch.reserve(size_t(kKC * kNR));
   const int64_t mb = index / g.n_nb, nb = index % g.n_nb;
@@ -434,8 +440,12 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
     for (int64_t i = 0; i < n_tasks; ++i) run_task(p, g, i);
     return;
   }
+  ParallelErrors errors;  // an allocation failure in a worker's buffer must not escape the region
 #pragma omp parallel for schedule(dynamic, 1) num_threads(int(std::min<int64_t>(n_threads, n_tasks)))
-  for (int64_t i = 0; i < n_tasks; ++i) run_task(p, g, i);
+  for (int64_t i = 0; i < n_tasks; ++i) errors.run([&] { run_task(p, g, i); });
+  errors.rethrow();
 }
+
+void sgemm_fail_allocation_for_testing(int64_t after) { g_fail_countdown.store(after); }
 
 }  // namespace ponder

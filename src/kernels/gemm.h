@@ -16,6 +16,12 @@ namespace ponder {
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
            const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
+// Tests only: after `after` more tasks (blocks of C) have run, the next one throws std::bad_alloc
+// where it reserves its per-thread packing buffers, as a failed allocation would; once. A failure
+// inside a parallel region (sgemm's own, or a caller's) reaches the caller as that exception,
+// never std::terminate. -1: off.
+void sgemm_fail_allocation_for_testing(int64_t after);
+
 // The straightforward triple loop (float64 accumulation), for tests.
 void sgemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                      int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);

@@ -7,6 +7,7 @@
 #include <omp.h>
 
 #include "core/fp16.h"
+#include "kernels/dot.h"
 #include "kernels/matmul_internal.h"
 
 
@@ -20,17 +21,32 @@ constexpr int64_t kTokBlock = 64;  // activation rows kept hot in cache while a 
 
 // ---- the portable path: the lane arithmetic of the SIMD tiles, spelled out ----
 
-// 8 lanes; element k goes to lane k % 8; the tail reads as zeros, as the masked loads do.
+// llama.cpp's one-row float dot product: 64 lanes over the first K - K % 64 inputs, the fixed
+// reduction, then the tail one by one (in double when double_tail, as its F16 dot does).
 template <typename Load>
-float dot_lanes_portable(int64_t K, Load load_product_inputs) {
-  float acc[kLanes] = {};
-  for (int64_t k0 = 0; k0 < K; k0 += kLanes)
-    for (int j = 0; j < kLanes; ++j) {
-      float w = 0, x = 0;
-      if (k0 + j < K) load_product_inputs(k0 + j, w, x);
-      acc[j] = std::fma(w, x, acc[j]);
+float dot_lanes_portable(int64_t K, bool double_tail, Load load_product_inputs) {
+  const int64_t np = K & ~int64_t(63);
+  float acc[64] = {};
+  float w = 0, x = 0;
+  for (int64_t k0 = 0; k0 < np; k0 += 64)
+    for (int l = 0; l < 64; ++l) {
+      load_product_inputs(k0 + l, w, x);
+      acc[l] = std::fma(w, x, acc[l]);
     }
-  return hsum_lanes(acc);
+  float sum = reduce_lanes64(acc);
+  if (double_tail) {
+    double d = sum;
+    for (int64_t k = np; k < K; ++k) {
+      load_product_inputs(k, w, x);
+      d += double(w * x);
+    }
+    return float(d);
+  }
+  for (int64_t k = np; k < K; ++k) {
+    load_product_inputs(k, w, x);
+    sum = std::fma(w, x, sum);
+  }
+  return sum;
 }
 
 // Block b of row r of a Q8_0 matrix in either layout: the signed quants and the scale.
@@ -52,33 +68,34 @@ float dot_portable(const WeightView& w, int64_t r, const uint8_t* x, int64_t K) 
     case GgmlType::F32: {
       const auto* wf = reinterpret_cast<const float*>(w.row(r));
       const auto* xf = reinterpret_cast<const float*>(x);
-      return dot_lanes_portable(K, [&](int64_t k, float& a, float& b) { a = wf[k]; b = xf[k]; });
+      return dot_lanes_portable(K, false, [&](int64_t k, float& a, float& b) { a = wf[k]; b = xf[k]; });
     }
     case GgmlType::F16:
     case GgmlType::BF16: {
       const bool bf = w.type == GgmlType::BF16;
       const auto* wh = reinterpret_cast<const uint16_t*>(w.row(r));
       const auto* xh = reinterpret_cast<const uint16_t*>(x);
-      return dot_lanes_portable(K, [&](int64_t k, float& a, float& b) {
+      return dot_lanes_portable(K, !bf, [&](int64_t k, float& a, float& b) {
         a = bf ? bf16_to_fp32(wh[k]) : fp16_to_fp32(wh[k]);
         b = bf ? bf16_to_fp32(xh[k]) : fp16_to_fp32(xh[k]);
       });
     }
     case GgmlType::Q8_0: {
-      // Per block the exact integer dot product, then acc = fma(dw * dx, sum, acc) in block
-      // order. (llama.cpp keeps 8 lane sums per block instead; this is closer to exact and
-      // matches its outputs to the same 5e-5, see tests/model.)
+      // Per block 8 exact integer lane sums, each lane accumulated in float across blocks.
       const auto* xb = reinterpret_cast<const ActBlockQ8*>(x);
-      float acc = 0;
+      float acc[kLanes] = {};
       int8_t wq[kQ8Block];
       float dw = 0;
       for (int64_t b = 0; b < K / kQ8Block; ++b) {
         q8_block(w, r, b, wq, dw);
-        int32_t s = 0;
-        for (int i = 0; i < kQ8Block; ++i) s += int32_t(wq[i]) * int32_t(xb[b].qs[i]);
-        acc = std::fma(dw * xb[b].d, float(s), acc);
+        const float d = dw * xb[b].d;
+        for (int j = 0; j < kLanes; ++j) {
+          int32_t s = 0;
+          for (int i = 4 * j; i < 4 * j + 4; ++i) s += int32_t(wq[i]) * int32_t(xb[b].qs[i]);
+          acc[j] = std::fma(d, float(s), acc[j]);
+        }
       }
-      return acc;
+      return hsum_lanes(acc);
     }
   }
   return 0;
@@ -136,9 +153,7 @@ void quantize_activation_row(ActBlockQ8* out, const float* x, int64_t K) {
     ActBlockQ8& a = out[b];
     std::memcpy(a.qs, blk.qs, kQ8Block);
     a.d = fp16_to_fp32(blk.d);
-    int32_t s = 0;
-    for (int i = 0; i < kQ8Block; ++i) s += blk.qs[i];
-    a.neg_corr = -128 * s;
+    for (int j = 0; j < 8; ++j) a.corr[j] = -128 * (blk.qs[4 * j] + blk.qs[4 * j + 1] + blk.qs[4 * j + 2] + blk.qs[4 * j + 3]);
   }
 }
 

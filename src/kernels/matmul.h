@@ -1,19 +1,27 @@
 #pragma once
 // y = x W^T for the weight types ponder reads (F32, F16, BF16, Q8_0), with llama.cpp's numerics:
 // the activations are first converted to the weight's "dot type" (F16 and BF16 round them,
-// Q8_0 quantizes them to int8 blocks), then each output is one dot product.
+// Q8_0 quantizes them to int8 blocks), then each output is one dot product in the order of
+// llama.cpp's one-row dot products on AVX-512 (ggml_vec_dot_*):
+//   F32/F16/BF16: the first K - K % 64 inputs in 64 float lanes (input k in lane k % 64, fma),
+//     the lanes reduced as reduce_lanes64 (kernels/dot.h) does, then the last K % 64 inputs one by
+//     one (fma in float; for F16, as llama.cpp does, products added in double).
+//   Q8_0: per 32-input block, 8 exact integer lane sums (lane j: inputs 4j..4j+3), each added as
+//     acc[j] = fma(dw * dx, float(sum_j), acc[j]) block after block; then the 8 lanes by
+//     ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)).
+// llama.cpp computes Q8_0 products this way for any batch size; quantized activations make that
+// order matter: a last-bit difference upstream can flip the rounding of one activation quant and
+// move the logits by ~0.1 on a random-weight model.
 //
-// Batch invariance: every output element y[t][n] is reduced in one fixed order, whatever the
-// number of rows T in the batch, the tile it lands in and the thread count: F32/F16/BF16 in 8
-// lanes over K then a fixed horizontal sum; Q8_0 block by block, each block's integer dot
-// product exact, acc = fma(dw * dx, sum, acc) in block order. Threads split output columns (weight rows),
-// never a reduction. The portable path does the same arithmetic lane by lane, so SIMD and
-// portable results are bitwise equal.
+// Batch invariance: every output element y[t][n] is reduced in this one fixed order, whatever the
+// number of rows T in the batch, the tile it lands in and the thread count. Threads split output
+// columns (weight rows), never a reduction. The portable path does the same arithmetic lane by
+// lane, so SIMD and portable results are bitwise equal.
 #include <cstdint>
 #include <span>
 #include <vector>
 
-#include "formats/ggml_type.h"
+#include "core/ggml_type.h"
 
 namespace ponder {
 
@@ -51,13 +59,14 @@ std::vector<uint8_t> repack_q8x8(const WeightView& w);
 void convert_row(uint8_t* out, const float* x, int64_t K, GgmlType type);
 
 // Activations quantized for Q8_0 weights: llama.cpp's Q8_0 block (int8 quants, fp16-rounded
-// scale) plus neg_corr = -128 * sum(qs), the correction for the +128 weight offset.
+// scale) plus corr[j] = -128 * (sum of quants 4j..4j+3), the correction for the +128 weight
+// offset of the Q8x8 layout in lane j.
 struct ActBlockQ8 {
   int8_t qs[kQ8Block];
+  int32_t corr[8];
   float d;  // the fp16 scale, as float
-  int32_t neg_corr;
 };
-static_assert(sizeof(ActBlockQ8) == 40);
+static_assert(sizeof(ActBlockQ8) == 68);
 
 // Activations x (T, K) converted to the dot type of a weight type (F32: as is; F16/BF16:
 // rounded; Q8_0: ActBlockQ8 blocks).

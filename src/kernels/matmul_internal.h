@@ -6,11 +6,11 @@
 
 namespace ponder::matmul_detail {
 
-constexpr int kLanes = 8;      // every dot product runs in 8 float lanes over K
-constexpr int kTileRows = 4;   // weight rows per tile (F32, F16, BF16)
+constexpr int kLanes = 8;        // a Q8_0 block's 8 integer lane sums (4 inputs each)
+constexpr int kTileRows = 4;     // weight rows per tile (F32, F16, BF16)
 constexpr int kQ8GroupRows = 8;  // weight rows per tile for Q8x8 (one group)
-constexpr int kTileToks = 4;   // activation rows per tile (F32, F16, BF16)
-constexpr int kQ8TileToks = 8;  // activation rows per tile for Q8x8
+constexpr int kTileToks = 1;     // activation rows per tile (F32, F16, BF16: 4 x 4 accumulators per row)
+constexpr int kQ8TileToks = 2;   // activation rows per tile for Q8x8 (8 chunk accumulators per row)
 
 // Computes y[(t+i)*ldy + n+r] for r < nr, i < nt.
 using TileFn = void (*)(float* y, int64_t ldy, const WeightView& w, int64_t n, int nr, const PackedActivations& x,

@@ -3,7 +3,10 @@
 #include "kernels/matmul_internal.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+
+#include "core/fp16.h"
 
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__) && defined(__AVX512BW__) && defined(__F16C__) && \
     defined(__FMA__)
@@ -19,74 +22,73 @@ namespace ponder::matmul_detail {
 
 namespace {
 
-inline float hsum(__m256 v) {
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));  // a b c d
-  const __m128 s2 = _mm_add_ps(s, _mm_movehl_ps(s, s));                                   // a+c b+d
-  return _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));
-}
-
 constexpr int kPrefetchBytes = 2048;
 
 inline __mmask8 tail_mask(int64_t n) { return __mmask8((1u << n) - 1); }
 
-// Float lanes: F32 as is, F16 and BF16 widened. Masked loads read the tail as zeros.
+// 16 float lanes: F32 as is, F16 and BF16 widened; one scalar for the tail.
 struct LoadF32 {
   using T = float;
-  static __m256 load(const float* p) { return _mm256_loadu_ps(p); }
-  static __m256 load(const float* p, __mmask8 m) { return _mm256_maskz_loadu_ps(m, p); }
+  static __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+  static float at(const float* p, int64_t k) { return p[k]; }
+  static constexpr bool kDoubleTail = false;
 };
 struct LoadF16 {
   using T = uint16_t;
-  static __m256 load(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
-  static __m256 load(const uint16_t* p, __mmask8 m) { return _mm256_cvtph_ps(_mm_maskz_loadu_epi16(m, p)); }
+  static __m512 load16(const uint16_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  static float at(const uint16_t* p, int64_t k) { return fp16_to_fp32(p[k]); }
+  static constexpr bool kDoubleTail = true;  // llama.cpp's F16 dot adds its tail in double
 };
 struct LoadBF16 {
   using T = uint16_t;
-  static __m256 widen(__m128i h) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)); }
-  static __m256 load(const uint16_t* p) { return widen(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
-  static __m256 load(const uint16_t* p, __mmask8 m) { return widen(_mm_maskz_loadu_epi16(m, p)); }
+  static __m512 load16(const uint16_t* p) {
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+  }
+  static float at(const uint16_t* p, int64_t k) { return bf16_to_fp32(p[k]); }
+  static constexpr bool kDoubleTail = false;
 };
 
-// F32/F16/BF16 weights (Rows layout) against activations of the same type: fma per lane.
-template <typename L, int NT>
-void tile_float(float* y, int64_t ldy, const WeightView& wv, int64_t n, int nr, const PackedActivations& xa, int64_t t,
+// F32/F16/BF16 weights (Rows layout), kTileRows rows against one activation row of the same
+// type: 64 lanes per output (4 x 16), the fixed reduction, then the tail, as the portable path.
+template <typename L>
+void tile_float(float* y, int64_t, const WeightView& wv, int64_t n, int nr, const PackedActivations& xa, int64_t t,
                 int) {
   using T = typename L::T;
   constexpr int NR = kTileRows;
-  const int64_t K = wv.n_cols;
+  const int64_t K = wv.n_cols, np = K & ~int64_t(63);
   const T* w[NR];
-  const T* x[NT];
   for (int r = 0; r < NR; ++r) w[r] = reinterpret_cast<const T*>(wv.row(n + (r < nr ? r : 0)));
-  for (int i = 0; i < NT; ++i) x[i] = reinterpret_cast<const T*>(xa.row(t + i));
-  __m256 acc[NR][NT];
+  const T* x = reinterpret_cast<const T*>(xa.row(t));
+  __m512 acc[NR][4];
   for (int r = 0; r < NR; ++r)
-    for (int i = 0; i < NT; ++i) acc[r][i] = _mm256_setzero_ps();
-  int64_t k = 0;
-  for (; k + kLanes <= K; k += kLanes) {
-    __m256 wr[NR];
-    for (int r = 0; r < NR; ++r) wr[r] = L::load(w[r] + k);
-    for (int i = 0; i < NT; ++i) {
-      const __m256 xv = L::load(x[i] + k);
-      for (int r = 0; r < NR; ++r) acc[r][i] = _mm256_fmadd_ps(wr[r], xv, acc[r][i]);
-    }
+    for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < np; k += 64) {
+    __m512 xv[4];
+    for (int j = 0; j < 4; ++j) xv[j] = L::load16(x + k + 16 * j);
+    for (int r = 0; r < NR; ++r)
+      for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_fmadd_ps(L::load16(w[r] + k + 16 * j), xv[j], acc[r][j]);
   }
-  if (k < K) {
-    const __mmask8 m = tail_mask(K - k);
-    __m256 wr[NR];
-    for (int r = 0; r < NR; ++r) wr[r] = L::load(w[r] + k, m);
-    for (int i = 0; i < NT; ++i) {
-      const __m256 xv = L::load(x[i] + k, m);
-      for (int r = 0; r < NR; ++r) acc[r][i] = _mm256_fmadd_ps(wr[r], xv, acc[r][i]);
+  for (int r = 0; r < nr; ++r) {
+    float sum = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[r][0], acc[r][2]), _mm512_add_ps(acc[r][1], acc[r][3])));
+    if (L::kDoubleTail) {
+      double d = sum;
+      for (int64_t k = np; k < K; ++k) d += double(L::at(w[r], k) * L::at(x, k));
+      sum = float(d);
+    } else {
+      for (int64_t k = np; k < K; ++k) sum = std::fma(L::at(w[r], k), L::at(x, k), sum);
     }
+    y[r] = sum;
   }
-  for (int r = 0; r < nr; ++r)
-    for (int i = 0; i < NT; ++i) y[i * ldy + r] = hsum(acc[r][i]);
 }
 
 // Q8_0 weights in the Q8x8 layout: a group of 8 rows (one per float lane) against NT tokens.
-// Per block and token, vpdpbusd adds 4 products per row into an int32 lane, 8 times, for the
-// exact integer dot product of the block (the +128 weight offset is cancelled by starting at
-// neg_corr); then acc = fma(dw * dx, sum, acc). Two partial sums halve the dependency chain.
+// Chunk c of a block (inputs 4c..4c+3) is llama.cpp's lane c: vpdpbusd gives its exact integer
+// sum for all 8 rows at once (the +128 weight offset cancelled by starting at corr[c]); each
+// chunk keeps its own float accumulator, acc[c] = fma(dw * dx, sum_c, acc[c]), block after
+// block; at the end the chunks are added as ((c0+c4)+(c2+c6)) + ((c1+c5)+(c3+c7)).
 template <int NT>
 void tile_q8x8(float* y, int64_t ldy, const WeightView& wv, int64_t n, int nr, const PackedActivations& xa, int64_t t,
                int) {
@@ -94,8 +96,9 @@ void tile_q8x8(float* y, int64_t ldy, const WeightView& wv, int64_t n, int nr, c
   const auto* g = reinterpret_cast<const BlockQ8x8*>(wv.data) + (n / kQ8GroupRows) * nb;
   const ActBlockQ8* x[NT];
   for (int i = 0; i < NT; ++i) x[i] = reinterpret_cast<const ActBlockQ8*>(xa.row(t + i));
-  __m256 acc[NT];
-  for (int i = 0; i < NT; ++i) acc[i] = _mm256_setzero_ps();
+  __m256 acc[NT][8];
+  for (int i = 0; i < NT; ++i)
+    for (int c = 0; c < 8; ++c) acc[i][c] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const BlockQ8x8& gb = g[b];
     // Decode streams the weights from memory once per step; prefetching a few blocks ahead keeps
@@ -109,25 +112,27 @@ void tile_q8x8(float* y, int64_t ldy, const WeightView& wv, int64_t n, int nr, c
       const ActBlockQ8& xb = x[i][b];
       int32_t xq[8];
       std::memcpy(xq, xb.qs, sizeof xq);
-      __m256i s0 = _mm256_set1_epi32(xb.neg_corr), s1 = _mm256_setzero_si256();
-      for (int c = 0; c < 8; c += 2) {
-        s0 = _mm256_dpbusd_epi32(s0, wq[c], _mm256_set1_epi32(xq[c]));
-        s1 = _mm256_dpbusd_epi32(s1, wq[c + 1], _mm256_set1_epi32(xq[c + 1]));
+      const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(xb.d));
+      for (int c = 0; c < 8; ++c) {
+        const __m256i sum = _mm256_dpbusd_epi32(_mm256_set1_epi32(xb.corr[c]), wq[c], _mm256_set1_epi32(xq[c]));
+        acc[i][c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sum), acc[i][c]);
       }
-      const __m256 sum = _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1));
-      acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(xb.d)), sum, acc[i]);
     }
   }
   const __mmask8 m = tail_mask(nr);
-  for (int i = 0; i < NT; ++i) _mm256_mask_storeu_ps(y + i * ldy, m, acc[i]);
+  for (int i = 0; i < NT; ++i) {
+    const __m256 a = _mm256_add_ps(acc[i][0], acc[i][4]), b = _mm256_add_ps(acc[i][1], acc[i][5]);
+    const __m256 c = _mm256_add_ps(acc[i][2], acc[i][6]), d = _mm256_add_ps(acc[i][3], acc[i][7]);
+    _mm256_mask_storeu_ps(y + i * ldy, m, _mm256_add_ps(_mm256_add_ps(a, c), _mm256_add_ps(b, d)));
+  }
 }
 
 template <int NT>
 TileFn tile_for(GgmlType type, WeightLayout layout) {
   switch (type) {
-    case GgmlType::F32: return tile_float<LoadF32, std::min(NT, kTileToks)>;
-    case GgmlType::F16: return tile_float<LoadF16, std::min(NT, kTileToks)>;
-    case GgmlType::BF16: return tile_float<LoadBF16, std::min(NT, kTileToks)>;
+    case GgmlType::F32: return tile_float<LoadF32>;
+    case GgmlType::F16: return tile_float<LoadF16>;
+    case GgmlType::BF16: return tile_float<LoadBF16>;
     case GgmlType::Q8_0: return layout == WeightLayout::Q8x8 ? tile_q8x8<NT> : nullptr;
   }
   return nullptr;
@@ -136,16 +141,7 @@ TileFn tile_for(GgmlType type, WeightLayout layout) {
 }  // namespace
 
 TileFn simd_tile(GgmlType type, WeightLayout layout, int nt) {
-  switch (nt) {
-    case 1: return tile_for<1>(type, layout);
-    case 2: return tile_for<2>(type, layout);
-    case 3: return tile_for<3>(type, layout);
-    case 4: return tile_for<4>(type, layout);
-    case 5: return tile_for<5>(type, layout);
-    case 6: return tile_for<6>(type, layout);
-    case 7: return tile_for<7>(type, layout);
-    default: return tile_for<8>(type, layout);
-  }
+  return nt == 1 ? tile_for<1>(type, layout) : tile_for<kQ8TileToks>(type, layout);
 }
 bool have_simd() { return true; }
 

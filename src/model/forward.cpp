@@ -89,7 +89,8 @@ void forward(const Model& model, KvPool& pool, std::span<const BatchItem> batch,
     max_ctx = std::max(max_ctx, it.seq->n_pos + int(it.tokens.size()));
   }
   const int n_threads = omp_get_max_threads();
-  float* scores = sized(st.scores, size_t(n_threads) * size_t(max_ctx));
+  const size_t scratch_per_thread = attention_scratch_floats(max_ctx, D);
+  float* scores = sized(st.scores, size_t(n_threads) * scratch_per_thread);
   size_t n_block_ptrs = 0;
   st.block_start.resize(batch.size());
   for (size_t i = 0; i < batch.size(); ++i) {
@@ -132,7 +133,7 @@ void forward(const Model& model, KvPool& pool, std::span<const BatchItem> batch,
         const size_t i = size_t(item_of[tt]);
         const KvBlocks kv{.k = kb + st.block_start[i], .v = vb + st.block_start[i], .block_size = bs,
                           .n_ctx = pos[tt] + 1};
-        float* sc = scores + size_t(omp_get_thread_num()) * size_t(max_ctx);
+        float* sc = scores + size_t(omp_get_thread_num()) * scratch_per_thread;
         attention_head_forward(att + tt * qd + h * D, q + tt * qd + h * D, kv, h / (H / Hkv), Hkv, D, scale, sc);
       }
     linear(xb, att, T, lw.attn_output, lw.bo, st);

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "formats/ggml_type.h"
+#include "core/ggml_type.h"
 #include "formats/gguf.h"
 
 namespace ponder {

@@ -5,11 +5,14 @@
 
 #include "core/error.h"
 #include "core/grow.h"
+#include "core/parallel.h"
 #include "kernels/activation.h"
 #include "kernels/gemm.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "train/forward_train.h"
+
+#include "core/parallel.h"
 
 namespace ponder {
 
@@ -112,9 +115,10 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
     std::fill_n(dk, size_t(N) * kvd, 0.0f);
     std::fill_n(dv, size_t(N) * kvd, 0.0f);
     // Per (sequence, KV head): the heads of the group add into the same dK and dV.
+    ParallelErrors errors;  // sgemm's scratch allocation can throw; never out of the region
 #pragma omp parallel for collapse(2) schedule(dynamic)
     for (int b = 0; b < B; ++b)
-      for (int kh = 0; kh < Hkv; ++kh)
+      for (int kh = 0; kh < Hkv; ++kh) errors.run([&] {
         for (int hh = kh * (H / Hkv); hh < (kh + 1) * (H / Hkv); ++hh) {
           const float* P = pl + (size_t(b) * H + hh) * T * T;
           float* dS = dP + (size_t(b) * H + hh) * T * T;
@@ -139,6 +143,8 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
             sgemm(true, false, r1, D, m, scale, dSb, T, ql + qo + size_t(r0) * qd, qd, 1.0f, dk + ko, kvd);
           }
         }
+      });
+    errors.rethrow();
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < N; ++i) {
       const int t = int(i % T);

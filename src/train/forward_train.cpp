@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/grow.h"
+#include "core/parallel.h"
 #include "kernels/activation.h"
 #include "kernels/gemm.h"
 #include "kernels/rmsnorm.h"
@@ -88,9 +89,10 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
       rope_forward(kl + i * kvd, Hkv, D, D, rc + t * D / 2, rs + t * D / 2, RopeStyle::Adjacent);
     }
     // Causal attention per (sequence, head): S = Q K^T * scale, P = softmax over t' <= t, O = P V.
+    ParallelErrors errors;  // sgemm's scratch allocation can throw; never out of the region
 #pragma omp parallel for collapse(2) schedule(dynamic)
     for (int b = 0; b < B; ++b)
-      for (int hh = 0; hh < H; ++hh) {
+      for (int hh = 0; hh < H; ++hh) errors.run([&] {
         const int g = hh / (H / Hkv);
         float* P = pl + (size_t(b) * H + hh) * T * T;
         const float* Q = ql + size_t(b) * T * qd + hh * D;
@@ -110,7 +112,8 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
           }
           sgemm(false, false, r1 - r0, D, r1, 1.0f, Pb, T, Vv, kvd, 0.0f, O + size_t(r0) * qd, qd);
         }
-      }
+      });
+    errors.rethrow();
     float* y = sized(a.dx, NC);  // scratch
     linear(y, al, lw.wo, N, qd, C);
     float* xm = x_mid + NC * l;

@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "formats/ggml_type.h"
+#include "core/ggml_type.h"
 #include "formats/gguf.h"
 #include "formats/tokenizer.h"
 #include "model/model.h"

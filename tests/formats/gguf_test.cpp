@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "core/error.h"
+#include "support/shared_data.h"
 #include "core/fp16.h"
 #include "formats/gguf.h"
 
@@ -36,10 +37,7 @@ std::string model_path(const std::string& rel) {
   return std::string(PONDER_SOURCE_DIR) + "/../shared/models/" + rel;
 }
 
-#define SKIP_IF_MISSING(path)                                                                     \
-  if (!fs::exists(path))                                                                          \
-  GTEST_SKIP() << (path) << " is absent: the shared model files (../shared/models next to the " \
-                            "repository) are not available here"
+#define SKIP_IF_MISSING(path) PONDER_REQUIRE_PATH(path)
 
 std::vector<uint8_t> read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

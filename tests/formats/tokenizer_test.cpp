@@ -13,6 +13,7 @@
 #include "formats/gguf.h"
 #include "formats/pretokenize.h"
 #include "formats/tokenizer.h"
+#include "support/shared_data.h"
 #include "support/temp_path.h"
 
 using ponder::testing::temp_path;
@@ -24,9 +25,10 @@ namespace fs = std::filesystem;
 
 const std::string kShared = std::string(PONDER_SOURCE_DIR) + "/../shared";
 
-#define SKIP_WITHOUT_SHARED()                                                                  \
-  do {                                                                                         \
-    if (!fs::is_directory(kShared + "/models")) GTEST_SKIP() << "no shared data at " << kShared; \
+#define SKIP_WITHOUT_SHARED()                  \
+  do {                                         \
+    PONDER_REQUIRE_PATH(kShared + "/models/vocab"); \
+    PONDER_REQUIRE_PATH(kShared + "/refdata");      \
   } while (0)
 
 std::string read_file(const std::string& path) {
@@ -113,8 +115,8 @@ std::vector<VocabCase> read_vocab_cases(const std::string& gguf_path) {
 class TokenizerVocab : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(TokenizerVocab, MatchesReferenceIdsAndRoundTrips) {
-  SKIP_WITHOUT_SHARED();
   const std::string path = kShared + "/models/vocab/ggml-vocab-" + GetParam() + ".gguf";
+  PONDER_REQUIRE_PATH(path);
   const Tokenizer& tok = load(path);
   const std::vector<VocabCase> cases = read_vocab_cases(path);
   ASSERT_EQ(cases.size(), 46u);

@@ -225,3 +225,27 @@ TEST(SgemmDeterminism, SameResultInsideParallelRegion) {
 
 }  // namespace
 }  // namespace ponder
+
+namespace ponder {
+namespace {
+
+// An allocation failure inside sgemm's parallel region reaches the caller as std::bad_alloc
+// (never std::terminate), and sgemm works again afterwards.
+TEST(SgemmFaults, AllocationFailureInTheParallelRegionIsAnException) {
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(2);
+  const int64_t M = 300, N = 300, K = 300;  // large enough to run in parallel
+  std::vector<float> A(size_t(M * K), 0.5f), B(size_t(K * N), 0.25f), C(size_t(M * N), 0.0f);
+  for (int after : {0, 1, 3}) {
+    sgemm_fail_allocation_for_testing(after);
+    EXPECT_THROW(sgemm(false, false, M, N, K, 1.0f, A.data(), K, B.data(), N, 0.0f, C.data(), N), std::bad_alloc)
+        << "failing task " << after;
+    sgemm_fail_allocation_for_testing(-1);
+  }
+  sgemm(false, false, M, N, K, 1.0f, A.data(), K, B.data(), N, 0.0f, C.data(), N);
+  for (float c : C) ASSERT_EQ(c, 0.125f * float(K));
+  omp_set_num_threads(saved);
+}
+
+}  // namespace
+}  // namespace ponder

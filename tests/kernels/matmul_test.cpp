@@ -60,6 +60,8 @@ class MatmulTypes : public ::testing::TestWithParam<GgmlType> {};
 
 TEST_P(MatmulTypes, MatchesFloat64ReferenceAndPortablePathBitwise) {
   const GgmlType type = GetParam();
+  if (!matmul_has_simd())
+    std::printf("[ note ] no SIMD matmul path compiled in: SIMD and portable are the same code here\n");
   const bool q8 = type == GgmlType::Q8_0;
   for (int64_t K : q8 ? std::vector<int64_t>{32, 64, 896} : std::vector<int64_t>{1, 7, 64, 172, 896}) {
     for (int64_t N : {1, 3, 4, 13}) {
@@ -137,9 +139,83 @@ INSTANTIATE_TEST_SUITE_P(Types, MatmulTypes,
                          ::testing::Values(GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0),
                          [](const auto& info) { return ggml_type_name(uint32_t(info.param)); });
 
-TEST(Matmul, ReportsWhichPathRuns) {
-  std::printf("matmul SIMD path: %s\n", matmul_has_simd() ? "AVX-512 VNNI" : "portable only");
-  SUCCEED();
+// The order of llama.cpp's one-row dot products (ggml_vec_dot_q8_0_q8_0, ggml_vec_dot_f16 and
+// ggml_vec_dot_f32 on AVX-512), written out here from their description, element by element.
+// Matching it bit for bit is what keeps quantized models on llama.cpp's numbers: see
+// tests/model/llamacpp_reference_test.cpp.
+float llamacpp_order_q8_0(const WeightView& w, int64_t n, const PackedActivations& p, int64_t t) {
+  const int64_t nb = w.n_cols / kQ8Block;
+  const auto* wb = reinterpret_cast<const BlockQ8_0*>(w.row(n));
+  const auto* xb = reinterpret_cast<const ActBlockQ8*>(p.row(t));
+  float lane[8] = {};
+  for (int64_t b = 0; b < nb; ++b) {
+    const float d = fp16_to_fp32(wb[b].d) * xb[b].d;
+    for (int j = 0; j < 8; ++j) {
+      int s = 0;
+      for (int i = 4 * j; i < 4 * j + 4; ++i) s += int(wb[b].qs[i]) * int(xb[b].qs[i]);
+      lane[j] = std::fma(d, float(s), lane[j]);
+    }
+  }
+  return ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+}
+
+float llamacpp_order_float(const float* w, const float* x, int64_t K, bool double_tail) {
+  const int64_t np = K / 64 * 64;
+  float acc[4][16] = {};
+  for (int64_t k0 = 0; k0 < np; k0 += 64)
+    for (int j = 0; j < 4; ++j)
+      for (int l = 0; l < 16; ++l) acc[j][l] = std::fma(w[k0 + 16 * j + l], x[k0 + 16 * j + l], acc[j][l]);
+  float v[16];
+  for (int l = 0; l < 16; ++l) v[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
+  for (int half = 8; half >= 1; half /= 2)
+    for (int l = 0; l < half; ++l) v[l] = v[l] + v[l + half];
+  if (double_tail) {
+    double s = v[0];
+    for (int64_t k = np; k < K; ++k) s += double(w[k] * x[k]);
+    return float(s);
+  }
+  float s = v[0];
+  for (int64_t k = np; k < K; ++k) s = std::fma(w[k], x[k], s);
+  return s;
+}
+
+TEST(Matmul, FollowsLlamaCppSummationOrderBitwise) {
+  if (!matmul_has_simd()) std::printf("[ note ] no SIMD matmul path compiled in: checking the portable path only\n");
+  for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::Q8_0}) {
+    const bool q8 = type == GgmlType::Q8_0;
+    for (int64_t K : q8 ? std::vector<int64_t>{32, 256, 896} : std::vector<int64_t>{7, 64, 172, 896}) {
+      SCOPED_TRACE(std::string(ggml_type_name(uint32_t(type))) + " K=" + std::to_string(K));
+      const int64_t N = 9, T = 3;
+      Matrix w = random_weights(type, N, K, uint32_t(K + 3));
+      const auto x = random_acts(T, K, 4);
+      PackedActivations p;
+      pack_activations(p, x.data(), T, K, type);
+      std::vector<uint8_t> packed;
+      WeightView view = w.view;
+      if (q8) {
+        packed = repack_q8x8(w.view);
+        view.data = packed.data();
+        view.layout = WeightLayout::Q8x8;
+      }
+      std::vector<float> y(size_t(T * N)), yp(size_t(T * N));
+      matmul(y.data(), N, p, view);
+      matmul_portable(yp.data(), N, p, view);
+      std::vector<float> wr(static_cast<size_t>(K)), xr(static_cast<size_t>(K));
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t n = 0; n < N; ++n) {
+          float want;
+          if (q8) {
+            want = llamacpp_order_q8_0(w.view, n, p, t);
+          } else {
+            dequantize_row(wr.data(), w.view, n);
+            dequantize_row(xr.data(), WeightView{.type = p.type, .data = p.row(t), .n_rows = 1, .n_cols = K}, 0);
+            want = llamacpp_order_float(wr.data(), xr.data(), K, type == GgmlType::F16);
+          }
+          ASSERT_EQ(fp32_to_bits(y[size_t(t * N + n)]), fp32_to_bits(want)) << "t=" << t << " n=" << n;
+          ASSERT_EQ(fp32_to_bits(yp[size_t(t * N + n)]), fp32_to_bits(want)) << "portable, t=" << t << " n=" << n;
+        }
+    }
+  }
 }
 
 // Q8_0 quantization by hand: amax 127 -> d = 1, q = round-half-even(x).
@@ -166,7 +242,7 @@ TEST(QuantizeQ8, HandComputedBlock) {
 
 namespace ponder {
 namespace {
-// dot_f32 (attention's dot product) has the lane arithmetic of an F32 matmul, bitwise.
+// dot_f32 (attention's dot product) has the arithmetic of an F32 matmul row, bitwise.
 TEST(DotF32, EqualsOneByOneF32Matmul) {
   std::mt19937 rng(3);
   std::normal_distribution<float> nd;

@@ -110,7 +110,7 @@ TEST(Attention, MatchesFloat64AndIgnoresBlockLayout) {
   const int H = 4, Hkv = 2, D = 8, n_ctx = 10, kvd = Hkv * D;
   const auto q = randn(H * D, 7), k = randn(n_ctx * kvd, 8), v = randn(n_ctx * kvd, 9);
   const float scale = 1.f / std::sqrt(float(D));
-  std::vector<float> out(H * D), scores(n_ctx);
+  std::vector<float> out(H * D), scores(attention_scratch_floats(n_ctx, D));
   const float* kp[1] = {k.data()};
   const float* vp[1] = {v.data()};
   attention_forward(out.data(), q.data(), KvBlocks{.k = kp, .v = vp, .block_size = n_ctx, .n_ctx = n_ctx}, H, Hkv, D,

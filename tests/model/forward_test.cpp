@@ -100,7 +100,49 @@ TEST_P(BatchInvariance, AloneEqualsInBatchBitwiseAtAnyThreadCount) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, BatchInvariance,
-                         ::testing::Values("stories260K.gguf", "tiny-qwen2-random.gguf", "tiny-qwen2-random-q8_0.gguf"),
+                         ::testing::Values("stories260K.gguf", "tiny-qwen2-random.gguf", "tiny-qwen2-random-q8_0.gguf",
+                                           "kq/tiny-qwen2-kq-q8_0.gguf", "kq/tiny-llama-kq.gguf"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (char& c : n)
+                             if (!isalnum(uint8_t(c))) c = '_';
+                           return n;
+                         });
+
+// A 100-token prompt processed whole, in chunks of 7 or one token at a time gives bitwise the
+// same logits at every position: a path's numbers never depend on how its prompt was cut.
+class PromptChunking : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(PromptChunking, WholeChunksOf7AndTokenByTokenAreBitwiseEqual) {
+  PONDER_REQUIRE_SHARED(std::string("models/") + GetParam());
+  const auto m = load_model(shared_path(std::string("models/") + GetParam()));
+  const int V = m->config.n_vocab;
+  std::vector<int32_t> prompt;
+  for (int j = 0; j < 100; ++j) prompt.push_back(int32_t((37 * j + 11) % V));
+  std::vector<std::vector<float>> runs;
+  for (size_t chunk : {size_t(100), size_t(7), size_t(1)}) {
+    KvPool pool(m->config.n_layer, m->config.kv_dim(), 16, 16);
+    KvSeq seq;
+    ForwardState st;
+    std::vector<float> all, logits;
+    for (size_t i = 0; i < prompt.size(); i += chunk) {
+      BatchItem item{.seq = &seq, .tokens = std::span<const int32_t>(prompt).subspan(i, std::min(chunk, prompt.size() - i)),
+                     .logits = LogitsFor::All};
+      forward(*m, pool, {&item, 1}, st, logits);
+      all.insert(all.end(), logits.begin(), logits.end());
+    }
+    ASSERT_EQ(all.size(), prompt.size() * size_t(V));
+    runs.push_back(std::move(all));
+  }
+  for (size_t r = 1; r < runs.size(); ++r)
+    for (size_t p = 0; p < prompt.size(); ++p)
+      ASSERT_EQ(0, std::memcmp(runs[0].data() + p * V, runs[r].data() + p * V, size_t(V) * 4))
+          << (r == 1 ? "chunks of 7" : "token by token") << " differ from the whole prompt at position " << p;
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, PromptChunking,
+                         ::testing::Values("stories260K.gguf", "kq/tiny-llama-kq-q8_0.gguf", "kq/tiny-qwen2-kq-q8_0.gguf",
+                                           "kq/tiny-qwen2-kq.gguf"),
                          [](const auto& info) {
                            std::string n = info.param;
                            for (char& c : n)

@@ -83,21 +83,25 @@ TEST_P(LlamaCppReference, LogitsAndGreedyMatch) {
     std::printf("[ %s ] %s: max |logit diff| %.3g (bound %.3g)\n", rc.refdata, cs["name"].get<std::string>().c_str(),
                 max_diff, 1e-3 * max_abs);
 
-    // Greedy: identical token for token. A step whose reference top-1/top-2 margin is below the
-    // logit difference we measured may legitimately part; none does in these cases.
+    // Greedy: identical token for token, and the decode-time logits too (llama.cpp runs each
+    // of these steps one token at a time). Where the reference's top-1/top-2 margin is below the
+    // tolerance the paths may legitimately part: the comparison of this case ends there.
+    const float tol = 1e-3f * max_abs;
     const auto& steps = cs["greedy"]["steps"];
     const auto tokens = cs["greedy"]["tokens"].get<std::vector<int32_t>>();
     for (size_t s = 0; s < tokens.size(); ++s) {
       const int got = argmax(logits.data(), V);
       const float margin = steps[s]["margin"].get<float>();
       if (got != tokens[s]) {
+        if (margin < tol) break;
         ADD_FAILURE() << "greedy step " << s << ": got " << got << ", llama.cpp " << tokens[s] << " (margin "
-                      << margin << ")";
+                      << margin << ", tolerance " << tol << ")";
         break;
       }
-      // The reference's top-1 logit at this step, as a check of the decode-time logits too.
-      const float top1 = steps[s]["top5"][0][1].get<float>();
-      EXPECT_NEAR(logits[size_t(got)], top1, 1e-3f * max_abs) << "step " << s;
+      float step_diff = 0;
+      for (const auto& pair : steps[s]["top5"])
+        step_diff = std::max(step_diff, std::fabs(logits[pair[0].get<size_t>()] - pair[1].get<float>()));
+      EXPECT_LE(step_diff, tol) << "step " << s << ": top-5 logits differ from llama.cpp's";
       const int32_t next = got;
       BatchItem step{.seq = &seq, .tokens = {&next, 1}, .logits = LogitsFor::Last};
       if (s + 1 < tokens.size()) forward(*model, pool, {&step, 1}, st, logits);
@@ -111,10 +115,18 @@ INSTANTIATE_TEST_SUITE_P(
                       RefCase{"tiny_qwen2_llamacpp.json", "tiny-qwen2-random.gguf"},
                       RefCase{"tiny_qwen2_q8_0_llamacpp.json", "tiny-qwen2-random-q8_0.gguf"},
                       RefCase{"tiny_qwen2_q8_0_dequant_f32_llamacpp.json", "tiny-qwen2-random-q8_0.gguf", true},
-                      RefCase{"tiny_r1distill_llamacpp.json", "tiny-r1distill-random.gguf"}),
+                      RefCase{"tiny_r1distill_llamacpp.json", "tiny-r1distill-random.gguf"},
+                      // models/kq: width 256 (llama, untied) and 384 (qwen2, head size 128, GQA 3:1),
+                      // prompts up to 64 tokens and 24 decode steps after them.
+                      RefCase{"kq/tiny_llama_kq_llamacpp.json", "kq/tiny-llama-kq.gguf"},
+                      RefCase{"kq/tiny_llama_kq_q8_0_llamacpp.json", "kq/tiny-llama-kq-q8_0.gguf"},
+                      RefCase{"kq/tiny_qwen2_kq_llamacpp.json", "kq/tiny-qwen2-kq.gguf"},
+                      RefCase{"kq/tiny_qwen2_kq_q8_0_llamacpp.json", "kq/tiny-qwen2-kq-q8_0.gguf"}),
     [](const auto& info) {
       std::string n = info.param.refdata;
       n = n.substr(0, n.find('.'));
+      for (char& c : n)
+        if (!isalnum(uint8_t(c))) c = '_';
       return n;
     });
 

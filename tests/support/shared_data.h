@@ -1,6 +1,7 @@
 #pragma once
 // Paths to the shared reference data (../shared relative to the repo root). Tests that need it
 // skip with a clear message when it is absent (a user's clone without the data).
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
@@ -20,11 +21,25 @@ inline nlohmann::json read_json(const std::string& path) {
   return nlohmann::json::parse(in);
 }
 
+// CI always has ../shared and sets PONDER_REQUIRE_SHARED=1: there a missing file fails the test
+// instead of skipping it, so a test that silently stopped checking anything cannot pass.
+inline bool shared_is_required() {
+  const char* e = std::getenv("PONDER_REQUIRE_SHARED");
+  return e != nullptr && std::string(e) == "1";
+}
+
 }  // namespace ponder::testing
 
-#define PONDER_REQUIRE_SHARED(rel)                                                              \
-  do {                                                                                          \
-    if (!::ponder::testing::have_shared(rel))                                                   \
-      GTEST_SKIP() << "shared reference data not found: " << ::ponder::testing::shared_path(rel) \
-                   << " (tests that compare against llama.cpp need ../shared)";                \
+// Skips (or, with PONDER_REQUIRE_SHARED=1, fails) the test when an absolute path is absent.
+#define PONDER_REQUIRE_PATH(path)                                                                     \
+  do {                                                                                              \
+    if (!std::filesystem::exists(path)) {                                                           \
+      if (::ponder::testing::shared_is_required())                                                  \
+        FAIL() << "shared reference data not found: " << (path) << " (PONDER_REQUIRE_SHARED=1)";    \
+      GTEST_SKIP() << "shared reference data not found: " << (path)                                 \
+                   << " (tests that compare against llama.cpp need ../shared)";                     \
+    }                                                                                               \
   } while (0)
+
+// The same for a path relative to ../shared.
+#define PONDER_REQUIRE_SHARED(rel) PONDER_REQUIRE_PATH(::ponder::testing::shared_path(rel))

@@ -1,4 +1,4 @@
-#include "formats/ggml_type.h"
+#include "core/ggml_type.h"
 
 namespace ponder {
 
