@@ -115,7 +115,11 @@ nlohmann::json bench_strategies(const Model& m, const BenchArgs& a, const std::v
     if (name == "greedy") greedy_s = s;
     size_t tokens = 0;
     for (const Path& p : r.paths) tokens += p.tokens.size();
-    rows.push_back({{"strategy", name}, {"seconds", s}, {"vs_greedy", s / greedy_s}, {"tokens_returned", tokens}});
+    rows.push_back({{"strategy", name},
+                    {"seconds", s},
+                    {"vs_greedy", s / greedy_s},
+                    {"tokens_returned", tokens},
+                    {"tokens_generated", r.tokens_generated}});
   }
   return rows;
 }
@@ -138,9 +142,15 @@ void run_bench(const BenchArgs& a) {
     r.max_tokens = a.n_gen;
     return run_rollout_bench(r);
   }
-  if (a.n_prompt < 1 || a.n_gen < 1 || a.reps < 1) throw InvalidArgument("-p, -n and -r must be >= 1");
+  for (const auto& [flag, v] : {std::pair{"-p", a.n_prompt}, std::pair{"-n", a.n_gen}, std::pair{"-r", a.reps}})
+    if (v < 1) throw InvalidArgument(std::string(flag) + " must be >= 1, got " + std::to_string(v));
   const auto m = load_model(a.model);
   const ModelConfig& c = m->config;
+  // Speed only: past the trained context the tokens mean nothing, but the cost is still measured.
+  const int64_t longest = (!a.paths.empty() || a.e2e) ? int64_t(a.n_prompt) + a.n_gen : std::max(a.n_prompt, a.n_gen);
+  if (longest > c.n_ctx_train)
+    std::fprintf(stderr, "ponder: note: %lld positions run past the model's context of %d (speed figures only)\n",
+                 (long long)longest, c.n_ctx_train);
   Rng rng(1234);
   std::vector<int32_t> prompt(size_t(a.n_prompt));
   for (int32_t& t : prompt) t = int32_t(rng.below(uint64_t(c.n_vocab)));
@@ -223,13 +233,14 @@ void run_bench(const BenchArgs& a) {
 void add_bench(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "Prompt processing and generation speed (like llama-bench pp/tg)");
   auto a = std::make_shared<BenchArgs>();
-  cmd->add_option("-m,--model", a->model, "GGUF model file (not with --train)");
+  cmd->add_option("-m,--model", a->model, "GGUF model file, required except with --train");
   cmd->add_option("-p,--n-prompt", a->n_prompt, "prompt tokens processed in one batch");
   cmd->add_option("-n,--n-gen", a->n_gen, "tokens generated one at a time");
-  cmd->add_option("-t,--threads", a->threads, "threads (default: all cores)");
+  cmd->add_option("-t,--threads", a->threads, "threads (0: all cores)");
   cmd->add_option("-r,--repetitions", a->reps, "repetitions of each test");
   cmd->add_flag("--json", a->json, "print the figures as JSON");
-  cmd->add_option("--paths", a->paths, "multi-path decode: k paths forked from one prompt per k, e.g. 1,2,4,8,16")
+  cmd->add_option("--paths", a->paths,
+                  "multi-path decode: k paths forked from one prompt per k, e.g. 1,2,4,8,16 (default: none)")
       ->delimiter(',');
   cmd->add_flag("--e2e", a->e2e, "whole requests: greedy vs beam 4 vs sample n=8 for -n tokens");
   cmd->add_flag("--train", a->train,

@@ -62,8 +62,8 @@ void add_init(CLI::App& app) {
   std::string presets;
   for (const Preset& p : model_presets()) presets += "\n  " + p.name + ": " + p.description;
   cmd->add_option("--arch", a->arch, "llama or qwen2 (default: the preset's; qwen2 with --dims)");
-  cmd->add_option("--preset", a->preset, "shape preset:" + presets);
-  cmd->add_option("--dims", a->dims, "EMBD,LAYERS,HEADS,KV_HEADS,FFN instead of a preset");
+  cmd->add_option("--preset", a->preset, "shape preset (this or --dims is required):" + presets);
+  cmd->add_option("--dims", a->dims, "EMBD,LAYERS,HEADS,KV_HEADS,FFN instead of a preset (this or --preset is required)");
   cmd->add_option("--dtype", a->dtype, "weight type: f32, f16, bf16, q8_0 (norms and biases stay f32)");
   cmd->add_option("--seed", a->seed, "random seed");
   cmd->add_option("--vocab", a->vocab, "GGUF file whose tokenizer to copy")->required();

@@ -21,10 +21,10 @@ void add_logits(CLI::App& app) {
   auto* cmd = app.add_subcommand("logits", "Print the prompt's token ids and the logits at its last position (JSON)");
   auto a = std::make_shared<LogitsArgs>();
   cmd->add_option("-m,--model", a->model, "GGUF model file")->required();
-  auto* p = cmd->add_option("-p,--prompt", a->prompt, "prompt text (BOS added as the model says)");
-  auto* f = cmd->add_option("-f,--file", a->file, "file holding the prompt");
+  auto* p = cmd->add_option("-p,--prompt", a->prompt, "prompt text (BOS added as the model says); this or -f is required");
+  auto* f = cmd->add_option("-f,--file", a->file, "file holding the prompt; this or -p is required");
   cmd->add_flag("--no-parse-special", a->no_parse_special, "treat control-token text as plain text");
-  cmd->add_option("-t,--threads", a->threads, "threads (default: all cores)");
+  cmd->add_option("-t,--threads", a->threads, "threads (0: all cores)");
   cmd->callback([a, p, f] {
     set_threads(a->threads);
     const std::string text = read_prompt(a->prompt, a->file, p->count() > 0, f->count() > 0);

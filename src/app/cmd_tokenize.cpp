@@ -18,8 +18,8 @@ void add_tokenize(CLI::App& app) {
   auto* cmd = app.add_subcommand("tokenize", "Tokenize text with a model's tokenizer");
   auto a = std::make_shared<TokenizeArgs>();
   cmd->add_option("-m,--model", a->model, "GGUF file (a vocab-only file is enough)")->required();
-  auto* p = cmd->add_option("-p,--prompt", a->prompt, "text to tokenize");
-  auto* f = cmd->add_option("-f,--file", a->file, "file whose contents to tokenize");
+  auto* p = cmd->add_option("-p,--prompt", a->prompt, "text to tokenize; this or -f is required");
+  auto* f = cmd->add_option("-f,--file", a->file, "file whose contents to tokenize; this or -p is required");
   cmd->add_flag("--ids", a->ids, "print only the ids, as a list [1, 2, ...]");
   cmd->add_flag("--no-bos", a->no_bos, "do not add BOS/EOS even when the model says so");
   cmd->add_flag("--no-parse-special", a->no_parse_special, "treat control-token text as plain text");

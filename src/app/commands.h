@@ -23,7 +23,8 @@ void add_task(CLI::App& app);
 std::string read_prompt(const std::string& text, const std::string& file, bool text_given, bool file_given);
 // Sets the OpenMP thread count when threads > 0.
 void set_threads(int threads);
-// --task, --difficulty and --task-seed of the training and sampling commands.
+// --task, --difficulty and --task-seed of the training and sampling commands. No task is set by
+// default (task.name is cleared), so --data FILE works; the commands require one of the two.
 void add_task_options(CLI::App* cmd, TaskOptions& task, const std::string& task_help);
 
 }  // namespace ponder::app

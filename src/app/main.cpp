@@ -2,6 +2,7 @@
 // stderr and a non-zero exit code here, and only here.
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <omp.h>
@@ -14,19 +15,27 @@ namespace ponder::app {
 std::string read_prompt(const std::string& text, const std::string& file, bool text_given, bool file_given) {
   if (text_given == file_given) throw InvalidArgument("give the prompt with exactly one of -p TEXT or -f FILE");
   if (text_given) return text;
+  std::error_code ec;
+  if (std::filesystem::is_directory(file, ec)) throw InvalidArgument("-f: '" + file + "' is a directory, expected a text file");
   std::ifstream in(file, std::ios::binary);
   if (!in) throw InvalidArgument("-f: cannot read '" + file + "'");
-  return std::string(std::istreambuf_iterator<char>(in), {});
+  try {
+    std::string out(std::istreambuf_iterator<char>(in), {});
+    if (!in.bad()) return out;
+  } catch (const std::exception&) {  // libstdc++ reports a failed read by throwing from the stream buffer
+  }
+  throw InvalidArgument("-f: error reading '" + file + "'");
 }
 
 void set_threads(int threads) {
-  if (threads < 0) throw InvalidArgument("-t must be >= 1, got " + std::to_string(threads));
+  if (threads < 0) throw InvalidArgument("-t (threads) must be >= 0 (0: all cores), got " + std::to_string(threads));
   if (threads > 0) omp_set_num_threads(threads);
 }
 
 void add_task_options(CLI::App* cmd, TaskOptions& task, const std::string& task_help) {
-  cmd->add_option("--task", task.name, task_help);
-  cmd->add_option("--difficulty", task.difficulty, "task difficulty: arith 0..3, countdown 1..3");
+  task.name.clear();  // no default task: --data FILE is the other choice (the commands take exactly one)
+  cmd->add_option("--task", task.name, task_help + " (or --data FILE)");
+  cmd->add_option("--difficulty", task.difficulty, "task difficulty: arith 0..3, countdown 1..3 (default: arith 0, countdown 1)");
   cmd->add_option("--task-seed", task.seed, "seed of the task generator");
 }
 
@@ -36,6 +45,7 @@ int main(int argc, char** argv) {
   CLI::App app{"ponder: decode and train reasoning language models (GGUF Llama/Qwen2 families)"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "help for every command");
+  app.option_defaults()->always_capture_default();  // --help shows every option's default (inherited by commands)
   ponder::app::add_info(app);
   ponder::app::add_tokenize(app);
   ponder::app::add_logits(app);

@@ -102,7 +102,7 @@ std::vector<std::pair<double, int64_t>> sample_continuations(const std::vector<s
 }  // namespace
 
 std::vector<Path> beam_search(LanguageModel& lm, std::span<const int32_t> prompt, const BeamOptions& opt,
-                              const StopOptions& stop) {
+                              const StopOptions& stop, int64_t* tokens_generated) {
   if (prompt.empty()) throw InvalidArgument("the prompt has no tokens");
   const int nb = opt.num_beams;
   const size_t V = size_t(lm.n_vocab());
@@ -126,10 +126,13 @@ std::vector<Path> beam_search(LanguageModel& lm, std::span<const int32_t> prompt
     lm.release(root);
     throw;
   }
-  // All beams start as the prompt; the root's logits serve every one of them at the first step.
-  std::vector<size_t> row_of(size_t(nb), 0);
+  // All beams start as the prompt: the root's one logits row serves every one of them at the
+  // first step; after that running beam b has row b. Sampling beams may shrink the running set,
+  // so only running.size() beams (and rows) exist at a step.
+  bool first_step = true;
   std::vector<std::vector<double>> lp(static_cast<size_t>(nb));
   int cur = 0;  // tokens generated so far
+  int64_t n_generated = 0;
   for (Hypothesis& h : running) h.seq = root;
   auto distinct_seqs = [&] {
     std::vector<SeqId> seqs;
@@ -143,8 +146,9 @@ std::vector<Path> beam_search(LanguageModel& lm, std::span<const int32_t> prompt
 
   try {
     while (max_new > 0) {
-      for (int b = 0; b < nb; ++b)
-        beam_logprobs(lp[size_t(b)], std::span<const float>(logits.data() + row_of[size_t(b)] * V, V), opt, scratch);
+      for (size_t b = 0; b < running.size(); ++b)
+        beam_logprobs(lp[b], std::span<const float>(logits.data() + (first_step ? 0 : b) * V, V), opt, scratch);
+      first_step = false;
       const auto top = opt.do_sample ? sample_continuations(lp, running, keep, rng) : top_continuations(lp, running, keep);
 
       std::vector<Continuation> cont;
@@ -232,6 +236,7 @@ std::vector<Path> beam_search(LanguageModel& lm, std::span<const int32_t> prompt
         next_running.push_back(std::move(h));
       }
       running = std::move(next_running);
+      n_generated += int64_t(running.size());
       ++cur;
 
       // transformers' stopping heuristics.
@@ -247,10 +252,7 @@ std::vector<Path> beam_search(LanguageModel& lm, std::span<const int32_t> prompt
       if (!(heuristic_unsatisfied && open_beam && !all_hit) || running.empty()) break;
 
       std::vector<StepInput> inputs;
-      for (size_t b = 0; b < running.size(); ++b) {
-        inputs.push_back({.seq = running[b].seq, .tokens = {&running[b].tokens.back(), 1}});
-        row_of[b] = b;
-      }
+      for (const Hypothesis& h : running) inputs.push_back({.seq = h.seq, .tokens = {&h.tokens.back(), 1}});
       lm.step(inputs, logits);
     }
   } catch (...) {
@@ -258,6 +260,7 @@ std::vector<Path> beam_search(LanguageModel& lm, std::span<const int32_t> prompt
     throw;
   }
   release_running();
+  if (tokens_generated) *tokens_generated = n_generated;
 
   std::vector<Path> out;
   for (int i = 0; i < opt.num_return && i < nb; ++i) {

@@ -15,8 +15,11 @@
 
 namespace ponder {
 
-// The num_return best finished hypotheses, best first.
+// The num_return best finished hypotheses, best first. tokens_generated (when given) receives
+// every token the search produced: each step's running beams' new tokens, returned or not.
+// Sampling beams may keep fewer than num_beams running beams when fewer continuations have a
+// non-zero probability (a beam whose score is excluded has none).
 std::vector<Path> beam_search(LanguageModel& lm, std::span<const int32_t> prompt, const BeamOptions& opt,
-                              const StopOptions& stop);
+                              const StopOptions& stop, int64_t* tokens_generated = nullptr);
 
 }  // namespace ponder

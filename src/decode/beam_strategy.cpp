@@ -5,7 +5,9 @@
 namespace ponder {
 
 GenerateResult generate_beam(LanguageModel& lm, const GenerateRequest& r, const BeamOptions& o) {
-  return GenerateResult{.paths = beam_search(lm, r.prompt, o, r.stop)};
+  GenerateResult out;
+  out.paths = beam_search(lm, r.prompt, o, r.stop, &out.tokens_generated);
+  return out;
 }
 
 }  // namespace ponder

@@ -8,7 +8,9 @@ GenerateResult generate_greedy(LanguageModel& lm, const GenerateRequest& r, cons
   PathsOptions p;
   p.sampling.temperature = 0;
   p.on_token = r.on_token;
-  return GenerateResult{.paths = run_paths(lm, r.prompt, p, r.stop)};
+  GenerateResult out{.paths = run_paths(lm, r.prompt, p, r.stop)};
+  out.tokens_generated = count_tokens(out.paths);
+  return out;
 }
 
 }  // namespace ponder

@@ -25,6 +25,14 @@ void StopOptions::validate() const {
   for (const std::string& s : stop) require(!s.empty(), "stop", "non-empty strings", "\"\"");
 }
 
+int max_tokens_within_context(int max_tokens, int64_t prompt_tokens, int n_ctx) {
+  if (prompt_tokens + max_tokens <= n_ctx) return max_tokens;
+  if (prompt_tokens >= n_ctx)
+    throw InvalidArgument("the prompt has " + std::to_string(prompt_tokens) + " tokens and the model's context is " +
+                          std::to_string(n_ctx) + " positions (context_length): no room for new tokens; shorten the prompt");
+  return int(n_ctx - prompt_tokens);
+}
+
 int n_paths(const Strategy& s) {
   return std::visit(
       [](const auto& o) -> int {

@@ -76,6 +76,11 @@ struct GenerateRequest {
 
 // Throws InvalidArgument naming the field, the allowed range and the value.
 void validate(const GenerateRequest& request, int32_t n_vocab);
+// The new-token limit that keeps every path within the model's context: a path holds the prompt
+// and its new tokens in at most n_ctx positions (the context length the model was trained with),
+// so the limit is min(max_tokens, n_ctx - prompt_tokens). Throws InvalidArgument naming both
+// counts when new tokens are asked for and the prompt alone fills the context.
+int max_tokens_within_context(int max_tokens, int64_t prompt_tokens, int n_ctx);
 // Paths a request runs at once (for sizing the KV pool).
 int n_paths(const Strategy& s);
 std::string strategy_name(const Strategy& s);

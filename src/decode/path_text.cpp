@@ -6,6 +6,7 @@ namespace ponder {
 
 bool PathText::append(const std::string& piece) {
   const size_t old_len = text_.size();
+  if (!think_closed_) ++reasoning_tokens_;  // a token of reasoning (or the one that closes it)
   text_ += piece;
   if (!think_closed_) think_closed_ = text_.find("</think>", old_len >= 8 ? old_len - 8 : 0) != std::string::npos;
   size_t cut = std::string::npos;
@@ -23,7 +24,7 @@ bool PathText::append(const std::string& piece) {
 
 bool PathText::think_budget_spent() {
   if (stop_->think_budget < 0 || think_closed_ || forced_) return false;
-  if (++reasoning_tokens_ < stop_->think_budget) return false;
+  if (reasoning_tokens_ < stop_->think_budget) return false;
   forced_ = true;
   return true;
 }

@@ -19,8 +19,9 @@ class PathText {
   bool append(const std::string& piece);
   const std::string& text() const { return text_; }
 
-  // Thinking budget: call after each generated token. True when "</think>" should be forced now
-  // (the budget is spent and the reasoning is still open). Counts only tokens before "</think>".
+  // Thinking budget: call before choosing each token. True, once, when "</think>" should be
+  // forced now: think_budget reasoning tokens have been appended (none for a budget of 0) and the
+  // reasoning is still open.
   bool think_budget_spent();
   bool reasoning_open() const { return !think_closed_; }
 

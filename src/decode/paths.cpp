@@ -17,6 +17,12 @@ float token_logprob(std::span<const float> logits, int32_t id, float temperature
   return float(double(scaled[size_t(id)]) - log_sum_exp(scaled.data(), int64_t(scaled.size())));
 }
 
+int64_t count_tokens(std::span<const Path> paths) {
+  int64_t n = 0;
+  for (const Path& p : paths) n += int64_t(p.tokens.size());
+  return n;
+}
+
 namespace {
 
 struct RunningPath {
@@ -33,6 +39,8 @@ struct RunningPath {
 // Chooses, records and checks one token for a path from its logits row.
 void advance(RunningPath& p, std::span<const float> logits, LanguageModel& lm, const StopOptions& stop,
              const TokenCallback& on_token) {
+  if (p.forced.empty() && p.text.think_budget_spent())
+    for (int32_t t : lm.tokenize(kForcedThinkEnd)) p.forced.push_back(t);
   int32_t tok;
   if (!p.forced.empty()) {
     tok = p.forced.front();
@@ -62,8 +70,6 @@ void advance(RunningPath& p, std::span<const float> logits, LanguageModel& lm, c
     p.done = true;
     return;
   }
-  if (p.forced.empty() && p.text.think_budget_spent())
-    for (int32_t t : lm.tokenize(kForcedThinkEnd)) p.forced.push_back(t);
 }
 
 }  // namespace

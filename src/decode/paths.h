@@ -30,6 +30,9 @@ std::vector<Path> run_paths(LanguageModel& lm, std::span<const int32_t> prompt, 
 std::vector<std::vector<Path>> run_paths_batch(LanguageModel& lm, std::span<const std::vector<int32_t>> prompts,
                                                std::span<const PathsOptions> opts, const StopOptions& stop);
 
+// Tokens in all the paths (what a strategy that returns every path it ran generated).
+int64_t count_tokens(std::span<const Path> paths);
+
 // log-softmax of logits / temperature at `id`. (V)
 float token_logprob(std::span<const float> logits, int32_t id, float temperature = 1.0f);
 

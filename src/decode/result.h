@@ -32,6 +32,8 @@ struct GenerateResult {
   std::vector<Path> paths;        // best first
   std::vector<VoteEntry> votes;   // vote strategy only, winner first
   std::string winner;             // vote strategy only
+  int64_t tokens_generated = 0;   // every token any path or beam produced, returned or not
+                                  // (beam search: each step's running beams' new tokens)
 };
 
 }  // namespace ponder

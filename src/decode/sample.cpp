@@ -11,6 +11,7 @@ GenerateResult generate_sample(LanguageModel& lm, const GenerateRequest& r, cons
                                         {.n = o.n, .sampling = o.sampling, .seed = o.seed, .path_offset = o.path_offset,
                                          .on_token = r.on_token},
                                         r.stop)};
+  out.tokens_generated = count_tokens(out.paths);
   std::stable_sort(out.paths.begin(), out.paths.end(), [](const Path& a, const Path& b) { return a.score > b.score; });
   return out;
 }

@@ -133,11 +133,12 @@ double mass_of(std::span<const Candidate> items) {
 }  // namespace
 
 void SamplingOptions::validate(int32_t n_vocab) const {
-  require(temperature >= 0.0f, "temperature", ">= 0 (0: greedy)", temperature);
+  require(temperature >= 0.0f && temperature < INFINITY, "temperature", "finite and >= 0 (0: greedy)", temperature);
   require(top_k >= 0, "top_k", ">= 0 (0: off)", top_k);
   require(top_p > 0.0f && top_p <= 1.0f, "top_p", "in (0, 1]", top_p);
   require(min_p >= 0.0f && min_p <= 1.0f, "min_p", "in [0, 1]", min_p);
-  require(repetition_penalty > 0.0f, "repetition_penalty", "> 0 (1: off)", repetition_penalty);
+  require(repetition_penalty > 0.0f && repetition_penalty < INFINITY, "repetition_penalty", "finite and > 0 (1: off)",
+          repetition_penalty);
   require(frequency_penalty >= -2.0f && frequency_penalty <= 2.0f, "frequency_penalty", "in [-2, 2]",
           frequency_penalty);
   require(presence_penalty >= -2.0f && presence_penalty <= 2.0f, "presence_penalty", "in [-2, 2]",

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sys/wait.h>
 
+#include "support/run_cli.h"
 #include "support/shared_data.h"
 #include "support/temp_path.h"
 
@@ -18,27 +19,8 @@ namespace {
 using ::ponder::testing::read_json;
 using ::ponder::testing::shared_path;
 
-struct Result {
-  int exit_code = -1;
-  std::string out;  // stdout
-  std::string err;  // stderr
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-Result run(const std::string& args) {
-  const std::string out = temp_path("cli_out"), err = temp_path("cli_err");
-  const std::string cmd = std::string(PONDER_BINARY_DIR) + "/ponder " + args + " >" + out + " 2>" + err;
-  const int status = std::system(cmd.c_str());
-  Result r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
+using Result = ::ponder::testing::CliResult;
+Result run(const std::string& args) { return ::ponder::testing::run_cli(args); }
 
 std::string model(const char* name) { return shared_path(std::string("models/") + name); }
 
@@ -110,7 +92,12 @@ TEST(Cli, BadInputIsAClearErrorNotACrash) {
   const std::vector<Case> cases = {
       {"info -m /nonexistent/model.gguf", "/nonexistent/model.gguf"},
       {"info -m " + bad_file, "bad magic"},
-      {"generate -m " + model("stories260K.gguf") + " -p hi -n -3", "-n"},
+      {"generate -m " + model("stories260K.gguf") + " -p hi -n -3", "-n (max new tokens per path) must be >= 0, got -3"},
+      {"generate -m " + model("stories260K.gguf") + " -f " + std::filesystem::temp_directory_path().string(), "is a directory"},
+      {"tokenize -m " + model("stories260K.gguf") + " -f " + std::filesystem::temp_directory_path().string(), "is a directory"},
+      {"generate -m " + model("stories260K.gguf") + " -p hi --strategy sample --temp inf", "--temp must be a finite number, got inf"},
+      {"generate -m " + model("stories260K.gguf") + " -p hi --strategy sample --temp nan", "--temp must be a finite number"},
+      {"generate -m " + model("stories260K.gguf") + " -p hi -t -2", "-t (threads) must be >= 0"},
       {"generate -m " + model("stories260K.gguf"), "-p"},
       {"generate -m " + model("stories260K.gguf") + " -p a -f b", "exactly one"},
       {"bench -m " + model("stories260K.gguf") + " -p 0", "-p"},
@@ -120,7 +107,6 @@ TEST(Cli, BadInputIsAClearErrorNotACrash) {
       {"bench --rollouts -m " + model("stories260K.gguf") + " --task nope", "nope"},
       {"bench --train --ctx 100000", "attention activations"},
       {"bench --rollouts -m " + model("stories260K.gguf") + " --prompts 100000 --group 1000", "1000 paths x 128 new tokens need more KV positions"},
-      {"generate -m " + model("stories260K.gguf") + " -p hi -n 2000000000 --strategy sample --num-return 8", "KV positions"},
       {"frobnicate", "frobnicate"},
       {"init --preset nope --vocab " + model("stories260K.gguf") + " -o /tmp/x.gguf", "qwen2-0.5b"},
       {"init --preset qwen2-tiny --dtype q4 --vocab " + model("stories260K.gguf") + " -o /tmp/x.gguf", "q4"},
@@ -131,6 +117,8 @@ TEST(Cli, BadInputIsAClearErrorNotACrash) {
     EXPECT_NE(r.exit_code, 0) << c.args;
     EXPECT_LT(r.exit_code, 128) << "crashed: " << c.args;
     EXPECT_NE((r.err + r.out).find(c.needle), std::string::npos) << c.args << "\nstderr: " << r.err;
+    EXPECT_LT(r.err.size(), 400u) << "a short message: " << r.err;
+    EXPECT_EQ(r.err.find("basic_"), std::string::npos) << "no library-internal message: " << r.err;
   }
 }
 
@@ -214,8 +202,8 @@ TEST(CliGenerate, BadStrategyOptionsAreClearErrors) {
       {"--strategy sample --temp -1", "temperature"},
       {"--strategy nucleus", "nucleus"},
       {"--strategy beam --early-stopping sometimes", "sometimes"},
-      {"--strategy beam --think-budget 4", "think_budget"},
-      {"--logit-bias banana", "banana"},
+      {"--strategy beam --think-budget 4", "--think-budget is used by --strategy greedy, sample, best-of and vote"},
+      {"--strategy sample --logit-bias banana", "banana"},
       {"--chat-format alpaca", "alpaca"},
       {"--chat", "chat-format"},  // stories260K has no chat template
   };

@@ -169,6 +169,23 @@ TEST(Beam, EarlyStoppingTrueStopsWhenTheFinishedSetIsFull) {
   }
 }
 
+// Every step's running beams each produce a token, returned or not: on the tree above 2 beams
+// run 2 steps (early_stopping true) or 3 (false), so 4 or 6 tokens, while the returned paths
+// hold E + bE = 3 and aaE + E = 4.
+TEST(Beam, CountsEveryTokenOfTheRunningBeams) {
+  const std::map<std::string, std::vector<double>> tree = {
+      {"", {0.5, 0.3, 0.2}}, {"a", {0.05, 0.9, 0.05}}, {"b", {0.95, 0.025, 0.025}}, {"aa", {0.99, 0.005, 0.005}}};
+  for (auto [mode, want] : {std::pair{EarlyStopping::True, 4}, std::pair{EarlyStopping::False, 6}}) {
+    ScriptedModel m = tree_model(tree);
+    const GenerateResult r = generate(m, {.prompt = {1},
+                                          .strategy = BeamOptions{.num_beams = 2, .num_return = 2, .length_penalty = 1.0f,
+                                                                  .early_stopping = mode},
+                                          .stop = {.max_tokens = 4}});
+    EXPECT_EQ(r.tokens_generated, want) << int(mode);
+    EXPECT_EQ(m.n_steps(), want / 2) << "the prefill, then one step after each search step but the last";
+  }
+}
+
 // False vs never (2 beams, length_penalty 1, at most 4 new tokens):
 // step 1: E -0.105 (finished), a -2.408, b -3.689.
 // step 2: aE -2.418 (rank 0: finished, -1.209), bb -3.700 running ... finished full: [E, aE].

@@ -525,6 +525,8 @@ TEST(SamplingValidate, EachBadFieldThrowsNamingIt) {
   const std::vector<std::pair<std::string, std::function<void(SamplingOptions&)>>> bad = {
       {"temperature", [](SamplingOptions& o) { o.temperature = -0.1f; }},
       {"temperature", [](SamplingOptions& o) { o.temperature = std::nanf(""); }},
+      {"temperature", [](SamplingOptions& o) { o.temperature = INFINITY; }},
+      {"repetition_penalty", [](SamplingOptions& o) { o.repetition_penalty = INFINITY; }},
       {"top_p", [](SamplingOptions& o) { o.top_p = 0.0f; }},
       {"top_p", [](SamplingOptions& o) { o.top_p = 1.5f; }},
       {"min_p", [](SamplingOptions& o) { o.min_p = -0.1f; }},

@@ -1,6 +1,8 @@
 // The sampled strategies on real models (reproducibility, batch invariance, KV sharing, the R1
 // chat format) and on scripted models (stop strings, thinking budget, best-of, voting).
+#include <cmath>
 #include <gtest/gtest.h>
+#include <map>
 
 #include "core/error.h"
 #include "decode/generate.h"
@@ -150,6 +152,7 @@ TEST(StopStrings, CutTheTextBeforeTheMatch) {
   EXPECT_EQ(r.paths[0].text, "a");  // "a" "b" "a" "b": "abab" contains "bab" at 1
   EXPECT_EQ(r.paths[0].finish, FinishReason::Stop);
   EXPECT_EQ(r.paths[0].tokens.size(), 4u);
+  EXPECT_EQ(r.tokens_generated, 4);
   const auto eos = generate(m, {.prompt = {2}, .strategy = GreedyOptions{}, .stop = {.max_tokens = 20}});
   EXPECT_EQ(eos.paths[0].finish, FinishReason::Length);
   ScriptedModel short_model = spelling_model(5);
@@ -168,6 +171,20 @@ TEST(ThinkBudget, ForcesTheEndOfReasoning) {
   EXPECT_EQ(r.paths[0].tokens, (std::vector<int32_t>{1, 2, 1, 4, 3, 4, 4, 1, 2, 1}));
   EXPECT_EQ(r.paths[0].reasoning, "aba");
   EXPECT_EQ(r.paths[0].answer, "aba") << "the answer continues after the forced tag";
+}
+
+// A budget of 0: no reasoning token at all, "</think>" is forced before the first choice.
+TEST(ThinkBudget, ZeroForcesTheEndBeforeAnyReasoning) {
+  ScriptedModel m = spelling_model(100);
+  for (const Strategy& s : {Strategy{GreedyOptions{}}, Strategy{SampleOptions{.n = 2, .seed = 1}}}) {
+    const auto r = generate(m, {.prompt = {2}, .strategy = s, .stop = {.max_tokens = 6, .think_budget = 0}});
+    for (const Path& p : r.paths) {
+      EXPECT_EQ(p.tokens, (std::vector<int32_t>{4, 3, 4, 4, 1, 2})) << strategy_name(s);
+      EXPECT_EQ(p.text, "\n</think>\n\nab");
+      EXPECT_EQ(p.reasoning, "");
+      EXPECT_EQ(p.answer, "ab");
+    }
+  }
 }
 
 TEST(ThinkBudget, ForcesTheR1ThinkTokenOnTheR1Vocabulary) {
@@ -212,6 +229,79 @@ TEST(Vote, MajorityAndWeightedWinners) {
     const double w = v.answer == "42" ? std::sqrt(0.5) : std::sqrt(0.3);
     EXPECT_NEAR(v.weight, v.count * w, 1e-5) << v.answer;
   }
+}
+
+// Weighted voting against the majority: " 42" (p 0.6) is followed by three fillers of p 1/8
+// each (mean log-prob (ln .6 + 3 ln(1/8)) / 4, weight 0.185), " 7" (p 0.4) by EOS (p 1; weight
+// sqrt(.4) = 0.632). 42 gets most votes, but 7 the larger summed weight unless 42 has more than
+// 3.4 times as many votes.
+TEST(Vote, WeightedCanOverruleTheMajority) {
+  std::vector<std::string> texts = {"<eos>", " 42", " 7"};
+  for (char c = 'a'; c < 'i'; ++c) texts.push_back(std::string(" ") + c);
+  ScriptedModel m(texts, [](const std::vector<int32_t>& toks) {
+    std::vector<double> p(11, 0.0);
+    if (toks.size() == 1) p[1] = 0.6, p[2] = 0.4;
+    else if (toks[1] == 2) p[0] = 1;
+    else std::fill(p.begin() + 3, p.end(), 1.0 / 8);
+    return p;
+  });
+  const double w42 = std::exp((std::log(0.6) + 3 * std::log(1.0 / 8)) / 4), w7 = std::exp(std::log(0.4) / 2);
+  auto run = [&](bool weighted) {
+    return generate(m, {.prompt = {3},
+                        .strategy = VoteOptions{.n_samples = 64, .weighted = weighted, .sampling = {.temperature = 1}, .seed = 11},
+                        .stop = {.max_tokens = 4}});
+  };
+  const GenerateResult majority = run(false), weighted = run(true);
+  int n42 = 0, n7 = 0;
+  for (const Path& p : weighted.paths) (p.extracted_answer == "42" ? n42 : n7) += 1;
+  ASSERT_EQ(n42 + n7, 64);
+  ASSERT_GT(n42, n7) << "seed 11 draws 42 most often";
+  ASSERT_LT(n42 * w42, n7 * w7) << "and 7 the larger weight";
+  EXPECT_EQ(majority.winner, "42");
+  EXPECT_EQ(weighted.winner, "7");
+  ASSERT_EQ(weighted.votes.size(), 2u);
+  EXPECT_EQ(weighted.votes[0].answer, "7");
+  EXPECT_EQ(weighted.votes[0].count, n7);
+  EXPECT_NEAR(weighted.votes[0].weight, n7 * w7, 1e-5);
+  EXPECT_NEAR(weighted.votes[1].weight, n42 * w42, 1e-5);
+  EXPECT_EQ(weighted.paths[0].extracted_answer, "7") << "the winner's paths first";
+  EXPECT_EQ(weighted.tokens_generated, 4 * n42 + 2 * n7);
+}
+
+// --answer-only: x and y (p .5 each) start the reasoning; min_p 0.9 leaves one choice after that.
+//   x </think> A EOS  log-probs ln .5, ln .6, ln .95, 0: mean -0.314, answer mean ln(.95) / 2
+//   y </think> B EOS  log-probs ln .5, 0, ln .6, 0:      mean -0.301, answer mean ln(.6) / 2
+// Over the whole path y ranks first; over the answer after "</think>" x does.
+TEST(BestOf, AnswerOnlyScoresTheTokensAfterThink) {
+  const std::map<std::string, std::vector<double>> next = {
+      {"", {0, .5, .5, 0, 0, 0}},          {"x", {0, 0, 0, .6, .2, .2}}, {"y", {0, 0, 0, 1, 0, 0}},
+      {"x</think>", {0, 0, 0, 0, .95, .05}}, {"y</think>", {.2, 0, 0, 0, .2, .6}}};
+  const std::vector<std::string> texts = {"<eos>", "x", "y", "</think>", " A", " B"};
+  ScriptedModel m(texts, [&](const std::vector<int32_t>& toks) {
+    std::string key;
+    for (size_t i = 1; i < toks.size(); ++i) key += texts[size_t(toks[i])];
+    const auto it = next.find(key);
+    return it != next.end() ? it->second : std::vector<double>{1, 0, 0, 0, 0, 0};
+  });
+  auto run = [&](bool answer_only, int n_return) {
+    return generate(m, {.prompt = {1},
+                        .strategy = BestOfOptions{.n_samples = 16, .n_return = n_return, .score_answer_only = answer_only,
+                                                  .sampling = {.temperature = 1, .min_p = 0.9f}, .seed = 4},
+                        .stop = {.max_tokens = 8}});
+  };
+  const GenerateResult whole = run(false, 16), answer = run(true, 16);
+  ASSERT_EQ(whole.paths.size(), 16u);
+  EXPECT_EQ(whole.paths.front().text, "y</think> B");
+  EXPECT_EQ(whole.paths.back().text, "x</think> A");
+  EXPECT_NEAR(whole.paths.front().score, (std::log(.5) + std::log(.6)) / 4, 1e-6);
+  EXPECT_NEAR(whole.paths.back().score, (std::log(.5) + std::log(.6) + std::log(.95)) / 4, 1e-6);
+  EXPECT_EQ(answer.paths.front().text, "x</think> A");
+  EXPECT_EQ(answer.paths.back().text, "y</think> B");
+  EXPECT_NEAR(answer.paths.front().score, std::log(.95) / 2, 1e-6);
+  EXPECT_NEAR(answer.paths.back().score, std::log(.6) / 2, 1e-6);
+  const GenerateResult one = run(true, 1);
+  ASSERT_EQ(one.paths.size(), 1u);
+  EXPECT_EQ(one.tokens_generated, 16 * 4) << "every sampled path counts, returned or not";
 }
 
 TEST(BestOf, ReturnsTheBestByMeanLogprob) {
