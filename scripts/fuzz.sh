@@ -2,7 +2,9 @@
 # Builds the libFuzzer targets with ASan and UBSan and fuzzes each for a bounded time:
 #  * gguf_fuzz: the GGUF reader, seeded with small hand-made files (tools/make_fuzz_seeds.py);
 #  * model_fuzz: the tokenizer loader, chat-format detection and model loader on whatever the
-#    reader accepts, seeded with those files, stories260K from ../shared and a small Qwen2 model.
+#    reader accepts, seeded with those files, stories260K from ../shared and a small Qwen2 model;
+#  * checkpoint_fuzz: the training checkpoint loader (every size checked against the model
+#    config), seeded with a small valid checkpoint the target writes itself.
 # Usage: scripts/fuzz.sh [OUT_DIR]   (default build/fuzz; `make fuzz` passes $(BUILD)/fuzz)
 # Environment: FUZZ_SECONDS per target (default 30), CXX_FUZZ (default clang++, else clang++-14),
 # JOBS (parallel compiles, default 2).
@@ -93,3 +95,20 @@ if [ -d "$shared" ]; then
   fi
 fi
 fuzz model_fuzz "$out/model_corpus" "$model_seeds" -timeout=30 -max_len=2097152 -dict="$out/gguf.dict"
+
+# checkpoint_fuzz: the checkpoint loader, linked with the library objects built above.
+echo "fuzz.sh: building $out/checkpoint_fuzz" >&2
+ck_objs="$out/checkpoint_obj"
+rm -rf "$ck_objs"
+mkdir -p "$ck_objs"
+printf '%s\n' src/train/checkpoint.cpp src/train/params.cpp src/train/config.cpp fuzz/checkpoint_fuzz.cpp |
+  xargs -P "${JOBS:-2}" -I{} sh -c '"$0" -std=c++20 -O1 -g -fsanitize=fuzzer-no-link,address,undefined \
+    -fno-sanitize-recover=undefined -fno-omit-frame-pointer -fopenmp -Isrc -c "$1" -o "$2/$(echo "$1" | tr / _).o"' \
+    "$cxx" {} "$ck_objs"
+lib_objs=$(ls "$objs"/*.o | grep -v 'fuzz_model_fuzz\.cpp\.o$')
+"$cxx" -fsanitize=fuzzer,address,undefined -fopenmp "$ck_objs"/*.o $lib_objs -lpcre2-8 -o "$out/checkpoint_fuzz"
+ck_seeds="$out/checkpoint_seeds"
+rm -rf "$ck_seeds"
+mkdir -p "$ck_seeds" "$out/checkpoint_corpus"
+CHECKPOINT_FUZZ_SEED="$ck_seeds/small.ck" "$out/checkpoint_fuzz" >/dev/null 2>&1
+fuzz checkpoint_fuzz "$out/checkpoint_corpus" "$ck_seeds" -timeout=10

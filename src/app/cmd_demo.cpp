@@ -9,10 +9,10 @@
 #include <nlohmann/json.hpp>
 
 #include "app/commands.h"
+#include "app/evaluators.h"
 #include "core/error.h"
-#include "decode/generate.h"
-#include "decode/model_runner.h"
 #include "eval/evaluate.h"
+#include "eval/training_plots.h"
 #include "train/grpo.h"
 #include "train/model_io.h"
 #include "train/sft.h"
@@ -24,7 +24,8 @@ namespace {
 struct DemoArgs {
   std::string out = "out/demo";
   std::string task = "arith";
-  int difficulty = 0;  // three single-digit operands: learnable in a minute, not solved by SFT alone
+  int difficulty = -1;  // the task's default, as every command: arith 0, three single-digit operands
+                        // (learnable in a minute, not solved by SFT alone)
   std::string preset = "small";
   int sft_steps = 700, grpo_steps = 150, eval_count = 200;
   uint64_t seed = 1;
@@ -35,21 +36,12 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Greedy outputs of the trained weights in memory (as GRPO's rollouts saw them) and of the GGUF
-// file read back: the same tokens for every prompt.
-bool gguf_matches_training(const std::string& gguf, const std::vector<TaskItem>& items) {
-  const GgufFile f = read_gguf(gguf);
-  const TrainModel trained = import_gguf(f);
-  const Tokenizer tok = Tokenizer::from_gguf(f);
-  const auto in_memory = inference_model(trained, tok);
-  const auto loaded = load_model(gguf);
-  for (size_t i = 0; i < std::min<size_t>(items.size(), 20); ++i) {
-    const auto prompt = tok.encode(items[i].prompt, true, false);
-    ModelRunner a(*in_memory, 256), b(*loaded, 256);
-    const GenerateRequest req{.prompt = prompt, .strategy = GreedyOptions{}, .stop = {.max_tokens = 96}};
-    if (generate(a, req).paths[0].tokens != generate(b, req).paths[0].tokens) return false;
-  }
-  return true;
+// The user message that --chat renders into the item's prompt: "Q: 3+7-5= A: <think>" -> "3+7-5=".
+std::string chat_question(const TaskItem& item) {
+  const std::string& p = item.prompt;
+  const std::string head = "Q: ", tail = " A: <think>";
+  if (p.size() < head.size() + tail.size() || p.rfind(head, 0) != 0) return p;
+  return p.substr(head.size(), p.size() - head.size() - tail.size());
 }
 
 void run_demo(const DemoArgs& a) {
@@ -57,9 +49,11 @@ void run_demo(const DemoArgs& a) {
   const auto t_all = std::chrono::steady_clock::now();
   std::filesystem::create_directories(a.out);
   TaskOptions task{.name = a.task, .split = Split::Train, .seed = a.seed, .difficulty = a.difficulty};
+  validate_task_options(task);
+  const int difficulty = task_difficulty(task);
 
   std::printf("== 1/3 SFT cold start: preset %s on %s (difficulty %d), %d steps\n", a.preset.c_str(), a.task.c_str(),
-              a.difficulty, a.sft_steps);
+              difficulty, a.sft_steps);
   SftOptions sft;
   sft.task = task;
   sft.preset = a.preset;
@@ -68,11 +62,11 @@ void run_demo(const DemoArgs& a) {
   sft.adamw.lr = 3e-3f;
   sft.warmup = 30;
   sft.seed = a.seed;
-  sft.eval_count = a.eval_count;
   sft.out_dir = a.out + "/sft";
   sft.save_every = 100;
   const auto t_sft = std::chrono::steady_clock::now();
-  const SftResult s = run_sft(sft);
+  const SftResult s = run_sft(sft, held_out_evaluator(task, a.eval_count, 96));
+  write_sft_plots(sft.out_dir);
   const double sft_seconds = seconds_since(t_sft);
   std::printf("   SFT: loss %.3f, held-out greedy accuracy %.3f, format %.3f (%.0f s, %.0f tokens/s)\n", s.final_loss,
               s.eval_accuracy, s.eval_format, sft_seconds, s.tokens_per_second);
@@ -91,10 +85,23 @@ void run_demo(const DemoArgs& a) {
   g.rewards = "accuracy:1,format:0.2";
   g.adamw.lr = 5e-5f;  // fine-tuning: a tenth of SFT's final rate, or the policy drifts
   g.seed = a.seed;
-  g.eval_count = a.eval_count;
   g.out_dir = a.out + "/grpo";
+  // The Evaluator also keeps the greedy completions of the weights in memory at its last call (the
+  // end of the run), to compare with the exported GGUF read back.
+  TaskOptions test = task;
+  test.split = Split::Test;
+  const auto items = generate_items(test, a.eval_count);
+  const std::span<const TaskItem> check_items = std::span(items).first(std::min<size_t>(items.size(), 20));
+  const StopOptions check_stop{.max_tokens = 96};
+  std::vector<std::vector<int32_t>> trained_greedy;
+  const Evaluator held_out = held_out_evaluator(task, a.eval_count, g.max_completion_length);
+  const Evaluator evaluate_grpo = [&](const Model& in_memory) {
+    trained_greedy = greedy_completions(in_memory, check_items, check_stop);
+    return held_out ? held_out(in_memory) : HeldOutScore{};
+  };
   const auto t_grpo = std::chrono::steady_clock::now();
-  const GrpoResult r = run_grpo(g);
+  const GrpoResult r = run_grpo(g, evaluate_grpo);
+  write_grpo_plots(g.out_dir);
   const double grpo_seconds = seconds_since(t_grpo);
   double mean_len = 0;
   for (const auto& st : r.steps) mean_len = st.completion_length;
@@ -105,9 +112,6 @@ void run_demo(const DemoArgs& a) {
   std::filesystem::copy_file(r.model_path, model_rel, std::filesystem::copy_options::overwrite_existing);
 
   std::printf("== 3/3 decoding strategies on %d held-out problems\n", a.eval_count);
-  TaskOptions test = task;
-  test.split = Split::Test;
-  const auto items = generate_items(test, a.eval_count);
   const auto model = load_model(model_rel);
   // Samples for best-of and voting: a low temperature. This task has one reasoning path per
   // problem, so the most likely answer is almost always greedy's; hotter samples only add errors
@@ -130,9 +134,10 @@ void run_demo(const DemoArgs& a) {
                     {"seconds_per_problem", e.seconds_per_problem}, {"tokens_per_problem", e.tokens_per_problem},
                     {"format_rate", e.format_rate}});
   }
-  const bool same = gguf_matches_training(model_rel, items);
+  // The exported GGUF read back against the trained weights in memory (the GRPO Evaluator's copy).
+  const bool same = greedy_completions(*model, check_items, check_stop) == trained_greedy;
   const nlohmann::json results = {
-      {"task", a.task}, {"difficulty", a.difficulty}, {"preset", a.preset},
+      {"task", a.task}, {"difficulty", difficulty}, {"preset", a.preset},
       {"sft", {{"greedy_accuracy", s.eval_accuracy}, {"format_rate", s.eval_format}, {"final_loss", s.final_loss},
                {"steps", a.sft_steps}, {"seconds", sft_seconds}, {"tokens_per_second", s.tokens_per_second}}},
       {"grpo", {{"greedy_accuracy", r.eval_accuracy}, {"format_rate", r.eval_format},
@@ -148,6 +153,8 @@ void run_demo(const DemoArgs& a) {
               same ? "yes" : "NO");
   std::printf("   results: %s/results.json; plots: %s/sft/sft_loss.svg, %s/grpo/grpo_reward.svg, %s/grpo/grpo_length.svg\n",
               a.out.c_str(), a.out.c_str(), a.out.c_str(), a.out.c_str());
+  std::printf("   ask it a question: ponder generate -m %s --chat -p '%s'\n", model_rel.c_str(),
+              items.empty() ? "3+7-5=" : chat_question(items[0]).c_str());
   std::printf("   total %.0f s\n", seconds_since(t_all));
 }
 
@@ -158,7 +165,7 @@ void add_demo(CLI::App& app) {
   auto a = std::make_shared<DemoArgs>();
   cmd->add_option("--out", a->out, "output folder (relative paths are kept in results.json)");
   cmd->add_option("--task", a->task, "arith | countdown");
-  cmd->add_option("--difficulty", a->difficulty, "task difficulty");
+  cmd->add_option("--difficulty", a->difficulty, "task difficulty (default: arith 0, countdown 1)");
   cmd->add_option("--preset", a->preset, "model preset");
   cmd->add_option("--sft-steps", a->sft_steps, "SFT steps");
   cmd->add_option("--grpo-steps", a->grpo_steps, "GRPO steps");

@@ -13,7 +13,7 @@ struct TaskArgs {
   std::string name = "arith", split = "train", prompt_template = "compact";
   int count = 0;
   uint64_t seed = 0;
-  int difficulty = 1;
+  int difficulty = -1;  // the task's default (tasks/task.h default_difficulty), as every command
   bool sft = false;
 };
 
@@ -42,7 +42,7 @@ void add_task(CLI::App& app) {
   cmd->add_option("--split", a->split, "train or test (disjoint sets of problems)");
   cmd->add_option("--count", a->count, "number of items")->required();
   cmd->add_option("--seed", a->seed, "random seed");
-  cmd->add_option("--difficulty", a->difficulty, "arith 0..3, countdown 1..3");
+  cmd->add_option("--difficulty", a->difficulty, "arith 0..3, countdown 1..3 (default: arith 0, countdown 1)");
   cmd->add_option("--template", a->prompt_template, "prompt template: compact (\"Q: 12+7-3= A: <think>\") or r1zero");
   cmd->add_flag("--sft", a->sft, "print {\"prompt\", \"completion\"} with the reference reasoning instead of "
                                  "{\"prompt\", \"answer\"}");

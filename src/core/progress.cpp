@@ -1,5 +1,6 @@
 #include "core/progress.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <unistd.h>
 
@@ -13,15 +14,23 @@ std::string format_duration(double s) {
   return buf;
 }
 
-Progress::Progress(std::string label, int64_t total)
-    : label_(std::move(label)), total_(total > 0 ? total : 1), tty_(::isatty(STDERR_FILENO) != 0),
-      start_(std::chrono::steady_clock::now()), last_draw_(start_ - std::chrono::seconds(1)) {}
+Progress::Progress(std::string label, int64_t total, int64_t first)
+    : label_(std::move(label)), total_(total > 0 ? total : 1), first_(std::max<int64_t>(0, first)),
+      tty_(::isatty(STDERR_FILENO) != 0), start_(std::chrono::steady_clock::now()),
+      last_draw_(start_ - std::chrono::seconds(1)) {
+  if (first_ > 0) {
+    std::fprintf(stderr, "%s: resuming from step %lld of %lld\n", label_.c_str(), (long long)first_, (long long)total_);
+    last_decile_ = int(std::min(1.0, double(first_) / double(total_)) * 10);
+  }
+}
 
 void Progress::update(int64_t done, const std::string& status) {
   const auto now = std::chrono::steady_clock::now();
   const double elapsed = std::chrono::duration<double>(now - start_).count();
   const double frac = std::min(1.0, double(done) / double(total_));
-  const double eta = done > 0 ? elapsed * (1.0 - frac) / frac : 0.0;
+  // The rate of this run's steps (a resumed job started at first_).
+  const double done_here = double(done - first_), left = double(total_ - done);
+  const double eta = done_here > 0 ? elapsed * std::max(0.0, left) / done_here : 0.0;
   if (tty_) {
     if (done < total_ && now - last_draw_ < std::chrono::milliseconds(200)) return;
     last_draw_ = now;

@@ -9,14 +9,16 @@ namespace ponder {
 
 class Progress {
  public:
-  Progress(std::string label, int64_t total);
+  // first > 0: a resumed job; prints "LABEL: resuming from step FIRST of TOTAL", the bar starts
+  // at first and the ETA counts only the steps done since.
+  Progress(std::string label, int64_t total, int64_t first = 0);
   // Advance to `done` of total; `status` is shown after the bar (e.g. "loss 1.23").
   void update(int64_t done, const std::string& status = "");
   void finish(const std::string& status = "");
 
  private:
   std::string label_;
-  int64_t total_;
+  int64_t total_, first_;
   bool tty_;
   int last_decile_ = -1;
   std::chrono::steady_clock::time_point start_, last_draw_;

@@ -14,7 +14,7 @@ namespace {
 
 struct Tally {
   EvalResult r;
-  void add(const Path& chosen, size_t tokens_all_paths, const TaskItem& item) {
+  void add(const Path& chosen, int64_t tokens_all_paths, const TaskItem& item) {
     r.accuracy += accuracy_reward(chosen.text, item);
     r.format_rate += format_reward(chosen.text);
     r.mean_tokens += double(chosen.tokens.size());
@@ -51,8 +51,8 @@ EvalResult evaluate(const Model& model, std::span<const TaskItem> items, const S
     ModelRunner runner(model, kv_positions_for(prompts, paths, stop.max_tokens));
     const auto results = run_paths_batch(runner, prompts, opts, stop);
     for (size_t i = 0; i < items.size(); ++i) {
-      size_t all = 0;
-      for (const Path& p : results[i]) all += p.tokens.size();
+      int64_t all = 0;  // every path is returned
+      for (const Path& p : results[i]) all += int64_t(p.tokens.size());
       tally.add(results[i][0], all, items[i]);
     }
   } else {
@@ -67,12 +67,33 @@ EvalResult evaluate(const Model& model, std::span<const TaskItem> items, const S
       }, s);
       GenerateRequest req{.prompt = prompts[i], .strategy = s, .stop = stop};
       const GenerateResult r = generate(runner, req);
-      size_t all = 0;
-      for (const Path& p : r.paths) all += p.tokens.size();
-      tally.add(r.paths.at(0), all, items[i]);
+      // Beams and best-of's unreturned samples count too: the decode layer's own count.
+      tally.add(r.paths.at(0), r.tokens_generated, items[i]);
     }
   }
   return tally.finish(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
+
+std::vector<std::vector<int32_t>> greedy_completions(const Model& model, std::span<const TaskItem> items,
+                                                     const StopOptions& stop) {
+  if (items.empty()) return {};
+  std::vector<std::vector<int32_t>> prompts;
+  for (const TaskItem& it : items) prompts.push_back(model.tokenizer.encode(it.prompt, true, false));
+  std::vector<PathsOptions> greedy(items.size());
+  for (PathsOptions& o : greedy) o.sampling.temperature = 0;
+  ModelRunner runner(model, kv_positions_for(prompts, 1, stop.max_tokens));
+  std::vector<std::vector<int32_t>> out;
+  for (const auto& paths : run_paths_batch(runner, prompts, greedy, stop)) out.push_back(paths.at(0).tokens);
+  return out;
+}
+
+std::vector<size_t> greedy_differences(const Model& a, const Model& b, std::span<const TaskItem> items,
+                                       const StopOptions& stop) {
+  const auto ta = greedy_completions(a, items, stop), tb = greedy_completions(b, items, stop);
+  std::vector<size_t> differ;
+  for (size_t i = 0; i < items.size(); ++i)
+    if (ta[i] != tb[i]) differ.push_back(i);
+  return differ;
 }
 
 }  // namespace ponder

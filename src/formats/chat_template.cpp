@@ -16,6 +16,9 @@ constexpr std::string_view kThinkEnd = "</think>";
 constexpr std::string_view kImStart = "<|im_start|>";
 constexpr std::string_view kImEnd = "<|im_end|>";
 constexpr std::string_view kQwenDefaultSystem = "You are a helpful assistant";
+constexpr std::string_view kCompactUser = "Q: ";
+constexpr std::string_view kCompactAssistant = "A: <think>";
+constexpr std::string_view kCompactEnd = "<|eos|>";
 
 void check_roles(std::span<const ChatMessage> messages) {
   for (size_t i = 0; i < messages.size(); ++i) {
@@ -74,34 +77,78 @@ std::string render_chatml(std::span<const ChatMessage> messages, bool add_genera
   return out;
 }
 
+std::string render_compact(std::span<const ChatMessage> messages, bool add_generation_prompt) {
+  std::string out;
+  for (const ChatMessage& m : messages)  // the last system message wins, placed first
+    if (m.role == "system") out = m.content;
+  for (const ChatMessage& m : messages) {
+    if (m.role == "user") {
+      out += kCompactUser;
+      out += m.content;
+      out += ' ';
+    } else if (m.role == "assistant") {
+      out += kCompactAssistant;
+      out += m.content;
+      out += kCompactEnd;
+    }
+  }
+  if (add_generation_prompt) out += kCompactAssistant;
+  return out;
+}
+
 }  // namespace
+
+const std::string& compact_chat_template() {
+  static const std::string t =
+      "{{ bos_token }}"
+      "{%- set ns = namespace(system='') -%}"
+      "{%- for message in messages -%}"
+      "{%- if message['role'] == 'system' -%}{%- set ns.system = message['content'] -%}{%- endif -%}"
+      "{%- endfor -%}"
+      "{{ ns.system }}"
+      "{%- for message in messages -%}"
+      "{%- if message['role'] == 'user' -%}{{ 'Q: ' + message['content'] + ' ' }}"
+      "{%- elif message['role'] == 'assistant' -%}{{ 'A: <think>' + message['content'] + '<|eos|>' }}"
+      "{%- endif -%}"
+      "{%- endfor -%}"
+      "{%- if add_generation_prompt -%}{{ 'A: <think>' }}{%- endif -%}";
+  return t;
+}
 
 ChatFormat detect_chat_format(const GgufFile& f) {
   const std::string key = "tokenizer.chat_template";
   const GgufValue* v = f.find(key);
-  const std::string hint = "; force a format with --chat-format r1|chatml";
+  const std::string hint = "; force a format with --chat-format r1|chatml|compact";
   if (!v) throw FormatError(f.path + ": no " + key + " in the metadata" + hint);
   const std::string* text = std::get_if<std::string>(&v->v);
   if (!text)
     throw FormatError(f.path + ": " + key + " is a " + gguf_type_name(v->type()) + ", expected a string" + hint);
   if (text->find(kR1Assistant) != std::string::npos) return ChatFormat::R1Distill;
   if (text->find(kImStart) != std::string::npos) return ChatFormat::ChatML;
-  throw FormatError(f.path + ": " + key + " is neither the R1 distill template (<｜Assistant｜>) nor ChatML" +
-                    " (<|im_start|>)" + hint);
+  if (text->find(kCompactAssistant) != std::string::npos) return ChatFormat::Compact;
+  throw FormatError(f.path + ": " + key + " is neither the R1 distill template (<｜Assistant｜>), ChatML" +
+                    " (<|im_start|>) nor ponder's compact template (A: <think>)" + hint);
 }
 
 ChatFormat parse_chat_format(std::string_view name) {
   if (name == "r1") return ChatFormat::R1Distill;
   if (name == "chatml") return ChatFormat::ChatML;
-  throw InvalidArgument("--chat-format: expected r1 or chatml, got '" + std::string(name) + "'");
+  if (name == "compact") return ChatFormat::Compact;
+  throw InvalidArgument("--chat-format: expected r1, chatml or compact, got '" + std::string(name) + "'");
 }
 
-std::string chat_format_name(ChatFormat fmt) { return fmt == ChatFormat::R1Distill ? "r1" : "chatml"; }
+std::string chat_format_name(ChatFormat fmt) {
+  return fmt == ChatFormat::R1Distill ? "r1" : fmt == ChatFormat::ChatML ? "chatml" : "compact";
+}
 
 std::string render_chat(ChatFormat fmt, std::span<const ChatMessage> messages, bool add_generation_prompt) {
   check_roles(messages);
-  return fmt == ChatFormat::R1Distill ? render_r1(messages, add_generation_prompt)
-                                      : render_chatml(messages, add_generation_prompt);
+  switch (fmt) {
+    case ChatFormat::R1Distill: return render_r1(messages, add_generation_prompt);
+    case ChatFormat::ChatML: return render_chatml(messages, add_generation_prompt);
+    case ChatFormat::Compact: return render_compact(messages, add_generation_prompt);
+  }
+  return {};
 }
 
 }  // namespace ponder

@@ -208,7 +208,7 @@ uint64_t mix(uint64_t a, uint64_t b) {
 
 // The seed of the item streams of (name, split, seed, difficulty); item i draws from derive(., i).
 uint64_t stream_seed(const TaskOptions& o) {
-  return mix(mix(mix(o.seed, fnv1a(o.name)), uint64_t(o.difficulty)), o.split == Split::Test ? 1 : 0);
+  return mix(mix(mix(o.seed, fnv1a(o.name)), uint64_t(task_difficulty(o))), o.split == Split::Test ? 1 : 0);
 }
 
 }  // namespace
@@ -222,9 +222,19 @@ const std::vector<std::string_view>& task_names() {
   return names;
 }
 
+int default_difficulty(std::string_view task) {
+  find_task(task);
+  return task == "arith" ? 0 : 1;
+}
+
+int task_difficulty(const TaskOptions& options) {
+  return options.difficulty == -1 ? default_difficulty(options.name) : options.difficulty;
+}
+
 void validate_task_options(const TaskOptions& options) {
   find_task(options.name);
   const int lowest = options.name == "arith" ? 0 : 1;
+  if (options.difficulty == -1) return;  // the task's default
   if (options.difficulty < lowest || options.difficulty > 3)
     throw InvalidArgument("task difficulty: expected " + std::to_string(lowest) + " to 3 for " + options.name + ", got " +
                           std::to_string(options.difficulty));
@@ -241,7 +251,7 @@ TaskItem generate_item(const TaskOptions& options, int64_t index) {
   const TaskDef& task = find_task(options.name);
   Rng rng = Rng::derive(stream_seed(options), uint64_t(index));
   for (int draw = 0; draw < kMaxDraws; ++draw) {
-    Problem p = task.draw(options.difficulty, rng);
+    Problem p = task.draw(task_difficulty(options), rng);
     if (split_of_problem(p.key) == options.split) return task.make_item(p, options.prompt_template);
   }
   throw std::logic_error("generate_item: no problem of the requested split drawn");

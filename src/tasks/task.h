@@ -24,6 +24,7 @@
 // sft_completion). Everything is printable ASCII.
 //
 // Determinism and splits: item i of (name, split, seed, difficulty) is the same whatever the count,
+// (difficulty -1 and the task's default level give the same items)
 // the template or the machine. Train and test are disjoint by construction: each problem's canonical
 // form (arith: the expression; countdown: the sorted numbers and the target) is hashed, with no seed,
 // and the hash alone puts the problem in train (7/8 of problems) or test (1/8). A generator draws
@@ -58,7 +59,7 @@ struct TaskOptions {
   std::string name = "arith";  // "arith" or "countdown"
   Split split = Split::Train;
   uint64_t seed = 0;
-  int difficulty = 1;  // 1..3 (arith also 0)
+  int difficulty = -1;  // 1..3 (arith also 0); -1: the task's default level (default_difficulty)
   PromptTemplate prompt_template = PromptTemplate::Compact;
 };
 
@@ -66,6 +67,11 @@ struct TaskOptions {
 const std::vector<std::string_view>& task_names();
 // InvalidArgument naming the option and the accepted values.
 void validate_task_options(const TaskOptions& options);
+// The one default of every command (task, train, sample, demo): the task's easiest level, arith 0
+// (the demo's level) and countdown 1. InvalidArgument for an unknown task.
+int default_difficulty(std::string_view task);
+// options.difficulty, or the task's default when it is -1: the level the items are drawn at.
+int task_difficulty(const TaskOptions& options);
 
 // Items index .. index+count-1 of the task (validates the options; count >= 0).
 std::vector<TaskItem> generate_items(const TaskOptions& options, int count, int64_t first_index = 0);

@@ -2,19 +2,18 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "core/error.h"
 #include "core/progress.h"
-#include "decode/model_runner.h"
-#include "decode/paths.h"
-#include "eval/evaluate.h"
-#include "eval/plot.h"
 #include "tasks/dataset.h"
 #include "train/checkpoint.h"
-#include "train/forward_train.h"
+#include "train/grpo_step.h"
 #include "train/model_io.h"
 
 namespace ponder {
@@ -24,273 +23,228 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-// One completion as training sees it.
-struct Rollout {
-  std::vector<int32_t> prompt, completion;  // completion: generated ids (EOS included when hit)
-  std::vector<float> rollout_logp;          // the engine's log-probs
-  float reward = 0, advantage = 0;
-  bool truncated = false;
-  int group = 0;
+// Everything the loop reads and writes.
+struct GrpoRun {
+  std::unique_ptr<TrainModel> policy;
+  std::optional<TrainModel> reference;  // frozen starting model: the KL anchor (beta > 0 only)
+  std::unique_ptr<Model> engine;        // the inference view of policy->params: rollouts see every update
+  Tokenizer tokenizer;
+  std::vector<std::pair<std::string, GgufValue>> tokenizer_meta;
+  RewardSpec rewards;
+  PromptSource prompts;
+  int64_t next_prompt = 0;              // the stream position of the next generation batch
+  AdamWState adam;
+  LrSchedule schedule;
+  int64_t start = 0;                    // the first step of this run (the checkpoint's step when resuming)
+  std::string ck_path, metrics_path, model_path;
+  UpdateScratch scratch;
+  GrpoResult result;
 };
-
-// The training batch of a micro-batch of rollouts: prompt + completion, targets on the completion.
-TrainBatch rollout_batch(const std::vector<const Rollout*>& rs, int32_t pad) {
-  TrainBatch b{.B = int(rs.size()), .T = 1};
-  for (const Rollout* r : rs) b.T = std::max(b.T, int(r->prompt.size() + r->completion.size()) - 1);
-  b.tokens.assign(size_t(b.B) * size_t(b.T), pad);
-  b.targets.assign(b.tokens.size(), -1);
-  for (size_t i = 0; i < rs.size(); ++i) {
-    std::vector<int32_t> seq = rs[i]->prompt;
-    seq.insert(seq.end(), rs[i]->completion.begin(), rs[i]->completion.end());
-    for (size_t t = 0; t + 1 < seq.size(); ++t) {
-      b.tokens[i * size_t(b.T) + t] = seq[t];
-      if (t + 1 >= rs[i]->prompt.size()) b.targets[i * size_t(b.T) + t] = seq[t + 1];
-    }
-  }
-  return b;
-}
-
-// The completion-token log-probs of sequence i out of a forward's per-position logp.
-std::vector<float> completion_logp(const std::vector<float>& logp, const TrainBatch& b, size_t i, const Rollout& r) {
-  const size_t first = r.prompt.size() - 1;
-  return std::vector<float>(logp.begin() + ptrdiff_t(i * size_t(b.T) + first),
-                            logp.begin() + ptrdiff_t(i * size_t(b.T) + first + r.completion.size()));
-}
 
 void append_jsonl(const std::string& path, const nlohmann::json& j) {
   std::ofstream(path, std::ios::app) << j.dump() << "\n";
+}
+
+
+bool every(int n, int64_t step) { return n > 0 && (step + 1) % n == 0; }
+
+// The checkpoint of an earlier run with the same options and model (--resume).
+void resume_from_checkpoint(GrpoRun& run, const GrpoOptions& o) {
+  const Checkpoint ck = read_checkpoint_for_resume(run.ck_path, "grpo", run.policy->config, "--model", o.to_json());
+  const auto cursor = std::find_if(ck.extra.begin(), ck.extra.end(), [](const auto& e) { return e.first == "next_prompt"; });
+  if (cursor == ck.extra.end()) throw FormatError(run.ck_path + ": a GRPO checkpoint without its 'next_prompt' entry");
+  try {
+    run.next_prompt = std::stoll(cursor->second);
+  } catch (const std::exception&) {
+    throw FormatError(run.ck_path + ": 'next_prompt' is '" + cursor->second + "', expected a number");
+  }
+  run.policy->params = ck.params;
+  run.adam = ck.adam;
+  run.start = ck.step;
+  run.result.resumed_from = ck.step;
+  truncate_metrics(run.metrics_path, run.start);
+}
+
+GrpoRun start_run(const GrpoOptions& o) {
+  std::filesystem::create_directories(o.out_dir);
+  GrpoRun run;
+  run.ck_path = o.out_dir + "/checkpoint.bin";
+  run.metrics_path = o.out_dir + "/metrics.jsonl";
+  run.model_path = o.out_dir + "/model.gguf";
+  const GgufFile file = read_gguf(o.model);
+  run.policy = std::make_unique<TrainModel>(import_gguf(file));
+  run.tokenizer = Tokenizer::from_gguf(file);
+  run.tokenizer_meta = tokenizer_metadata(file);
+  if (o.beta > 0) run.reference.emplace(*run.policy);
+  run.rewards = parse_reward_spec(o.rewards, o.max_completion_length, o.max_completion_length / 4);
+  run.prompts.task = o.task;
+  run.prompts.task.split = Split::Train;
+  if (!o.data_path.empty()) run.prompts.data = read_rl_dataset(o.data_path);
+  if (!o.data_path.empty() && run.prompts.data.empty()) throw FormatError(o.data_path + ": no examples");
+  run.schedule = {.lr = o.adamw.lr, .min_lr = o.adamw.lr * o.min_lr_ratio, .warmup_steps = o.warmup, .total_steps = o.steps};
+  if (o.resume) resume_from_checkpoint(run, o);
+  else std::ofstream(run.metrics_path, std::ios::trunc);
+  run.engine = inference_model(*run.policy, run.tokenizer);
+  return run;
+}
+
+// Rollout and score: generation batches of prompts_per_step groups until the step holds
+// prompts_per_step usable groups (one batch without dynamic sampling), then their advantages.
+std::vector<Rollout> rollout_and_score(GrpoRun& run, const GrpoOptions& o, int64_t step, GrpoStepStats& st) {
+  const auto t0 = Clock::now();
+  std::vector<Rollout> kept, generated;
+  const size_t want = size_t(o.prompts_per_step) * size_t(o.num_generations);
+  for (int batch = 0; batch < o.max_num_gen_batches && kept.size() < want; ++batch) {
+    std::vector<TaskItem> items;
+    for (int p = 0; p < o.prompts_per_step; ++p) items.push_back(run.prompts.at(run.next_prompt + p));
+    run.next_prompt += o.prompts_per_step;
+    std::vector<Rollout> rollouts = generate_rollouts(*run.engine, items, o, rollout_seed(o.seed, step, batch));
+    score_rollouts(rollouts, items, run.rewards);
+    st.groups_generated += o.prompts_per_step;
+    for (const Rollout& r : rollouts) generated.push_back({.completion = r.completion, .reward = r.reward,
+                                                          .accuracy = r.accuracy, .format = r.format});
+    keep_groups(rollouts, o, kept);
+    if (!o.dynamic_sampling) break;
+  }
+  rollout_stats(generated, st);
+  st.groups_used = int(kept.size()) / o.num_generations;
+  st.skipped = kept.empty();
+  st.rollout_seconds = since(t0);
+  double tokens = 0;
+  for (const Rollout& r : generated) tokens += double(r.completion.size());
+  st.rollout_tokens_per_s = tokens / std::max(1e-9, st.rollout_seconds);
+  set_advantages(kept, o);
+  return kept;
+}
+
+// Update: mu optimizer steps on the step's rollouts.
+void update_step(GrpoRun& run, const GrpoOptions& o, std::vector<Rollout>& batch, int64_t step, GrpoStepStats& st) {
+  const auto t0 = Clock::now();
+  st.lr = run.schedule.at(step);
+  const TrainModel* reference = run.reference ? &*run.reference : nullptr;
+  const UpdateStats u = update_policy(*run.policy, reference, batch, o, run.adam, float(st.lr), run.scratch);
+  st.loss = u.loss, st.kl = u.kl, st.clip_fraction = u.clip_fraction, st.grad_norm = u.grad_norm;
+  st.rollout_vs_train_logp = u.rollout_vs_train_logp;
+  st.train_seconds = since(t0);
+}
+
+void log_step(GrpoRun& run, const GrpoStepStats& st, std::optional<Progress>& progress) {
+  run.result.steps.push_back(st);
+  append_jsonl(run.metrics_path,
+               {{"step", st.step}, {"reward_mean", st.reward_mean}, {"reward_std", st.reward_std},
+                {"accuracy", st.accuracy}, {"format_rate", st.format_rate}, {"completion_length", st.completion_length},
+                {"loss", st.loss}, {"kl", st.kl}, {"clip_fraction", st.clip_fraction}, {"grad_norm", st.grad_norm},
+                {"lr", st.lr}, {"rollout_seconds", st.rollout_seconds}, {"train_seconds", st.train_seconds},
+                {"rollout_tokens_per_s", st.rollout_tokens_per_s}, {"groups_generated", st.groups_generated},
+                {"groups_used", st.groups_used}, {"skipped", st.skipped},
+                {"rollout_vs_train_logp", st.rollout_vs_train_logp}});
+  if (!progress) return;
+  char status[160];
+  if (st.skipped)
+    std::snprintf(status, sizeof status, "reward %.3f acc %.2f; update skipped: all %d groups had equal rewards",
+                  st.reward_mean, st.accuracy, st.groups_generated);
+  else
+    std::snprintf(status, sizeof status, "reward %.3f acc %.2f fmt %.2f len %.0f groups %d/%d", st.reward_mean,
+                  st.accuracy, st.format_rate, st.completion_length, st.groups_used, st.groups_generated);
+  progress->update(st.step, status);
+}
+
+void save_checkpoint(const GrpoRun& run, const GrpoOptions& o, int64_t step) {
+  write_checkpoint(run.ck_path, {.kind = "grpo", .config = run.policy->config, .params = run.policy->params,
+                                 .adam = run.adam, .step = step, .run_options = o.to_json(),
+                                 .extra = {{"next_prompt", std::to_string(run.next_prompt)}},
+                                 .tokenizer = gguf_metadata_bytes(run.tokenizer_meta)});
+}
+
+// The caller's held-out score of the current weights, recorded in the metrics.
+void evaluate_held_out(GrpoRun& run, const Evaluator& evaluate, int64_t step) {
+  if (!evaluate) return;
+  const HeldOutScore s = evaluate(*run.engine);
+  run.result.eval_accuracy = s.accuracy;
+  run.result.eval_format = s.format_rate;
+  append_jsonl(run.metrics_path, {{"step", step}, {"eval_accuracy", s.accuracy}, {"eval_format", s.format_rate},
+                                  {"eval_mean_tokens", s.mean_tokens}});
 }
 
 }  // namespace
 
 void GrpoOptions::validate() const {
   auto fail = [](const std::string& m) { throw InvalidArgument(m); };
+  auto range = [&](bool ok, const std::string& flag, const std::string& allowed, const std::string& got) {
+    if (!ok) fail(flag + " must be " + allowed + ", got " + got);
+  };
+  auto num = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return std::string(buf);
+  };
   if (task.name.empty() == data_path.empty()) fail("give exactly one of --task NAME or --data FILE");
   if (model.empty()) fail("--model FILE is required (the policy to start from, e.g. the SFT model)");
   if (!task.name.empty()) validate_task_options(task);
-  if (steps < 1 || prompts_per_step < 1) fail("--steps and --prompts-per-step must be >= 1");
-  if (num_generations < 2) fail("--num-generations must be >= 2 (advantages compare completions of a prompt), got " + std::to_string(num_generations));
-  if (!(temperature > 0)) fail("--temperature must be > 0 for rollouts");
-  if (max_completion_length < 1) fail("--max-completion-length must be >= 1");
-  if (beta < 0) fail("--beta must be >= 0");
-  if (!(epsilon >= 0 && epsilon < 1) || epsilon_high < 0) fail("--epsilon must be in [0, 1) and --epsilon-high >= 0");
-  if (num_iterations < 1) fail("--num-iterations must be >= 1");
-  if (micro_batch < 1) fail("--micro-batch must be >= 1");
+  range(steps >= 1, "--steps", ">= 1", std::to_string(steps));
+  range(prompts_per_step >= 1 && prompts_per_step <= 4096, "--prompts-per-step", "in [1, 4096]", std::to_string(prompts_per_step));
+  // Advantages compare the completions of a prompt: at least 2; the references use 8 to 64.
+  range(num_generations >= 2 && num_generations <= 1024, "--num-generations", "in [2, 1024]", std::to_string(num_generations));
+  range(temperature > 0 && temperature < INFINITY, "--temperature", "finite and > 0 for rollouts", num(temperature));
+  range(top_p > 0 && top_p <= 1, "--top-p", "in (0, 1] (1: off)", num(top_p));
+  range(top_k >= 0, "--top-k", ">= 0 (0: off)", std::to_string(top_k));
+  range(max_completion_length >= 1, "--max-completion-length", ">= 1", std::to_string(max_completion_length));
+  range(beta >= 0 && beta < INFINITY, "--beta", "finite and >= 0", num(beta));
+  range(epsilon >= 0 && epsilon < 1, "--epsilon", "in [0, 1)", num(epsilon));
+  range(epsilon_high >= 0 && epsilon_high < INFINITY, "--epsilon-high", "finite and >= 0", num(epsilon_high));
+  range(num_iterations >= 1 && num_iterations <= 64, "--num-iterations", "in [1, 64]", std::to_string(num_iterations));
+  range(max_num_gen_batches >= 1, "--max-num-gen-batches", ">= 1", std::to_string(max_num_gen_batches));
+  range(micro_batch >= 1, "--micro-batch", ">= 1", std::to_string(micro_batch));
+  range(warmup >= 0, "--warmup", ">= 0", std::to_string(warmup));
+  range(min_lr_ratio >= 0 && min_lr_ratio <= 1, "--min-lr-ratio", "in [0, 1]", num(min_lr_ratio));
+  range(eval_every >= 0, "--eval-every", ">= 0", std::to_string(eval_every));
+  range(save_every >= 0, "--save-every", ">= 0", std::to_string(save_every));
   validate_reward_spec(parse_reward_spec(rewards, max_completion_length, max_completion_length / 4));
   adamw.validate();
 }
 
 std::string GrpoOptions::to_json() const {
-  return nlohmann::json{{"kind", "grpo"}, {"task", task.name}, {"difficulty", task.difficulty}, {"data", data_path},
-                        {"model", model}, {"steps", steps}, {"prompts", prompts_per_step}, {"G", num_generations},
-                        {"temperature", temperature}, {"top_p", top_p}, {"top_k", top_k},
-                        {"max_completion_length", max_completion_length}, {"beta", beta}, {"epsilon", epsilon},
-                        {"epsilon_high", epsilon_high}, {"mu", num_iterations}, {"loss_type", int(loss_type)},
-                        {"scale_rewards", int(scale_rewards)}, {"mask_truncated", mask_truncated_completions},
-                        {"dynamic_sampling", dynamic_sampling}, {"rewards", rewards}, {"micro_batch", micro_batch},
-                        {"lr", adamw.lr}, {"beta1", adamw.beta1}, {"beta2", adamw.beta2},
+  // Keys are the flags' names, so a --resume mismatch names the flag that differs.
+  const char* loss_names[] = {"grpo", "bnpo", "dr_grpo", "dapo"};
+  const char* scale_names[] = {"group", "batch", "none"};
+  return nlohmann::json{{"kind", "grpo"}, {"task", task.name},
+                        {"difficulty", task.name.empty() ? task.difficulty : task_difficulty(task)},
+                        {"task_seed", task.seed}, {"prompt_template", task.prompt_template == PromptTemplate::Compact ? "compact" : "r1zero"},
+                        {"data", data_path}, {"model", model}, {"steps", steps}, {"prompts_per_step", prompts_per_step},
+                        {"num_generations", num_generations}, {"temperature", temperature}, {"top_p", top_p},
+                        {"top_k", top_k}, {"max_completion_length", max_completion_length}, {"beta", beta},
+                        {"epsilon", epsilon}, {"epsilon_high", epsilon_high}, {"num_iterations", num_iterations},
+                        {"loss_type", loss_names[int(loss_type)]}, {"scale_rewards", scale_names[int(scale_rewards)]},
+                        {"mask_truncated_completions", mask_truncated_completions}, {"dynamic_sampling", dynamic_sampling},
+                        {"max_num_gen_batches", max_num_gen_batches}, {"rewards", rewards}, {"micro_batch", micro_batch},
+                        {"lr", adamw.lr}, {"beta1", adamw.beta1}, {"beta2", adamw.beta2}, {"eps", adamw.eps},
                         {"weight_decay", adamw.weight_decay}, {"max_grad_norm", adamw.max_grad_norm},
                         {"warmup", warmup}, {"min_lr_ratio", min_lr_ratio}, {"seed", seed}}
       .dump();
 }
 
-GrpoResult run_grpo(const GrpoOptions& o) {
+GrpoResult run_grpo(const GrpoOptions& o, const Evaluator& evaluate) {
   o.validate();
-  std::filesystem::create_directories(o.out_dir);
-  const std::string ck_path = o.out_dir + "/checkpoint.bin", metrics = o.out_dir + "/metrics.jsonl";
-  const GgufFile file = read_gguf(o.model);
-  TrainModel policy = import_gguf(file);
-  const Tokenizer tok = Tokenizer::from_gguf(file);
-  const auto tok_meta = tokenizer_metadata(file);
-  const TrainModel reference = policy;  // frozen: the KL anchor
-  const RewardSpec spec = parse_reward_spec(o.rewards, o.max_completion_length, o.max_completion_length / 4);
-  std::vector<TaskItem> data;
-  if (!o.data_path.empty()) data = read_rl_dataset(o.data_path);
-  TaskOptions train_task = o.task;
-  train_task.split = Split::Train;
-  auto item_at = [&](int64_t k) { return data.empty() ? generate_item(train_task, k) : data[size_t(k) % data.size()]; };
-
-  AdamWState adam;
-  int64_t start = 0;
-  if (o.resume && std::filesystem::exists(ck_path)) {
-    const Checkpoint ck = read_checkpoint(ck_path);
-    if (ck.kind != "grpo") throw FormatError(ck_path + ": a '" + ck.kind + "' checkpoint, expected a GRPO one");
-    if (!(ck.config == policy.config)) throw FormatError(ck_path + ": the checkpoint is from another model");
-    if (ck.run_options != o.to_json()) throw FormatError(ck_path + ": the checkpoint was written with other options: " + ck.run_options);
-    policy.params = ck.params;
-    adam = ck.adam;
-    start = ck.step;
-  } else {
-    std::ofstream(metrics, std::ios::trunc);
-  }
-  const LrSchedule schedule{.lr = o.adamw.lr, .min_lr = o.adamw.lr * o.min_lr_ratio, .warmup_steps = o.warmup,
-                            .total_steps = o.steps};
-  const auto engine_model = inference_model(policy, tok);  // its weights are policy.params: it sees every update
-  const TokenLossOptions loss_opt{.beta = o.beta, .epsilon = o.epsilon, .epsilon_high = o.epsilon_high};
-  const int G = o.num_generations;
-  GrpoResult result;
-  Progress progress("grpo", o.steps);
-  Activations acts;
-  std::vector<float> logp, grads;
-
-  for (int64_t step = start; step < o.steps; ++step) {
+  GrpoRun run = start_run(o);
+  std::optional<Progress> progress;
+  if (!o.quiet) progress.emplace("grpo", o.steps, run.start);
+  for (int64_t step = run.start; step < o.steps; ++step) {
     GrpoStepStats st{.step = step + 1};
-    // 1. Rollouts: every group of the step in one batched decode.
-    const auto t_roll = Clock::now();
-    std::vector<TaskItem> items;
-    std::vector<std::vector<int32_t>> prompts;
-    std::vector<PathsOptions> popts;
-    for (int p = 0; p < o.prompts_per_step; ++p) {
-      items.push_back(item_at(step * o.prompts_per_step + p));
-      prompts.push_back(tok.encode(items.back().prompt, true, false));
-      popts.push_back({.n = G, .sampling = {.temperature = o.temperature, .top_k = o.top_k, .top_p = o.top_p},
-                       .seed = o.seed ^ (0x9e3779b97f4a7c15ull * uint64_t(step + 1)), .path_offset = uint64_t(p) * uint64_t(G),
-                       .logprob_temperature = o.temperature});
-    }
-    ModelRunner runner(*engine_model, kv_positions_for(prompts, G, o.max_completion_length));
-    const auto paths = run_paths_batch(runner, prompts, popts, {.max_tokens = o.max_completion_length});
-    st.rollout_seconds = since(t_roll);
-
-    // 2. Rewards and advantages.
-    std::vector<Rollout> rollouts;
-    std::vector<float> rewards;
-    size_t gen_tokens = 0;
-    for (int p = 0; p < o.prompts_per_step; ++p)
-      for (const Path& path : paths[size_t(p)]) {
-        Rollout r{.prompt = prompts[size_t(p)], .completion = path.tokens, .rollout_logp = path.logprobs};
-        r.reward = compute_rewards(spec, path.text, int(path.tokens.size()), items[size_t(p)]).total;
-        r.truncated = path.finish != FinishReason::Eos;
-        r.group = p;
-        st.accuracy += accuracy_reward(path.text, items[size_t(p)]);
-        st.format_rate += format_reward(path.text);
-        st.completion_length += double(path.tokens.size());
-        gen_tokens += path.tokens.size();
-        rewards.push_back(r.reward);
-        rollouts.push_back(std::move(r));
-      }
-    const double n_roll = double(rollouts.size());
-    st.accuracy /= n_roll, st.format_rate /= n_roll, st.completion_length /= n_roll;
-    st.rollout_tokens_per_s = double(gen_tokens) / std::max(1e-9, st.rollout_seconds);
-    for (float r : rewards) st.reward_mean += r / n_roll;
-    for (float r : rewards) st.reward_std += (r - st.reward_mean) * (r - st.reward_mean) / std::max(1.0, n_roll - 1);
-    st.reward_std = std::sqrt(st.reward_std);
-    const std::vector<float> adv = group_advantages(rewards, G, o.scale_rewards);
-    std::vector<const Rollout*> used;
-    for (int p = 0; p < o.prompts_per_step; ++p) {
-      bool all_equal = true;
-      for (int i = 1; i < G; ++i) all_equal = all_equal && rewards[size_t(p * G + i)] == rewards[size_t(p * G)];
-      if (o.dynamic_sampling && all_equal) continue;  // DAPO: no signal in this group
-      ++st.groups_used;
-      for (int i = 0; i < G; ++i) {
-        rollouts[size_t(p * G + i)].advantage = adv[size_t(p * G + i)];
-        used.push_back(&rollouts[size_t(p * G + i)]);
-      }
-    }
-
-    // 3. The policy update: old and reference log-probs, then mu optimizer steps.
-    const auto t_train = Clock::now();
-    std::vector<std::vector<const Rollout*>> micro;
-    for (size_t i = 0; i < used.size(); i += size_t(o.micro_batch))
-      micro.emplace_back(used.begin() + ptrdiff_t(i), used.begin() + ptrdiff_t(std::min(used.size(), i + size_t(o.micro_batch))));
-    int64_t total_tokens = 0;
-    for (const Rollout* r : used)
-      if (!(o.mask_truncated_completions && r->truncated)) total_tokens += int64_t(r->completion.size());
-    std::vector<std::vector<SequenceLoss>> seqs(micro.size());
-    for (size_t m = 0; m < micro.size(); ++m) {
-      const TrainBatch b = rollout_batch(micro[m], tok.eos());
-      forward_train(policy, b, acts, logp, o.temperature);
-      for (size_t i = 0; i < micro[m].size(); ++i) {
-        const Rollout& r = *micro[m][i];
-        SequenceLoss s{.logp = {}, .old_logp = completion_logp(logp, b, i, r), .ref_logp = {}, .advantage = r.advantage,
-                       .masked = o.mask_truncated_completions && r.truncated};
-        for (size_t t = 0; t < r.completion.size(); ++t)
-          st.rollout_vs_train_logp = std::max(st.rollout_vs_train_logp, double(std::fabs(r.rollout_logp[t] - s.old_logp[t])));
-        seqs[m].push_back(std::move(s));
-      }
-      if (o.beta > 0) {
-        forward_train(reference, b, acts, logp, o.temperature);
-        for (size_t i = 0; i < micro[m].size(); ++i) seqs[m][i].ref_logp = completion_logp(logp, b, i, *micro[m][i]);
-      }
-    }
-    for (int it = 0; it < o.num_iterations && !used.empty(); ++it) {
-      grads.assign(policy.params.size(), 0.0f);
-      for (size_t m = 0; m < micro.size(); ++m) {
-        const TrainBatch b = rollout_batch(micro[m], tok.eos());
-        forward_train(policy, b, acts, logp, o.temperature);
-        for (size_t i = 0; i < micro[m].size(); ++i) seqs[m][i].logp = completion_logp(logp, b, i, *micro[m][i]);
-        std::vector<std::vector<float>> dseq;
-        const LossStats ls = grpo_micro_batch_loss(seqs[m], o.loss_type, loss_opt, o.max_completion_length, total_tokens,
-                                                   int(micro.size()), dseq);
-        if (it == 0) {
-          st.loss += ls.loss;
-          st.kl += ls.kl * double(ls.tokens) / double(std::max<int64_t>(1, total_tokens));
-          st.clip_fraction += ls.clip_fraction * double(ls.tokens) / double(std::max<int64_t>(1, total_tokens));
-        }
-        std::vector<float> dlogp(size_t(b.B) * size_t(b.T), 0.0f);
-        for (size_t i = 0; i < micro[m].size(); ++i) {
-          const size_t first = micro[m][i]->prompt.size() - 1;
-          for (size_t t = 0; t < dseq[i].size(); ++t) dlogp[i * size_t(b.T) + first + t] = dseq[i][t];
-        }
-        backward_train(policy, b, acts, dlogp, grads);
-      }
-      st.grad_norm = clip_grad_norm(grads, o.adamw.max_grad_norm);
-      adamw_step(policy, grads, adam, o.adamw, schedule.at(step));
-    }
-    st.train_seconds = since(t_train);
-    result.steps.push_back(st);
-    append_jsonl(metrics, {{"step", st.step}, {"reward_mean", st.reward_mean}, {"reward_std", st.reward_std},
-                           {"accuracy", st.accuracy}, {"format_rate", st.format_rate},
-                           {"completion_length", st.completion_length}, {"loss", st.loss}, {"kl", st.kl},
-                           {"clip_fraction", st.clip_fraction}, {"grad_norm", st.grad_norm},
-                           {"rollout_seconds", st.rollout_seconds}, {"train_seconds", st.train_seconds},
-                           {"rollout_tokens_per_s", st.rollout_tokens_per_s}, {"groups_used", st.groups_used},
-                           {"rollout_vs_train_logp", st.rollout_vs_train_logp}});
-    if (!o.quiet) {
-      char status[128];
-      std::snprintf(status, sizeof status, "reward %.3f acc %.2f fmt %.2f len %.0f", st.reward_mean, st.accuracy,
-                    st.format_rate, st.completion_length);
-      progress.update(step + 1 - start, status);
-    }
-    auto save = [&] {
-      write_checkpoint(ck_path, {.kind = "grpo", .config = policy.config, .params = policy.params, .adam = adam,
-                                 .step = step + 1, .run_options = o.to_json(), .extra = {},
-                                 .tokenizer = gguf_metadata_bytes(tok_meta)});
-    };
-    if (o.save_every > 0 && (step + 1) % o.save_every == 0) save();
-    if (step + 1 == o.steps) save();
+    std::vector<Rollout> batch = rollout_and_score(run, o, step, st);
+    if (!st.skipped) update_step(run, o, batch, step, st);
+    log_step(run, st, progress);
+    if (every(o.save_every, step) || step + 1 == o.steps) save_checkpoint(run, o, step + 1);
+    if (every(o.eval_every, step) && step + 1 < o.steps) evaluate_held_out(run, evaluate, step + 1);
+    if (o.stop_after > 0 && step + 1 - run.start >= o.stop_after) return run.result;  // as if killed (tests)
   }
-  if (!o.quiet) progress.finish();
-
-  result.model_path = o.out_dir + "/model.gguf";
-  export_gguf(policy, tok_meta, result.model_path);
-  if (!o.task.name.empty() && o.eval_count > 0) {
-    TaskOptions t = o.task;
-    t.split = Split::Test;
-    const auto items = generate_items(t, o.eval_count);
-    const auto model = load_model(result.model_path);
-    const EvalResult e = evaluate(*model, items, GreedyOptions{}, {.max_tokens = o.max_completion_length});
-    result.eval_accuracy = e.accuracy;
-    result.eval_format = e.format_rate;
-    append_jsonl(metrics, {{"step", o.steps}, {"eval_accuracy", e.accuracy}, {"eval_format", e.format_rate}});
-  }
-  // Curves over the whole run (resumed or not), from the metrics file.
-  Series reward{.name = "reward"}, acc{.name = "accuracy"}, fmt{.name = "format"}, len{.name = "completion tokens"};
+  if (progress) progress->finish();
+  export_gguf(*run.policy, run.tokenizer_meta, run.model_path);
+  run.result.model_path = run.model_path;
+  evaluate_held_out(run, evaluate, o.steps);
   double roll = 0, train = 0;
-  std::ifstream in(metrics);
-  for (std::string line; std::getline(in, line);) {
-    const auto j = nlohmann::json::parse(line);
-    if (!j.contains("reward_mean")) continue;
-    const double x = j["step"];
-    reward.x.push_back(x), reward.y.push_back(j["reward_mean"]);
-    acc.x.push_back(x), acc.y.push_back(j["accuracy"]);
-    fmt.x.push_back(x), fmt.y.push_back(j["format_rate"]);
-    len.x.push_back(x), len.y.push_back(j["completion_length"]);
-    roll += j["rollout_seconds"].get<double>(), train += j["train_seconds"].get<double>();
-  }
-  write_svg_chart(o.out_dir + "/grpo_reward.svg", "GRPO: rollout reward, accuracy and format rate", "step", {reward, acc, fmt});
-  write_svg_chart(o.out_dir + "/grpo_length.svg", "GRPO: mean completion length (tokens)", "step", {len});
-  result.rollout_share = roll / std::max(1e-9, roll + train);
-  return result;
+  for (const GrpoStepStats& s : run.result.steps) roll += s.rollout_seconds, train += s.train_seconds;
+  run.result.rollout_share = roll / std::max(1e-9, roll + train);
+  return run.result;
 }
 
 }  // namespace ponder

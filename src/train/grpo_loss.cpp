@@ -78,46 +78,43 @@ TokenLoss grpo_token_loss(double logp, double old_logp, double ref_logp, double 
   return t;
 }
 
+LossStats& LossStats::operator+=(const LossStats& o) {
+  loss += o.loss, kl_sum += o.kl_sum, clipped += o.clipped, tokens += o.tokens;
+  return *this;
+}
+
 LossStats grpo_micro_batch_loss(std::span<const SequenceLoss> seqs, LossType type, const TokenLossOptions& o,
-                                int max_completion_length, int64_t total_tokens, int n_micro,
-                                std::vector<std::vector<float>>& dlogp) {
-  LossStats st;
-  dlogp.assign(seqs.size(), {});
-  int64_t mb_tokens = 0;
-  int n_seqs = 0;
-  for (const SequenceLoss& s : seqs) {
-    if (!s.masked) mb_tokens += int64_t(s.logp.size());
-    n_seqs += 1;
-  }
-  // The weight of one token of sequence i in the step's loss.
+                                const LossNormaliser& norm, std::vector<std::vector<float>>& dlogp) {
+  const double n_seqs = double(std::max<int64_t>(1, norm.n_sequences));
+  const double n_tokens = double(std::max<int64_t>(1, norm.n_tokens));
+  // The weight of one token of a sequence in the step's loss.
   auto weight = [&](const SequenceLoss& s) -> double {
     if (s.masked || s.logp.empty()) return 0.0;
     switch (type) {
-      case LossType::Grpo: return 1.0 / double(s.logp.size()) / double(n_seqs) / double(n_micro);
-      case LossType::Bnpo: return 1.0 / double(std::max<int64_t>(1, mb_tokens)) / double(n_micro);
-      case LossType::DrGrpo: return 1.0 / (double(n_seqs) * double(max_completion_length)) / double(n_micro);
-      case LossType::Dapo: return 1.0 / double(std::max<int64_t>(1, total_tokens));
+      case LossType::Grpo: return 1.0 / double(s.logp.size()) / n_seqs;
+      case LossType::Bnpo:
+      case LossType::Dapo: return 1.0 / n_tokens;
+      case LossType::DrGrpo: return 1.0 / (n_seqs * double(std::max(1, norm.max_completion_length)));
     }
     return 0.0;
   };
-  int64_t clipped = 0;
+  LossStats st;
+  dlogp.assign(seqs.size(), {});
   for (size_t i = 0; i < seqs.size(); ++i) {
     const SequenceLoss& s = seqs[i];
     const double w = weight(s);
     dlogp[i].assign(s.logp.size(), 0.0f);
+    if (s.masked) continue;
     for (size_t t = 0; t < s.logp.size(); ++t) {
       const TokenLoss tl = grpo_token_loss(s.logp[t], s.old_logp[t], s.ref_logp.empty() ? s.logp[t] : s.ref_logp[t],
                                            s.advantage, o);
       dlogp[i][t] = float(w * tl.dlogp);
       st.loss += w * tl.loss;
-      if (!s.masked) {
-        st.kl += tl.kl;
-        clipped += tl.clipped;
-        ++st.tokens;
-      }
+      st.kl_sum += tl.kl;
+      st.clipped += tl.clipped;
+      ++st.tokens;
     }
   }
-  if (st.tokens > 0) st.kl /= double(st.tokens), st.clip_fraction = double(clipped) / double(st.tokens);
   return st;
 }
 

@@ -1,6 +1,9 @@
 #include "train/model_io.h"
 
+#include <algorithm>
+
 #include "core/error.h"
+#include "formats/chat_template.h"
 #include "kernels/matmul.h"
 #include "model/config.h"
 
@@ -28,6 +31,9 @@ void export_gguf(const TrainModel& m, const std::vector<std::pair<std::string, G
       {"general.quantization_version", u32(2)},
   };
   meta.insert(meta.end(), tok_meta.begin(), tok_meta.end());
+  const bool has_template = std::any_of(tok_meta.begin(), tok_meta.end(),
+                                        [](const auto& kv) { return kv.first == "tokenizer.chat_template"; });
+  if (!has_template) meta.emplace_back("tokenizer.chat_template", GgufValue{compact_chat_template()});
   std::vector<std::vector<uint8_t>> storage;
   storage.reserve(m.layout.tensors.size());
   std::vector<GgufTensorData> tensors;

@@ -15,6 +15,9 @@
 namespace ponder {
 
 // tokenizer_metadata: the tokenizer.* keys to store (char_vocab_metadata() for ponder's models).
+// Without a tokenizer.chat_template among them, the compact template is written (the prompt
+// format of ponder's built-in tasks, formats/chat_template.h), so `ponder generate --chat` renders
+// exactly the prompts the model was trained on.
 void export_gguf(const TrainModel& m, const std::vector<std::pair<std::string, GgufValue>>& tokenizer_metadata,
                  const std::string& path, GgmlType dtype = GgmlType::F32, const std::string& name = "ponder");
 

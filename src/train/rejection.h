@@ -1,7 +1,9 @@
 #pragma once
 // Rejection sampling: draw N completions per prompt with the batched engine, keep the correct
 // ones (by the task's accuracy reward, and the strict format unless told otherwise) as new SFT
-// data: JSONL lines {"prompt", "completion"}.
+// data: JSONL lines {"prompt", "completion"}, each distinct completion of a prompt once (a
+// completion that is not valid UTF-8 is rejected: it is no JSON text). The
+// output is a function of the options: path i of prompt k draws from Rng::derive(seed, k * N + i).
 #include <string>
 
 #include "tasks/task.h"
@@ -16,12 +18,13 @@ struct RejectionOptions {
   int count = 100;             // prompts
   float temperature = 1.0f;
   float top_p = 1.0f;
+  int top_k = 0;               // 0: off
   int max_tokens = 96;
   uint64_t seed = 0;
   bool require_format = true;
   int prompts_per_batch = 32;  // prompts decoded together
   std::string output;          // JSONL file to write
-  void validate() const;
+  void validate() const;       // InvalidArgument naming the flag, the allowed range and the value
 };
 
 struct RejectionResult {

@@ -4,17 +4,18 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/rng.h"
-#include "eval/evaluate.h"
-#include "eval/plot.h"
 #include "model/model.h"
 #include "tasks/dataset.h"
 #include "train/char_vocab.h"
 #include "train/checkpoint.h"
+#include "train/memory.h"
 #include "train/model_io.h"
 
 namespace ponder {
@@ -46,47 +47,163 @@ struct ExampleSource {
   }
 };
 
-struct Setup {
+// Everything the loop reads and writes.
+struct SftRun {
   std::unique_ptr<TrainModel> model;
   Tokenizer tokenizer;
   std::vector<std::pair<std::string, GgufValue>> tokenizer_meta;
+  ExampleSource source;
+  AdamWState adam;
+  LrSchedule schedule;
+  int64_t start = 0;  // the first step of this run (the checkpoint's step when resuming)
+  std::string ck_path, metrics_path, model_path;
+  Activations acts;
+  std::vector<float> logp, dlogp, grads;
+  double trained_tokens = 0;
+  SftResult result;
 };
 
-Setup make_model(const SftOptions& o) {
-  Setup s;
-  if (!o.init_model.empty()) {
-    const GgufFile f = read_gguf(o.init_model);
-    s.model = std::make_unique<TrainModel>(import_gguf(f));
-    s.tokenizer = Tokenizer::from_gguf(f);
-    s.tokenizer_meta = tokenizer_metadata(f);
-  } else {
-    s.tokenizer_meta = char_vocab_metadata();
-    s.tokenizer = char_tokenizer();
-    TrainConfig c = find_train_preset(o.preset).config;
-    c.vocab = s.tokenizer.n_vocab();
-    s.model = std::make_unique<TrainModel>(c);
-    init_params(*s.model, o.seed);
-  }
-  return s;
-}
+struct StepStats {
+  double loss = 0, grad_norm = 0, seconds = 0;
+  float lr = 0;
+  int64_t n_targets = 0, n_tokens = 0;
+};
 
 void append_jsonl(const std::string& path, const nlohmann::json& j) {
   std::ofstream f(path, std::ios::app);
   f << j.dump() << "\n";
 }
 
-// Keeps the metrics lines of steps <= last_step (a resumed run rewrites what came after).
-void truncate_metrics(const std::string& path, int64_t last_step) {
-  std::ifstream in(path);
-  std::vector<std::string> keep;
-  for (std::string line; std::getline(in, line);) {
-    const auto j = nlohmann::json::parse(line, nullptr, false);
-    if (!j.is_discarded() && j.value("step", int64_t(0)) <= last_step) keep.push_back(line);
+
+void make_model(SftRun& run, const SftOptions& o) {
+  if (!o.init_model.empty()) {
+    const GgufFile f = read_gguf(o.init_model);
+    run.model = std::make_unique<TrainModel>(import_gguf(f));
+    run.tokenizer = Tokenizer::from_gguf(f);
+    run.tokenizer_meta = tokenizer_metadata(f);
+  } else {
+    run.tokenizer_meta = char_vocab_metadata();
+    run.tokenizer = char_tokenizer();
+    TrainConfig c = find_train_preset(o.preset).config;
+    c.vocab = run.tokenizer.n_vocab();
+    run.model = std::make_unique<TrainModel>(c);
+    init_params(*run.model, o.seed);
   }
-  in.close();
-  std::ofstream out(path, std::ios::trunc);
-  for (const std::string& l : keep) out << l << "\n";
 }
+
+// Before anything of the step is allocated: the activations of one micro-batch, the optimizer,
+// and the token ids of the step's micro-batches.
+void check_memory(const SftOptions& o, const TrainConfig& c) {
+  const int64_t tokens = std::min(o.max_len, c.ctx);
+  TrainStepMemory need = training_step_memory(c, o.batch_size, tokens);
+  need.other = double(o.grad_accum) * double(o.batch_size) * double(tokens) * 2 * sizeof(int32_t);
+  check_training_memory(need, "--batch " + std::to_string(o.batch_size) + ", --accum " + std::to_string(o.grad_accum) +
+                                  " and --max-len " + std::to_string(o.max_len) + " (" + std::to_string(tokens) +
+                                  " tokens per row)");
+}
+
+// The checkpoint of an earlier run with the same options and model (--resume).
+void resume_from_checkpoint(SftRun& run, const SftOptions& o) {
+  const Checkpoint ck = read_checkpoint_for_resume(run.ck_path, "sft", run.model->config, "--preset/--model", o.to_json());
+  run.model->params = ck.params;
+  run.adam = ck.adam;
+  run.start = ck.step;
+  run.result.resumed_from = ck.step;
+  truncate_metrics(run.metrics_path, run.start);
+}
+
+SftRun start_run(const SftOptions& o) {
+  std::filesystem::create_directories(o.out_dir);
+  SftRun run;
+  run.ck_path = o.out_dir + "/checkpoint.bin";
+  run.metrics_path = o.out_dir + "/metrics.jsonl";
+  run.model_path = o.out_dir + "/model.gguf";
+  make_model(run, o);
+  check_memory(o, run.model->config);
+  run.source = {.task = o.task, .data = {}, .seed = o.seed};
+  run.source.task.split = Split::Train;
+  if (!o.data_path.empty()) run.source.data = read_sft_dataset(o.data_path);
+  if (!o.data_path.empty() && run.source.data.empty()) throw FormatError(o.data_path + ": no examples");
+  run.schedule = {.lr = o.adamw.lr, .min_lr = o.adamw.lr * o.min_lr_ratio, .warmup_steps = o.warmup, .total_steps = o.steps};
+  if (o.resume) resume_from_checkpoint(run, o);
+  else std::ofstream(run.metrics_path, std::ios::trunc);
+  return run;
+}
+
+// The step's micro-batches: examples (step * accum + a) * batch + b of the stream.
+std::vector<TrainBatch> next_batches(const SftRun& run, const SftOptions& o, int64_t step) {
+  std::vector<TrainBatch> micro;
+  for (int a = 0; a < o.grad_accum; ++a) {
+    std::vector<SftSequence> seqs;
+    for (int b = 0; b < o.batch_size; ++b) {
+      const int64_t k = (step * o.grad_accum + a) * o.batch_size + b;
+      const auto [prompt, completion] = run.source.at(k);
+      seqs.push_back(tokenize_sft(run.tokenizer, prompt, completion, std::min(o.max_len, run.model->config.ctx)));
+    }
+    micro.push_back(make_batch(seqs, run.tokenizer.eos()));
+  }
+  return micro;
+}
+
+int64_t count_targets(const TrainBatch& b) {
+  int64_t n = 0;
+  for (int32_t t : b.targets) n += t >= 0;
+  return n;
+}
+
+// Forward and backward over every micro-batch (the loss: the mean over all the step's trained
+// tokens), clipping, one AdamW update.
+StepStats train_step(SftRun& run, const SftOptions& o, const std::vector<TrainBatch>& micro, int64_t step) {
+  const auto t0 = Clock::now();
+  TrainModel& m = *run.model;
+  StepStats st;
+  for (const TrainBatch& b : micro) st.n_targets += count_targets(b), st.n_tokens += int64_t(b.tokens.size());
+  const double denom = double(std::max<int64_t>(1, st.n_targets));
+  run.grads.assign(m.params.size(), 0.0f);
+  for (const TrainBatch& b : micro) {
+    const double mean = forward_train(m, b, run.acts, run.logp);
+    st.loss += mean * double(count_targets(b)) / denom;
+    run.dlogp.resize(run.logp.size());
+    for (size_t i = 0; i < run.dlogp.size(); ++i) run.dlogp[i] = b.targets[i] >= 0 ? -1.0f / float(st.n_targets) : 0.0f;
+    backward_train(m, b, run.acts, run.dlogp, run.grads);
+  }
+  st.grad_norm = clip_grad_norm(run.grads, o.adamw.max_grad_norm);
+  st.lr = run.schedule.at(step);
+  adamw_step(m, run.grads, run.adam, o.adamw, st.lr);
+  st.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return st;
+}
+
+void log_step(SftRun& run, int64_t step, const StepStats& st, std::optional<Progress>& progress) {
+  run.trained_tokens += double(st.n_tokens);
+  run.result.losses.push_back(st.loss);
+  const double tok_s = double(st.n_tokens) / std::max(1e-9, st.seconds);
+  append_jsonl(run.metrics_path, {{"step", step + 1}, {"loss", st.loss}, {"lr", st.lr}, {"grad_norm", st.grad_norm},
+                                  {"tokens_per_s", tok_s}, {"trained_tokens", st.n_targets}});
+  if (!progress) return;
+  char status[96];
+  std::snprintf(status, sizeof status, "loss %.4f lr %.2e %.0f tok/s", st.loss, double(st.lr), tok_s);
+  progress->update(step + 1, status);
+}
+
+void save_checkpoint(const SftRun& run, const SftOptions& o, int64_t step) {
+  write_checkpoint(run.ck_path, {.kind = "sft", .config = run.model->config, .params = run.model->params,
+                                 .adam = run.adam, .step = step, .run_options = o.to_json(), .extra = {},
+                                 .tokenizer = gguf_metadata_bytes(run.tokenizer_meta)});
+}
+
+// The caller's held-out score of the current weights (the engine reads them in place).
+void evaluate_held_out(SftRun& run, const Evaluator& evaluate, int64_t step) {
+  if (!evaluate) return;
+  const auto model = inference_model(*run.model, run.tokenizer);
+  const HeldOutScore score = evaluate(*model);
+  run.result.eval_accuracy = score.accuracy;
+  run.result.eval_format = score.format_rate;
+  append_jsonl(run.metrics_path, {{"step", step}, {"eval_accuracy", score.accuracy},
+                                  {"eval_format", score.format_rate}, {"eval_mean_tokens", score.mean_tokens}});
+}
+
+bool every(int n, int64_t step) { return n > 0 && (step + 1) % n == 0; }
 
 }  // namespace
 
@@ -102,12 +219,13 @@ void SftOptions::validate() const {
   if (max_len < 8) fail("--max-len must be >= 8, got " + std::to_string(max_len));
   if (warmup < 0) fail("--warmup must be >= 0");
   if (!(min_lr_ratio >= 0 && min_lr_ratio <= 1)) fail("--min-lr-ratio must be in [0, 1]");
-  if (eval_count < 0 || eval_every < 0 || save_every < 0) fail("--eval-count, --eval-every and --save-every must be >= 0");
+  if (eval_every < 0 || save_every < 0) fail("--eval-every and --save-every must be >= 0");
   adamw.validate();
 }
 
 std::string SftOptions::to_json() const {
-  const nlohmann::json j = {{"kind", "sft"}, {"task", task.name}, {"difficulty", task.difficulty},
+  const nlohmann::json j = {{"kind", "sft"}, {"task", task.name},
+                            {"difficulty", task.name.empty() ? task.difficulty : task_difficulty(task)},
                             {"task_seed", task.seed}, {"data", data_path}, {"preset", preset}, {"model", init_model},
                             {"steps", steps}, {"batch", batch_size}, {"accum", grad_accum}, {"max_len", max_len},
                             {"lr", adamw.lr}, {"beta1", adamw.beta1}, {"beta2", adamw.beta2}, {"eps", adamw.eps},
@@ -144,127 +262,31 @@ TrainBatch make_batch(const std::vector<SftSequence>& seqs, int32_t pad) {
   return b;
 }
 
-SftResult run_sft(const SftOptions& o) {
+SftResult run_sft(const SftOptions& o, const Evaluator& evaluate) {
   o.validate();
-  std::filesystem::create_directories(o.out_dir);
-  const std::string ck_path = o.out_dir + "/checkpoint.bin", metrics = o.out_dir + "/metrics.jsonl";
-  Setup s = make_model(o);
-  TrainModel& m = *s.model;
-  ExampleSource source{.task = o.task, .data = {}, .seed = o.seed};
-  source.task.split = Split::Train;
-  if (!o.data_path.empty()) source.data = read_sft_dataset(o.data_path);
-  if (!o.data_path.empty() && source.data.empty()) throw FormatError(o.data_path + ": no examples");
-
-  AdamWState adam;
-  int64_t start = 0;
-  if (o.resume && std::filesystem::exists(ck_path)) {
-    const Checkpoint ck = read_checkpoint(ck_path);
-    if (ck.kind != "sft") throw FormatError(ck_path + ": a '" + ck.kind + "' checkpoint, expected an SFT one");
-    if (!(ck.config == m.config))
-      throw FormatError(ck_path + ": the checkpoint is from another model (its config differs from --preset/--model)");
-    if (ck.run_options != o.to_json())
-      throw FormatError(ck_path + ": the checkpoint was written with other options: " + ck.run_options);
-    m.params = ck.params;
-    adam = ck.adam;
-    start = ck.step;
-    truncate_metrics(metrics, start);
-  } else {
-    std::ofstream(metrics, std::ios::trunc);
-  }
-  const LrSchedule schedule{.lr = o.adamw.lr, .min_lr = o.adamw.lr * o.min_lr_ratio, .warmup_steps = o.warmup,
-                            .total_steps = o.steps};
-  auto save = [&](int64_t step) {
-    Checkpoint ck{.kind = "sft", .config = m.config, .params = m.params, .adam = adam, .step = step,
-                  .run_options = o.to_json(), .extra = {}, .tokenizer = gguf_metadata_bytes(s.tokenizer_meta)};
-    write_checkpoint(ck_path, ck);
-  };
-  const std::string model_path = o.out_dir + "/model.gguf";
-  std::vector<TaskItem> eval_items;
-  if (!o.task.name.empty() && o.eval_count > 0) {
-    TaskOptions t = o.task;
-    t.split = Split::Test;
-    eval_items = generate_items(t, o.eval_count);
-  }
-  SftResult result;
-  auto evaluate_now = [&](int64_t step) {
-    export_gguf(m, s.tokenizer_meta, model_path);
-    if (eval_items.empty()) return;
-    const auto model = load_model(model_path);
-    const EvalResult e = evaluate(*model, eval_items, GreedyOptions{}, {.max_tokens = o.eval_max_tokens});
-    result.eval_accuracy = e.accuracy;
-    result.eval_format = e.format_rate;
-    append_jsonl(metrics, {{"step", step}, {"eval_accuracy", e.accuracy}, {"eval_format", e.format_rate},
-                           {"eval_mean_tokens", e.mean_tokens}});
-  };
-
-  Activations acts;
-  std::vector<float> logp, grads;
-  Progress progress("sft", o.steps);
+  SftRun run = start_run(o);
+  std::optional<Progress> progress;
+  if (!o.quiet) progress.emplace("sft", o.steps, run.start);
   const auto t_start = Clock::now();
-  double trained_tokens = 0;
-  for (int64_t step = start; step < o.steps; ++step) {
-    const auto t0 = Clock::now();
-    // Every micro-batch of the step first, so the loss is the mean over all trained tokens.
-    std::vector<TrainBatch> micro;
-    int64_t n_targets = 0, n_tokens = 0;
-    for (int a = 0; a < o.grad_accum; ++a) {
-      std::vector<SftSequence> seqs;
-      for (int b = 0; b < o.batch_size; ++b) {
-        const int64_t k = (step * o.grad_accum + a) * o.batch_size + b;
-        const auto [prompt, completion] = source.at(k);
-        seqs.push_back(tokenize_sft(s.tokenizer, prompt, completion, std::min(o.max_len, m.config.ctx)));
-      }
-      micro.push_back(make_batch(seqs, s.tokenizer.eos()));
-      for (int32_t t : micro.back().targets) n_targets += t >= 0;
-      n_tokens += int64_t(micro.back().tokens.size());
-    }
-    grads.assign(m.params.size(), 0.0f);
-    double loss = 0;
-    for (const TrainBatch& b : micro) {
-      const double mean = forward_train(m, b, acts, logp);
-      int64_t count = 0;
-      for (int32_t t : b.targets) count += t >= 0;
-      loss += mean * double(count) / double(std::max<int64_t>(1, n_targets));
-      std::vector<float> dlogp(logp.size());
-      for (size_t i = 0; i < dlogp.size(); ++i) dlogp[i] = b.targets[i] >= 0 ? -1.0f / float(n_targets) : 0.0f;
-      backward_train(m, b, acts, dlogp, grads);
-    }
-    const double norm = clip_grad_norm(grads, o.adamw.max_grad_norm);
-    const float lr = schedule.at(step);
-    adamw_step(m, grads, adam, o.adamw, lr);
-    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-    trained_tokens += double(n_tokens);
-    result.losses.push_back(loss);
-    append_jsonl(metrics, {{"step", step + 1}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm},
-                           {"tokens_per_s", double(n_tokens) / secs}, {"trained_tokens", n_targets}});
-    if (!o.quiet) {
-      char status[96];
-      std::snprintf(status, sizeof status, "loss %.4f lr %.2e %.0f tok/s", loss, lr, double(n_tokens) / secs);
-      progress.update(step + 1 - start, status);
-    }
-    if (o.save_every > 0 && (step + 1) % o.save_every == 0) save(step + 1);
-    if (o.eval_every > 0 && (step + 1) % o.eval_every == 0 && step + 1 < o.steps) evaluate_now(step + 1);
-    if (o.stop_after > 0 && step + 1 - start >= o.stop_after) return result;  // interrupted
+  for (int64_t step = run.start; step < o.steps; ++step) {
+    const std::vector<TrainBatch> micro = next_batches(run, o, step);
+    const StepStats st = train_step(run, o, micro, step);
+    log_step(run, step, st, progress);
+    if (every(o.save_every, step)) save_checkpoint(run, o, step + 1);
+    if (every(o.eval_every, step) && step + 1 < o.steps) evaluate_held_out(run, evaluate, step + 1);
+    if (o.stop_after > 0 && step + 1 - run.start >= o.stop_after) return run.result;  // as if killed (tests)
   }
-  if (!o.quiet) progress.finish();
-  save(o.steps);
-  result.tokens_per_second = trained_tokens / std::max(1e-9, std::chrono::duration<double>(Clock::now() - t_start).count());
-  evaluate_now(o.steps);
-  result.model_path = model_path;
-  const size_t tail = std::min<size_t>(10, result.losses.size());
-  for (size_t i = result.losses.size() - tail; i < result.losses.size(); ++i) result.final_loss += result.losses[i] / double(tail);
-
-  // Curves from the metrics file (the whole run, resumed or not).
-  Series loss_curve{.name = "train loss"}, acc{.name = "eval accuracy"};
-  std::ifstream in(metrics);
-  for (std::string line; std::getline(in, line);) {
-    const auto j = nlohmann::json::parse(line);
-    if (j.contains("loss")) loss_curve.x.push_back(j["step"]), loss_curve.y.push_back(j["loss"]);
-    if (j.contains("eval_accuracy")) acc.x.push_back(j["step"]), acc.y.push_back(j["eval_accuracy"]);
-  }
-  write_svg_chart(o.out_dir + "/sft_loss.svg", "SFT loss", "step", {loss_curve});
-  if (!acc.x.empty()) write_svg_chart(o.out_dir + "/sft_eval.svg", "held-out greedy accuracy", "step", {acc});
-  return result;
+  if (progress) progress->finish();
+  save_checkpoint(run, o, o.steps);
+  const double seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
+  run.result.tokens_per_second = run.trained_tokens / std::max(1e-9, seconds);
+  export_gguf(*run.model, run.tokenizer_meta, run.model_path);
+  run.result.model_path = run.model_path;
+  evaluate_held_out(run, evaluate, o.steps);
+  const std::vector<double>& losses = run.result.losses;
+  const size_t tail = std::min<size_t>(10, losses.size());
+  for (size_t i = losses.size() - tail; i < losses.size(); ++i) run.result.final_loss += losses[i] / double(tail);
+  return run.result;
 }
 
 }  // namespace ponder

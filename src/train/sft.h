@@ -1,7 +1,8 @@
 #pragma once
 // Supervised fine-tuning (the cold start): masked cross-entropy on the completion tokens only,
 // batches padded to their longest sequence, gradient accumulation, AdamW with warmup + cosine,
-// held-out greedy evaluation, metrics (JSONL) and plots, atomic checkpoints and exact resume.
+// metrics (OUT/metrics.jsonl), atomic checkpoints and exact resume, held-out scores from the
+// caller's Evaluator (train/hooks.h). Plots are drawn by the caller (eval/training_plots.h).
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "tasks/task.h"
 #include "train/adamw.h"
 #include "train/forward_train.h"
+#include "train/hooks.h"
 
 namespace ponder {
 
@@ -28,12 +30,10 @@ struct SftOptions {
   int warmup = 20;
   float min_lr_ratio = 0.1f;
   uint64_t seed = 0;
-  int eval_every = 0;           // 0: only at the end
-  int eval_count = 100;         // held-out items (task data only)
-  int eval_max_tokens = 96;
+  int eval_every = 0;           // call the Evaluator every N steps (0: only at the end)
   std::string out_dir = "out/sft";
   int save_every = 50;
-  bool resume = false;
+  bool resume = false;          // continue from OUT/checkpoint.bin (an error when there is none)
   bool quiet = false;           // no progress bar
   int stop_after = 0;           // > 0: stop after this many steps of this run, as if killed (tests)
 
@@ -43,14 +43,19 @@ struct SftOptions {
 
 struct SftResult {
   double final_loss = 0;        // mean over the last 10 steps
-  double eval_accuracy = -1;    // held-out greedy accuracy (-1: not evaluated)
+  double eval_accuracy = -1;    // the Evaluator's last score (-1: not evaluated)
   double eval_format = -1;
+  int64_t resumed_from = 0;     // the checkpoint's step (--resume), else 0
   double tokens_per_second = 0; // trained tokens (forward + backward + AdamW), whole run
   std::string model_path;       // the exported GGUF
   std::vector<double> losses;   // per step
 };
 
-SftResult run_sft(const SftOptions& options);
+// Trains, checkpoints, exports OUT/model.gguf (with the compact chat template, train/model_io.h)
+// and, when `evaluate` is given, scores the current weights every eval_every steps and at the end.
+// Throws InvalidArgument for bad options (and a step that needs more memory than the machine has,
+// train/memory.h), FormatError for bad data or a checkpoint that does not match the run.
+SftResult run_sft(const SftOptions& options, const Evaluator& evaluate = {});
 
 // One tokenized example: BOS + prompt + completion + EOS, with the next-token targets set on the
 // completion (and EOS) only.

@@ -294,7 +294,7 @@ TEST(TaskArith, DifficultyZeroIsSingleDigits) {
 
 TEST(TaskOptionsCheck, BadOptions) {
   EXPECT_THROW(generate_items(options("sudoku", 1), 1), InvalidArgument);
-  EXPECT_THROW(generate_items(options("arith", -1), 1), InvalidArgument);
+  EXPECT_THROW(generate_items(options("arith", -2), 1), InvalidArgument);  // -1: the task's default
   EXPECT_THROW(generate_items(options("countdown", 0), 1), InvalidArgument);
   EXPECT_THROW(generate_items(options("arith", 4), 1), InvalidArgument);
   EXPECT_THROW(generate_items(options("arith", 1), -1), InvalidArgument);
@@ -346,7 +346,7 @@ TEST(TaskCli, PrintsJsonl) {
   const CliResult sft = run_cli("task --name arith --count 2 --sft --template r1zero");
   ASSERT_EQ(sft.exit_code, 0) << sft.err;
   const auto first = nlohmann::json::parse(sft.out.substr(0, sft.out.find('\n')));
-  o = options("arith", 1);
+  o = options("arith", 0);  // the default difficulty of every command (default_difficulty)
   o.prompt_template = PromptTemplate::R1Zero;
   EXPECT_EQ(first["prompt"], generate_item(o, 0).prompt);
   EXPECT_EQ(first["completion"], sft_completion(generate_item(o, 0)));

@@ -78,22 +78,63 @@ TEST(GrpoLossTypes, NormalisersAsInTrl) {
     double loss, d1, d2;  // loss, d loss/d logp of a token of sequence 1 and of sequence 2
   };
   const double sum = -2 * A1 - 3 * A2;
+  // The step: these 2 sequences, 5 tokens; max completion length 8.
+  const LossNormaliser step{.n_sequences = 2, .n_tokens = 5, .max_completion_length = 8};
   for (const Case& c : {Case{LossType::Grpo, (-A1 - A2) / 2, -A1 / 2.0 / 2, -A2 / 3.0 / 2},
                         Case{LossType::Bnpo, sum / 5, -A1 / 5.0, -A2 / 5.0},
                         Case{LossType::DrGrpo, sum / (2 * 8), -A1 / 16.0, -A2 / 16.0},
-                        Case{LossType::Dapo, sum / 10, -A1 / 10.0, -A2 / 10.0}}) {
-    // max completion length 8; the accumulated batch holds 10 tokens (dapo); one micro-batch.
-    const LossStats s = grpo_micro_batch_loss(seqs, c.type, o, 8, 10, 1, d);
+                        Case{LossType::Dapo, sum / 5, -A1 / 5.0, -A2 / 5.0}}) {
+    const LossStats s = grpo_micro_batch_loss(seqs, c.type, o, step, d);
     EXPECT_NEAR(s.loss, c.loss, 1e-7) << int(c.type);
     EXPECT_NEAR(d[0][1], c.d1, 1e-7) << int(c.type);
     EXPECT_NEAR(d[1][2], c.d2, 1e-7) << int(c.type);
     EXPECT_EQ(s.tokens, 5);
+    // The same step cut into two micro-batches of one sequence each: the parts add up to the
+    // whole, token by token.
+    std::vector<std::vector<float>> d0, d1;
+    const LossStats p0 = grpo_micro_batch_loss(std::span(seqs).first(1), c.type, o, step, d0);
+    const LossStats p1 = grpo_micro_batch_loss(std::span(seqs).last(1), c.type, o, step, d1);
+    EXPECT_NEAR(p0.loss + p1.loss, c.loss, 1e-7) << int(c.type);
+    EXPECT_EQ(d0[0], d[0]) << int(c.type);
+    EXPECT_EQ(d1[0], d[1]) << int(c.type);
   }
-  // Two micro-batches: grpo/bnpo/dr_grpo average them, dapo's normaliser already spans the batch.
-  grpo_micro_batch_loss(seqs, LossType::Bnpo, o, 8, 10, 2, d);
-  EXPECT_NEAR(d[0][0], -A1 / 5.0 / 2, 1e-7);
-  grpo_micro_batch_loss(seqs, LossType::Dapo, o, 8, 10, 2, d);
-  EXPECT_NEAR(d[0][0], -A1 / 10.0, 1e-7);
+}
+
+// A masked (truncated) sequence, as TRL: no loss, no gradient, no tokens; but it still counts as a
+// sequence in grpo's mean over sequences and in dr_grpo's sequences x max length.
+TEST(GrpoLossTypes, MaskedSequencesAsInTrl) {
+  const float A1 = 0.8f, A2 = -0.3f;
+  std::vector<SequenceLoss> seqs(3);
+  seqs[0] = {.logp = {-1, -2}, .old_logp = {-1, -2}, .ref_logp = {}, .advantage = A1};
+  seqs[1] = {.logp = {-1, -1, -3}, .old_logp = {-1, -1, -3}, .ref_logp = {}, .advantage = A2};
+  seqs[2] = {.logp = {-1, -1, -1, -1}, .old_logp = {-2, -2, -2, -2}, .ref_logp = {}, .advantage = 5.0f, .masked = true};
+  const LossNormaliser step{.n_sequences = 3, .n_tokens = 5, .max_completion_length = 8};
+  const double sum = -2 * A1 - 3 * A2;
+  std::vector<std::vector<float>> d;
+  EXPECT_NEAR(grpo_micro_batch_loss(seqs, LossType::Grpo, {}, step, d).loss, (-A1 - A2) / 3, 1e-7);
+  EXPECT_NEAR(d[0][0], -A1 / 2.0 / 3, 1e-7);
+  EXPECT_EQ(d[2], std::vector<float>(4, 0.0f));
+  EXPECT_NEAR(grpo_micro_batch_loss(seqs, LossType::DrGrpo, {}, step, d).loss, sum / (3 * 8), 1e-7);
+  const LossStats s = grpo_micro_batch_loss(seqs, LossType::Dapo, {.beta = 0.1f}, step, d);
+  EXPECT_NEAR(s.loss, sum / 5, 1e-7);
+  EXPECT_EQ(s.tokens, 5) << "the masked sequence's tokens are not counted";
+  EXPECT_EQ(s.kl(), 0.0) << "no reference given: the policy is the reference";
+  EXPECT_EQ(d[2], std::vector<float>(4, 0.0f));
+}
+
+// Step-wide metrics: KL and clip fraction are means over every unmasked token of the step,
+// whatever the parts: tokens (hand-computed) of ratio e^0.5 with A > 0 are clipped.
+TEST(GrpoLossTypes, MetricsAreStepWide) {
+  std::vector<SequenceLoss> seqs(2);
+  seqs[0] = {.logp = {-0.5f}, .old_logp = {-1}, .ref_logp = {-1}, .advantage = 1};                  // clipped, kl k(-0.5)
+  seqs[1] = {.logp = {-1, -1, -1}, .old_logp = {-1, -1, -1}, .ref_logp = {-1, -1, -1}, .advantage = 1};  // ratio 1, kl 0
+  const LossNormaliser step{.n_sequences = 2, .n_tokens = 4, .max_completion_length = 8};
+  std::vector<std::vector<float>> d;
+  LossStats total = grpo_micro_batch_loss(std::span(seqs).first(1), LossType::Dapo, {.beta = 0.1f}, step, d);
+  total += grpo_micro_batch_loss(std::span(seqs).last(1), LossType::Dapo, {.beta = 0.1f}, step, d);
+  EXPECT_EQ(total.tokens, 4);
+  EXPECT_DOUBLE_EQ(total.clip_fraction(), 0.25);
+  EXPECT_NEAR(total.kl(), (std::exp(-0.5) + 0.5 - 1) / 4, 1e-7);
 }
 
 // A tiny model and a batch of two completions after a shared prompt.
@@ -123,7 +164,7 @@ struct TinyPolicy {
   // One GRPO update through the model; returns the gradient norm.
   double update(const std::vector<SequenceLoss>& seqs, LossType type, double* loss = nullptr) {
     std::vector<std::vector<float>> d;
-    const LossStats s = grpo_micro_batch_loss(seqs, type, {.beta = 0.0f}, 4, 16, 1, d);
+    const LossStats s = grpo_micro_batch_loss(seqs, type, {.beta = 0.0f}, {.n_sequences = 4, .n_tokens = 16, .max_completion_length = 4}, d);
     if (loss) *loss = s.loss;
     std::vector<float> dlogp(24, 0.0f);
     for (int b = 0; b < 4; ++b)

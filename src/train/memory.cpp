@@ -1,0 +1,89 @@
+#include "train/memory.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "train/params.h"
+
+namespace ponder {
+
+namespace {
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+// The first number in a file ("max" or a missing file: -1).
+double read_number(const std::string& path) {
+  std::ifstream in(path);
+  double v = -1;
+  if (in && (in >> v)) return v;
+  return -1;
+}
+
+double meminfo_available() {
+  std::ifstream in("/proc/meminfo");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("MemAvailable:", 0) != 0) continue;
+    std::istringstream s(line.substr(13));
+    double kb = -1;
+    if (s >> kb) return kb * 1024.0;
+  }
+  const long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? double(pages) * double(page) : -1;
+}
+
+std::string gib(double bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, bytes < 0.1 * kGiB ? "%.2f GiB" : "%.1f GiB", bytes / kGiB);
+  return buf;
+}
+
+}  // namespace
+
+TrainStepMemory training_step_memory(const TrainConfig& c, int64_t rows, int64_t tokens_per_row) {
+  const double B = double(rows), T = double(tokens_per_row), N = B * T;
+  const double C = c.dim, F = c.ffn, V = c.vocab, L = c.n_layers, H = c.n_heads, D = c.head_dim();
+  const double qd = c.q_dim(), kvd = c.kv_dim();
+  const double P = double(ParamLayout::for_config(c).total);
+  // forward_train, per layer: x_in, xn1, x_mid, xn2 (N, C); rstd1, rstd2 (N); q, att (N, H*D);
+  // k, v (N, Hkv*D); probs (B, H, T, T); gate, up, h (N, F).
+  const double per_layer = 4 * N * C + 2 * N + 2 * N * qd + 2 * N * kvd + B * H * T * T + 3 * N * F;
+  // x_final, xnf (N, C); rstdf (N); logits (N, V); rope cos and sin (T, D/2).
+  const double top = 2 * N * C + N + N * V + T * D;
+  // backward_train scratch: dx, dxn (N, C); dbig (N, F); dbig2 (N, 2F); datt, dq (N, H*D);
+  // dk, dv (N, Hkv*D); dprobs (B, H, T, T). Then logp and dlogp (N).
+  const double scratch = 2 * N * C + 3 * N * F + 2 * N * qd + 2 * N * kvd + B * H * T * T + 2 * N;
+  const double f = sizeof(float);
+  return {.params = P * f, .grads = P * f, .optimizer = 2 * P * f, .activations = (L * per_layer + top + scratch) * f};
+}
+
+double available_memory_bytes() {
+  double avail = meminfo_available();
+  // cgroup v2, then v1: the limit minus what the group already uses.
+  for (const auto& [limit_path, usage_path] :
+       {std::pair{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"},
+        std::pair{"/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"}}) {
+    const double limit = read_number(limit_path), usage = read_number(usage_path);
+    if (limit > 0 && usage >= 0 && limit < 1e18) {
+      const double left = std::max(0.0, limit - usage);
+      avail = avail < 0 ? left : std::min(avail, left);
+      break;
+    }
+  }
+  return avail;
+}
+
+void check_training_memory(const TrainStepMemory& need, const std::string& flags, double available) {
+  if (available < 0) return;  // unknown: nothing to compare with
+  if (need.total() <= 0.9 * available) return;
+  std::string rest = "parameters, gradients and AdamW " + gib(need.params + need.grads + need.optimizer);
+  if (need.other > 0) rest += "; other " + gib(need.other);
+  throw InvalidArgument(flags + " need " + gib(need.total()) + " for a training step (activations " +
+                        gib(need.activations) + "; " + rest + "), more than 90% of the " + gib(available) +
+                        " this machine has available; lower them");
+}
+
+}  // namespace ponder

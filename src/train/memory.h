@@ -1,0 +1,40 @@
+#pragma once
+// The memory of a training step, checked before anything is allocated, so a --batch or --max-len
+// the machine cannot hold is an error naming the flags and the GiB, never bad_alloc or an OOM kill.
+// Counted: the parameters, the gradient buffer, AdamW's two moments, and for one micro-batch of
+// (rows, tokens per row) everything forward_train records and backward_train uses as scratch
+// (train/forward_train.h: Activations, including the (B, H, T, T) attention probabilities per
+// layer and the (B*T, V) logits). The sums are doubles: products of untrusted flags overflow int64.
+#include <cstdint>
+#include <string>
+
+#include "train/config.h"
+
+namespace ponder {
+
+struct TrainStepMemory {
+  double params = 0;       // bytes of the f32 parameters
+  double grads = 0;        // the gradient buffer (the parameters' layout)
+  double optimizer = 0;    // AdamW m and v
+  double activations = 0;  // Activations + log-probs and their gradients for one micro-batch
+  double other = 0;        // the caller's extra (GRPO: the reference model, the rollout KV cache)
+  double total() const { return params + grads + optimizer + activations + other; }
+};
+
+// What one optimizer step of model c needs with micro-batches of rows x tokens_per_row.
+TrainStepMemory training_step_memory(const TrainConfig& c, int64_t rows, int64_t tokens_per_row);
+
+// Bytes this process can still allocate: MemAvailable of /proc/meminfo, lowered to the cgroup's
+// memory.max - memory.current when a limit is set (containers); sysconf's available pages when
+// /proc is missing.
+double available_memory_bytes();
+
+// Throws InvalidArgument when need.total() exceeds 90% of `available`, naming `flags` (e.g.
+// "--batch 4096 and --max-len 256") and the GiB needed, split into activations and the rest:
+//   --batch 4096 and --max-len 256 need 93.2 GiB for a training step (activations 90.1 GiB;
+//   parameters, gradients and AdamW 3.1 GiB), more than 90% of the 12.3 GiB this machine has
+//   available; lower them
+void check_training_memory(const TrainStepMemory& need, const std::string& flags,
+                           double available = available_memory_bytes());
+
+}  // namespace ponder

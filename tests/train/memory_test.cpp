@@ -1,0 +1,82 @@
+// The memory of a training step, counted before anything is allocated, against what forward_train
+// and backward_train really allocate; and flags the machine cannot hold are errors naming them.
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "train/char_vocab.h"
+#include "train/forward_train.h"
+#include "train/memory.h"
+#include "train/sft.h"
+#include "support/temp_path.h"
+
+using ponder::testing::temp_path;
+
+namespace ponder {
+namespace {
+
+size_t allocated_floats(const Activations& a) {
+  size_t n = 0;
+  for (const std::vector<float>* v :
+       {&a.x_in, &a.xn1, &a.rstd1, &a.q, &a.k, &a.v, &a.probs, &a.att, &a.x_mid, &a.xn2, &a.rstd2, &a.gate, &a.up, &a.h,
+        &a.x_final, &a.xnf, &a.rstdf, &a.logits, &a.rope_cos, &a.rope_sin, &a.dx, &a.dxn, &a.dbig, &a.dbig2, &a.datt,
+        &a.dq, &a.dk, &a.dv, &a.dprobs})
+    n += v->size();
+  return n;
+}
+
+TEST(TrainMemory, CountsWhatForwardAndBackwardAllocate) {
+  TrainConfig c{.vocab = 40, .dim = 16, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .ffn = 24, .ctx = 32};
+  TrainModel m(c);
+  init_params(m, 3);
+  const int B = 3, T = 20;
+  TrainBatch b{.B = B, .T = T};
+  for (int i = 0; i < B * T; ++i) b.tokens.push_back(i % c.vocab), b.targets.push_back((i + 1) % c.vocab);
+  Activations acts;
+  std::vector<float> logp, grads;
+  forward_train(m, b, acts, logp);
+  const std::vector<float> dlogp(logp.size(), -0.01f);
+  backward_train(m, b, acts, dlogp, grads);
+  const TrainStepMemory need = training_step_memory(c, B, T);
+  EXPECT_EQ(need.activations, double(allocated_floats(acts) + logp.size() + dlogp.size()) * 4);
+  EXPECT_EQ(need.params, double(m.params.size()) * 4);
+  EXPECT_EQ(need.grads, double(grads.size()) * 4);
+  EXPECT_EQ(need.optimizer, 2 * need.params) << "AdamW m and v";
+}
+
+TEST(TrainMemory, TooMuchIsAnErrorNamingTheFlagsAndGiB) {
+  const TrainStepMemory need{.params = 1 << 30, .grads = 1 << 30, .optimizer = 2.0 * (1 << 30), .activations = 6.0 * (1 << 30)};
+  EXPECT_NO_THROW(check_training_memory(need, "--batch 8", 20.0 * (1 << 30)));
+  try {
+    check_training_memory(need, "--batch 8 and --max-len 256", 8.0 * (1 << 30));
+    FAIL() << "10 GiB accepted with 8 available";
+  } catch (const InvalidArgument& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("--batch 8 and --max-len 256 need 10.0 GiB"), std::string::npos) << m;
+    EXPECT_NE(m.find("activations 6.0 GiB"), std::string::npos) << m;
+    EXPECT_NE(m.find("8.0 GiB this machine has available"), std::string::npos) << m;
+  }
+  const double avail = available_memory_bytes();
+  EXPECT_GT(avail, 1e6) << "MemAvailable read";
+}
+
+TEST(TrainMemory, SftRefusesABatchTheMachineCannotHold) {
+  SftOptions o;
+  o.task.name = "arith";
+  o.preset = "tiny";
+  o.steps = 1;
+  o.batch_size = 1'000'000;  // (B, H, T, T) probabilities alone: ~1 TB per layer
+  o.out_dir = temp_path("sft_memory");
+  o.quiet = true;
+  try {
+    run_sft(o);
+    FAIL() << "a 1,000,000-row batch was accepted";
+  } catch (const InvalidArgument& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("--batch 1000000"), std::string::npos) << m;
+    EXPECT_NE(m.find("--max-len 256"), std::string::npos) << m;
+    EXPECT_NE(m.find("GiB"), std::string::npos) << m;
+  }
+}
+
+}  // namespace
+}  // namespace ponder
