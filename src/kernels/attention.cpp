@@ -34,7 +34,8 @@ void for_each_position(const float* const* blocks, const KvBlocks& kv, int kv_di
 // multiple of 256 with weight 0, so every position falls in a whole group of 64.)
 // lanes: scratch (64, D).
 void weighted_sum(float* out, const float* w, const KvBlocks& kv, int kv_dim, int offset, int D, float* lanes) {
-  std::fill(lanes, lanes + size_t(64) * size_t(D), 0.0f);
+  const int n_lanes = std::min(kv.n_ctx, 64);  // lanes past n_ctx - 1 stay +0 (llama.cpp's padding)
+  std::fill(lanes, lanes + size_t(n_lanes) * size_t(D), 0.0f);
   for_each_position(kv.v, kv, kv_dim, offset, [&](int p, const float* v) {
     float* acc = lanes + size_t(p & 63) * size_t(D);
     int d = 0;
@@ -44,23 +45,40 @@ void weighted_sum(float* out, const float* w, const KvBlocks& kv, int kv_dim, in
 #endif
     for (; d < D; ++d) acc[d] = std::fma(w[p], v[d], acc[d]);
   });
-  // s[l] = (a[l] + a[l+32]) + (a[l+16] + a[l+48]), then the halving tree over l, element by element.
-  float* s = lanes;  // s[l] overwrites lane l (l < 16) after reading lanes l, l+16, l+32, l+48
-  for (int l = 0; l < 16; ++l) {
-    const float* a0 = lanes + size_t(l) * D;
-    const float* a1 = lanes + size_t(l + 16) * D;
-    const float* a2 = lanes + size_t(l + 32) * D;
-    const float* a3 = lanes + size_t(l + 48) * D;
+  // s[l] = (a[l] + a[l+32]) + (a[l+16] + a[l+48]), then the halving tree over l, element by
+  // element; an unused lane adds +0, as llama.cpp's zero-weight padded positions do.
+  auto lane = [&](int l) -> const float* { return l < n_lanes ? lanes + size_t(l) * D : nullptr; };
+  auto add = [&](float* dst, const float* a, const float* b) {  // dst = a + b, a null lane is +0
+    for (int d = 0; d < D; ++d) dst[d] = (a ? a[d] : 0.0f) + (b ? b[d] : 0.0f);
+  };
+  float* s = lanes;  // s[l] overwrites lane l (l < 16) after lanes l, l+16, l+32, l+48 are read
+  const int n_s = std::min(n_lanes, 16);
+  for (int l = 0; l < n_s; ++l) {
     float* sl = s + size_t(l) * D;
-    for (int d = 0; d < D; ++d) sl[d] = (a0[d] + a2[d]) + (a1[d] + a3[d]);
-  }
-  for (int half = 8; half >= 1; half /= 2)
-    for (int l = 0; l < half; ++l) {
-      float* x = s + size_t(l) * D;
-      const float* y = s + size_t(l + half) * D;
-      for (int d = 0; d < D; ++d) x[d] = x[d] + y[d];
+    if (n_lanes > 16) {
+      float* tmp = out;  // (a[l+16] + a[l+48]) parked in out
+      add(tmp, lane(l + 16), lane(l + 48));
+      add(sl, lane(l), lane(l + 32));
+      for (int d = 0; d < D; ++d) sl[d] = sl[d] + tmp[d];
+    } else {
+      for (int d = 0; d < D; ++d) sl[d] = (sl[d] + 0.0f) + (0.0f + 0.0f);
     }
-  std::copy(s, s + D, out);
+  }
+  int n_valid = n_s;  // s[l] for l >= n_valid is +0 (not stored)
+  for (int half = 8; half >= 1; half /= 2) {
+    for (int l = 0; l < half && l < n_valid; ++l) {
+      float* x = s + size_t(l) * D;
+      if (l + half < n_valid) {
+        const float* y = s + size_t(l + half) * D;
+        for (int d = 0; d < D; ++d) x[d] = x[d] + y[d];
+      } else {
+        for (int d = 0; d < D; ++d) x[d] = x[d] + 0.0f;
+      }
+    }
+    n_valid = std::min(n_valid, half);
+  }
+  if (n_s == 0) std::fill(out, out + D, 0.0f);
+  else std::copy(s, s + D, out);
 }
 
 }  // namespace

@@ -9,7 +9,7 @@ namespace ponder::matmul_detail {
 constexpr int kLanes = 8;        // a Q8_0 block's 8 integer lane sums (4 inputs each)
 constexpr int kTileRows = 4;     // weight rows per tile (F32, F16, BF16)
 constexpr int kQ8GroupRows = 8;  // weight rows per tile for Q8x8 (one group)
-constexpr int kTileToks = 1;     // activation rows per tile (F32, F16, BF16: 4 x 4 accumulators per row)
+constexpr int kTileToks = 4;     // activation rows per tile (F32, F16, BF16)
 constexpr int kQ8TileToks = 2;   // activation rows per tile for Q8x8 (8 chunk accumulators per row)
 
 // Computes y[(t+i)*ldy + n+r] for r < nr, i < nt.

@@ -51,37 +51,60 @@ struct LoadBF16 {
   static constexpr bool kDoubleTail = false;
 };
 
-// F32/F16/BF16 weights (Rows layout), kTileRows rows against one activation row of the same
-// type: 64 lanes per output (4 x 16), the fixed reduction, then the tail, as the portable path.
-template <typename L>
-void tile_float(float* y, int64_t, const WeightView& wv, int64_t n, int nr, const PackedActivations& xa, int64_t t,
-                int) {
+// F32/F16/BF16 weights (Rows layout), kTileRows rows against NT activation rows of the same
+// type: 64 lanes per output (4 chunks of 16), the fixed reduction, then the tail, as the portable
+// path. One activation row keeps its 4 x NR chunk accumulators in registers; several rows run
+// the k loop once per chunk (chunk j: inputs 16j..16j+15 of every 64), parking each chunk's sums.
+template <typename L, int NT>
+void tile_float(float* y, int64_t ldy, const WeightView& wv, int64_t n, int nr, const PackedActivations& xa, int64_t t,
+                int nt) {
   using T = typename L::T;
   constexpr int NR = kTileRows;
   const int64_t K = wv.n_cols, np = K & ~int64_t(63);
   const T* w[NR];
+  const T* x[NT];
   for (int r = 0; r < NR; ++r) w[r] = reinterpret_cast<const T*>(wv.row(n + (r < nr ? r : 0)));
-  const T* x = reinterpret_cast<const T*>(xa.row(t));
-  __m512 acc[NR][4];
-  for (int r = 0; r < NR; ++r)
-    for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < np; k += 64) {
-    __m512 xv[4];
-    for (int j = 0; j < 4; ++j) xv[j] = L::load16(x + k + 16 * j);
-    for (int r = 0; r < NR; ++r)
-      for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_fmadd_ps(L::load16(w[r] + k + 16 * j), xv[j], acc[r][j]);
-  }
-  for (int r = 0; r < nr; ++r) {
-    float sum = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[r][0], acc[r][2]), _mm512_add_ps(acc[r][1], acc[r][3])));
-    if (L::kDoubleTail) {
-      double d = sum;
-      for (int64_t k = np; k < K; ++k) d += double(L::at(w[r], k) * L::at(x, k));
-      sum = float(d);
-    } else {
-      for (int64_t k = np; k < K; ++k) sum = std::fma(L::at(w[r], k), L::at(x, k), sum);
+  for (int i = 0; i < NT; ++i) x[i] = reinterpret_cast<const T*>(xa.row(t + (i < nt ? i : 0)));
+  __m512 chunk[4][NR][NT];  // chunk[j][r][i]: lanes of chunk j
+  if constexpr (NT == 1) {
+    for (int j = 0; j < 4; ++j)
+      for (int r = 0; r < NR; ++r) chunk[j][r][0] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < np; k += 64)
+      for (int j = 0; j < 4; ++j) {
+        const __m512 xv = L::load16(x[0] + k + 16 * j);
+        for (int r = 0; r < NR; ++r) chunk[j][r][0] = _mm512_fmadd_ps(L::load16(w[r] + k + 16 * j), xv, chunk[j][r][0]);
+      }
+  } else {
+    for (int j = 0; j < 4; ++j) {
+      __m512 acc[NR][NT];
+      for (int r = 0; r < NR; ++r)
+        for (int i = 0; i < NT; ++i) acc[r][i] = _mm512_setzero_ps();
+      for (int64_t k = 16 * j; k < np; k += 64) {
+        __m512 wv16[NR];
+        for (int r = 0; r < NR; ++r) wv16[r] = L::load16(w[r] + k);
+        for (int i = 0; i < NT; ++i) {
+          const __m512 xv = L::load16(x[i] + k);
+          for (int r = 0; r < NR; ++r) acc[r][i] = _mm512_fmadd_ps(wv16[r], xv, acc[r][i]);
+        }
+      }
+      for (int r = 0; r < NR; ++r)
+        for (int i = 0; i < NT; ++i) chunk[j][r][i] = acc[r][i];
     }
-    y[r] = sum;
   }
+  for (int i = 0; i < nt; ++i)
+    for (int r = 0; r < nr; ++r) {
+      const __m512 lanes = _mm512_add_ps(_mm512_add_ps(chunk[0][r][i], chunk[2][r][i]),
+                                         _mm512_add_ps(chunk[1][r][i], chunk[3][r][i]));
+      float sum = _mm512_reduce_add_ps(lanes);
+      if (L::kDoubleTail) {
+        double d = sum;
+        for (int64_t k = np; k < K; ++k) d += double(L::at(w[r], k) * L::at(x[i], k));
+        sum = float(d);
+      } else {
+        for (int64_t k = np; k < K; ++k) sum = std::fma(L::at(w[r], k), L::at(x[i], k), sum);
+      }
+      y[i * ldy + r] = sum;
+    }
 }
 
 // Q8_0 weights in the Q8x8 layout: a group of 8 rows (one per float lane) against NT tokens.
@@ -130,9 +153,9 @@ void tile_q8x8(float* y, int64_t ldy, const WeightView& wv, int64_t n, int nr, c
 template <int NT>
 TileFn tile_for(GgmlType type, WeightLayout layout) {
   switch (type) {
-    case GgmlType::F32: return tile_float<LoadF32>;
-    case GgmlType::F16: return tile_float<LoadF16>;
-    case GgmlType::BF16: return tile_float<LoadBF16>;
+    case GgmlType::F32: return tile_float<LoadF32, NT == 1 ? 1 : kTileToks>;
+    case GgmlType::F16: return tile_float<LoadF16, NT == 1 ? 1 : kTileToks>;
+    case GgmlType::BF16: return tile_float<LoadBF16, NT == 1 ? 1 : kTileToks>;
     case GgmlType::Q8_0: return layout == WeightLayout::Q8x8 ? tile_q8x8<NT> : nullptr;
   }
   return nullptr;
@@ -141,7 +164,7 @@ TileFn tile_for(GgmlType type, WeightLayout layout) {
 }  // namespace
 
 TileFn simd_tile(GgmlType type, WeightLayout layout, int nt) {
-  return nt == 1 ? tile_for<1>(type, layout) : tile_for<kQ8TileToks>(type, layout);
+  return nt == 1 ? tile_for<1>(type, layout) : tile_for<2>(type, layout);
 }
 bool have_simd() { return true; }
 
