@@ -236,6 +236,7 @@ void run_generate(const GenerateArgs& a, const CLI::App& cmd, bool text_given, b
     if (!r.winner.empty()) std::printf("\n--- vote winner: %s ---", r.winner.c_str());
     std::printf("\n");
   }
+  std::fflush(stdout);  // the text and its newline reach the terminal before the summary on stderr
   // Every token the strategy generated (paths and beams not returned included).
   std::fprintf(stderr, "ponder: %s, prompt %zu tokens, %zu paths, %lld tokens generated in %.3f s (%.1f tok/s)\n",
                strategy_name(req.strategy).c_str(), req.prompt.size(), r.paths.size(), (long long)r.tokens_generated,
@@ -274,7 +275,7 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--stop", a->stop, "stop string, repeatable (default: none)");
   cmd->add_option("--think-budget", a->think_budget, "after this many reasoning tokens force </think> (-1: no budget); not beam");
   cmd->add_flag("--chat", a->chat, "apply the model's chat template (the prompt is the user message)");
-  cmd->add_option("--chat-format", a->chat_format, "force the chat format: r1 | chatml, implies --chat (default: the model's)");
+  cmd->add_option("--chat-format", a->chat_format, "force the chat format: r1 | chatml | compact, implies --chat (default: the model's)");
   cmd->add_option("--system", a->system, "system prompt for --chat (default: none)");
   cmd->add_flag("--weighted", a->weighted, "vote: weigh each path by exp(mean token logprob)");
   cmd->add_flag("--answer-only", a->answer_only, "best-of: score only the answer after </think>");

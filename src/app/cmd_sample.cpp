@@ -11,14 +11,14 @@ void add_sample(CLI::App& app) {
   auto o = std::make_shared<RejectionOptions>();
   auto threads = std::make_shared<int>(0);
   add_task_options(cmd, o->task, "built-in task: arith | countdown (train split)");
-  cmd->add_option("--data", o->data_path, "JSONL file of {\"prompt\", \"answer\"} instead of --task");
+  cmd->add_option("--data", o->data_path, "JSONL file of {\"prompt\", \"answer\"} (this or --task is required)");
   cmd->add_option("--model", o->model, "GGUF model")->required();
   cmd->add_option("--samples", o->samples, "completions drawn per prompt (N), 1..1024");
   cmd->add_option("--count", o->count, "prompts");
   cmd->add_option("--temperature", o->temperature, "sampling temperature (> 0)");
   cmd->add_option("--top-p", o->top_p, "top-p, in (0, 1] (1: off)");
   cmd->add_option("--top-k", o->top_k, "top-k (0: off)");
-  cmd->add_option("--max-tokens", o->max_tokens, "tokens per completion");
+  cmd->add_option("-n,--max-tokens", o->max_tokens, "max new tokens per completion");
   cmd->add_option("--seed", o->seed, "seed");
   cmd->add_flag("!--any-format", o->require_format, "accept correct answers whatever the format");
   cmd->add_option("-o,--output", o->output, "SFT JSONL file to write")->required();

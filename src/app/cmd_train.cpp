@@ -20,9 +20,9 @@ void add_sft(CLI::App* train) {
   auto eval_count = std::make_shared<int>(100);
   auto abort_after = std::make_shared<int64_t>(-1);
   add_task_options(cmd, o->task, "built-in task: arith | countdown");
-  cmd->add_option("--data", o->data_path, "JSONL file of {\"prompt\", \"completion\"} instead of --task");
-  cmd->add_option("--preset", o->preset, "train from scratch: tiny | small | 5m (character vocabulary)");
-  cmd->add_option("--model", o->init_model, "start from this GGUF (llama architecture) instead of --preset");
+  cmd->add_option("--data", o->data_path, "JSONL file of {\"prompt\", \"completion\"} (this or --task is required)");
+  cmd->add_option("--preset", o->preset, "train from scratch: tiny | small | 5m, character vocabulary (this or --model is required)");
+  cmd->add_option("--model", o->init_model, "start from this GGUF, llama architecture (this or --preset is required)");
   cmd->add_option("--steps", o->steps, "optimizer steps");
   cmd->add_option("--batch", o->batch_size, "sequences per micro-batch");
   cmd->add_option("--accum", o->grad_accum, "micro-batches per step (gradient accumulation)");
@@ -63,7 +63,7 @@ void add_grpo(CLI::App* train) {
   auto loss_type = std::make_shared<std::string>("dapo");
   auto scale = std::make_shared<std::string>("group");
   add_task_options(cmd, o->task, "built-in task: arith | countdown");
-  cmd->add_option("--data", o->data_path, "JSONL file of {\"prompt\", \"answer\"} instead of --task");
+  cmd->add_option("--data", o->data_path, "JSONL file of {\"prompt\", \"answer\"} (this or --task is required)");
   cmd->add_option("--model", o->model, "the GGUF policy to start from (e.g. the SFT model)")->required();
   cmd->add_option("--steps", o->steps, "optimizer steps (generation batches)");
   cmd->add_option("--prompts-per-step", o->prompts_per_step, "prompts per generation batch, 1..4096");
@@ -71,7 +71,7 @@ void add_grpo(CLI::App* train) {
   cmd->add_option("--temperature", o->temperature, "rollout temperature (> 0)");
   cmd->add_option("--top-p", o->top_p, "rollout top-p, in (0, 1] (1: off)");
   cmd->add_option("--top-k", o->top_k, "rollout top-k (0: off)");
-  cmd->add_option("--max-completion-length", o->max_completion_length, "tokens per completion");
+  cmd->add_option("-n,--max-completion-length", o->max_completion_length, "max new tokens per completion");
   cmd->add_option("--beta", o->beta, "KL coefficient (k3 estimator, to the starting model; 0: no reference model)");
   cmd->add_option("--epsilon", o->epsilon, "clip: ratio >= 1 - epsilon");
   cmd->add_option("--epsilon-high", o->epsilon_high, "clip: ratio <= 1 + epsilon_high (DAPO clip-higher)");

@@ -34,7 +34,7 @@ void set_threads(int threads) {
 
 void add_task_options(CLI::App* cmd, TaskOptions& task, const std::string& task_help) {
   task.name.clear();  // no default task: --data FILE is the other choice (the commands take exactly one)
-  cmd->add_option("--task", task.name, task_help + " (or --data FILE)");
+  cmd->add_option("--task", task.name, task_help + " (this or --data is required)");
   cmd->add_option("--difficulty", task.difficulty, "task difficulty: arith 0..3, countdown 1..3 (default: arith 0, countdown 1)");
   cmd->add_option("--task-seed", task.seed, "seed of the task generator");
 }

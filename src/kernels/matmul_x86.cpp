@@ -26,6 +26,9 @@ constexpr int kPrefetchBytes = 2048;
 
 inline __mmask8 tail_mask(int64_t n) { return __mmask8((1u << n) - 1); }
 
+// The 4 bytes at p in every 32-bit lane.
+inline __m256i broadcast32(const void* p) { return _mm256_broadcastd_epi32(_mm_loadu_si32(p)); }
+
 // 16 float lanes: F32 as is, F16 and BF16 widened; one scalar for the tail.
 struct LoadF32 {
   using T = float;
@@ -129,16 +132,14 @@ void tile_q8x8(float* y, int64_t ldy, const WeightView& wv, int64_t n, int nr, c
     for (int line = 0; line < int(sizeof(BlockQ8x8)); line += 64)
       _mm_prefetch(reinterpret_cast<const char*>(&gb) + kPrefetchBytes + line, _MM_HINT_T0);
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gb.d)));
-    __m256i wq[8];
-    for (int c = 0; c < 8; ++c) wq[c] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(gb.qs[c]));
-    for (int i = 0; i < NT; ++i) {
-      const ActBlockQ8& xb = x[i][b];
-      int32_t xq[8];
-      std::memcpy(xq, xb.qs, sizeof xq);
-      const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(xb.d));
-      for (int c = 0; c < 8; ++c) {
-        const __m256i sum = _mm256_dpbusd_epi32(_mm256_set1_epi32(xb.corr[c]), wq[c], _mm256_set1_epi32(xq[c]));
-        acc[i][c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sum), acc[i][c]);
+    __m256 d[NT];
+    for (int i = 0; i < NT; ++i) d[i] = _mm256_mul_ps(dw, _mm256_set1_ps(x[i][b].d));
+    for (int c = 0; c < 8; ++c) {
+      const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(gb.qs[c]));
+      for (int i = 0; i < NT; ++i) {
+        // Both broadcasts straight from memory (a load each, no trip through a general register).
+        const __m256i sum = _mm256_dpbusd_epi32(broadcast32(x[i][b].corr + c), wq, broadcast32(x[i][b].qs + 4 * c));
+        acc[i][c] = _mm256_fmadd_ps(d[i], _mm256_cvtepi32_ps(sum), acc[i][c]);
       }
     }
   }
@@ -164,7 +165,11 @@ TileFn tile_for(GgmlType type, WeightLayout layout) {
 }  // namespace
 
 TileFn simd_tile(GgmlType type, WeightLayout layout, int nt) {
-  return nt == 1 ? tile_for<1>(type, layout) : tile_for<2>(type, layout);
+  switch (nt) {  // Q8x8 tiles take exactly nt tokens; float tiles any nt <= kTileToks
+    case 1: return tile_for<1>(type, layout);
+    case 2: return tile_for<2>(type, layout);
+    default: return tile_for<kQ8TileToks>(type, layout);
+  }
 }
 bool have_simd() { return true; }
 

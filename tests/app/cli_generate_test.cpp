@@ -45,7 +45,8 @@ TEST(CliHelp, EveryOptionShowsItsDefault) {
   // An option that takes a value shows TYPE=DEFAULT, says "(default: ...)" or is required.
   const std::regex typed(R"(^  -\S+ (TEXT|INT|UINT|FLOAT|NUMBER|ENUM)\b)");
   const std::regex shown(R"(^  -\S+ [A-Z]+=\S|\(default: |REQUIRED|required)");
-  for (const char* cmd : {"info", "tokenize", "logits", "generate", "bench", "init"}) {
+  for (const char* cmd : {"info", "tokenize", "logits", "generate", "bench", "init", "task", "train sft", "train grpo",
+                          "sample", "export", "demo"}) {
     const CliResult r = run_cli(std::string(cmd) + " --help");
     ASSERT_EQ(r.exit_code, 0) << cmd;
     const auto entries = help_entries(r.out);
@@ -62,6 +63,16 @@ TEST(CliHelp, EveryOptionShowsItsDefault) {
   for (const char* needle : {"INT=128", "--strategy TEXT=greedy", "--beams INT=4", "--temp FLOAT=0.8", "--think-budget INT=-1",
                              "default: 1 for sample, 8 for best-of and vote"})
     EXPECT_NE(g.out.find(needle), std::string::npos) << needle << " in\n" << g.out;
+}
+
+// -n is the maximum number of new tokens in every command that generates.
+TEST(CliHelp, DashNIsMaxNewTokensEverywhere) {
+  for (const char* cmd : {"generate", "sample", "train grpo", "bench"}) {
+    const CliResult r = run_cli(std::string(cmd) + " --help");
+    ASSERT_EQ(r.exit_code, 0) << cmd;
+    const std::regex dash_n(R"(\n  -n,--(n-predict|max-tokens|max-completion-length|n-gen)\b)");
+    EXPECT_TRUE(std::regex_search(r.out, dash_n)) << cmd << ":\n" << r.out;
+  }
 }
 
 TEST(CliGenerate, AStrategyFlagTheStrategyIgnoresIsAnError) {
@@ -198,6 +209,13 @@ TEST(CliGenerate, PlainTextEndsWithANewline) {
     EXPECT_EQ(r.out.back(), '\n') << flags << ":\n" << r.out;
     EXPECT_EQ(r.out.rfind("Once upon a time", 0), 0u) << "the prompt first: " << r.out;
   }
+  // stdout and stderr into one file (as `2>&1` in a terminal or a log): the text's newline comes
+  // before the summary line on stderr, also when the streamed text is still in stdout's buffer.
+  const std::string both = ::ponder::testing::temp_path("cli_both");
+  const std::string cmd = std::string(PONDER_BINARY_DIR) + "/ponder " + generate_args("-n 8") + " >" + both + " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  const std::string log = ::ponder::testing::slurp(both);
+  EXPECT_NE(log.find("\nponder: greedy"), std::string::npos) << log;
 }
 
 // The flags the issue found untested run end to end: beam sampling, weighted voting and
