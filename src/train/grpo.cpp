@@ -11,9 +11,11 @@
 
 #include "core/error.h"
 #include "core/progress.h"
+#include "decode/model_runner.h"
 #include "tasks/dataset.h"
 #include "train/checkpoint.h"
 #include "train/grpo_step.h"
+#include "train/memory.h"
 #include "train/model_io.h"
 
 namespace ponder {
@@ -48,6 +50,28 @@ void append_jsonl(const std::string& path, const nlohmann::json& j) {
 
 bool every(int n, int64_t step) { return n > 0 && (step + 1) % n == 0; }
 
+// The memory of a step, refused up front when the machine lacks it: the training pass over one
+// micro-batch (rows of the longest first-step prompt plus a whole completion, at most the model's
+// context), the frozen reference with --beta, and the KV cache of the step's rollouts.
+void check_memory(const GrpoRun& run, const GrpoOptions& o) {
+  const TrainConfig& c = run.policy->config;
+  int64_t longest = 1;
+  std::vector<std::vector<int32_t>> prompts;
+  for (int p = 0; p < o.prompts_per_step; ++p)
+    prompts.push_back(run.tokenizer.encode(run.prompts.at(run.next_prompt + p).prompt, true, false));
+  for (const auto& p : prompts) longest = std::max(longest, int64_t(p.size()));
+  const int64_t tokens = std::min<int64_t>(c.ctx, longest + o.max_completion_length);
+  const int64_t rows = std::min<int64_t>(o.micro_batch, int64_t(o.prompts_per_step) * o.num_generations);
+  TrainStepMemory need = training_step_memory(c, rows, tokens);
+  if (o.beta > 0) need.other += need.params;
+  need.other += double(kv_positions_for(prompts, o.num_generations, o.max_completion_length)) * double(c.n_layers) *
+                double(c.kv_dim()) * 2 * sizeof(float);
+  check_training_memory(need, "--micro-batch " + std::to_string(o.micro_batch) + ", --prompts-per-step " +
+                                  std::to_string(o.prompts_per_step) + " x --num-generations " +
+                                  std::to_string(o.num_generations) + " and --max-completion-length " +
+                                  std::to_string(o.max_completion_length));
+}
+
 // The checkpoint of an earlier run with the same options and model (--resume).
 void resume_from_checkpoint(GrpoRun& run, const GrpoOptions& o) {
   const Checkpoint ck = read_checkpoint_for_resume(run.ck_path, "grpo", run.policy->config, "--model", o.to_json());
@@ -75,7 +99,7 @@ GrpoRun start_run(const GrpoOptions& o) {
   run.policy = std::make_unique<TrainModel>(import_gguf(file));
   run.tokenizer = Tokenizer::from_gguf(file);
   run.tokenizer_meta = tokenizer_metadata(file);
-  if (o.beta > 0) run.reference.emplace(*run.policy);
+  if (o.beta > 0) run.reference.emplace(*run.policy);  // the starting model, before any resume
   run.rewards = parse_reward_spec(o.rewards, o.max_completion_length, o.max_completion_length / 4);
   run.prompts.task = o.task;
   run.prompts.task.split = Split::Train;
@@ -84,6 +108,7 @@ GrpoRun start_run(const GrpoOptions& o) {
   run.schedule = {.lr = o.adamw.lr, .min_lr = o.adamw.lr * o.min_lr_ratio, .warmup_steps = o.warmup, .total_steps = o.steps};
   if (o.resume) resume_from_checkpoint(run, o);
   else std::ofstream(run.metrics_path, std::ios::trunc);
+  check_memory(run, o);
   run.engine = inference_model(*run.policy, run.tokenizer);
   return run;
 }

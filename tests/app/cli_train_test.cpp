@@ -176,6 +176,15 @@ TEST(CliTrain, MemoryTheMachineLacksIsAnErrorNamingTheFlags) {
   EXPECT_NE(r.err.find("--batch 1000000"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("--max-len 200"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find(" GiB for a training step"), std::string::npos) << r.err;
+  // GRPO: the micro-batch's training pass and the rollouts' KV cache, before anything runs.
+  const std::string dir = fresh_dir("memory_grpo");
+  const std::string model = tiny_model(dir);
+  const Result g = run("train grpo --task arith --model " + model + " --steps 1 --prompts-per-step 4096 " +
+                       "--num-generations 1024 --micro-batch 100000 --max-completion-length 200 --quiet --out " + dir);
+  EXPECT_EQ(g.exit_code, 1) << g.err;
+  for (const char* flag : {"--micro-batch 100000", "--prompts-per-step 4096", "--num-generations 1024",
+                           "--max-completion-length 200", " GiB for a training step"})
+    EXPECT_NE(g.err.find(flag), std::string::npos) << flag << " in " << g.err;
 }
 
 // The demo at a small size: results.json keeps its fields, the exported GGUF matches the trained
