@@ -191,7 +191,7 @@ GgufFile parse_gguf(std::span<const uint8_t> bytes, const std::string& name) {
     t.type = GgmlType(type);
     if (!is_supported(t.type))
       c.fail("tensor '" + t.name + "' has type " + ggml_type_name(type) +
-             ", ponder reads F32, F16, BF16 and Q8_0");
+             ", ponder reads F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL and IQ4_XS");
     if (t.ne[0] % ggml_block_size(t.type) != 0)
       c.fail("tensor '" + t.name + "' of type " + ggml_type_name(type) + " has ne[0] = " +
              std::to_string(t.ne[0]) + ", not a multiple of its block size " +

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <omp.h>
 
+#include "core/error.h"
 #include "core/fp16.h"
 #include "kernels/dot.h"
 #include "kernels/matmul_internal.h"
@@ -97,6 +98,11 @@ float dot_portable(const WeightView& w, int64_t r, const uint8_t* x, int64_t K) 
       }
       return hsum_lanes(acc);
     }
+    default: {
+      const QuantType* q = quant_type(w.type);
+      const auto dot = w.order == DotOrder::Interleaved8 && q->dot_x8 ? q->dot_x8 : q->dot;
+      return dot(w.row(r), x, K);
+    }
   }
   return 0;
 }
@@ -146,33 +152,11 @@ void matmul_impl(float* y, int64_t ldy, const PackedActivations& x, const Weight
   }
 }
 
-void quantize_activation_row(ActBlockQ8* out, const float* x, int64_t K) {
-  BlockQ8_0 blk;
-  for (int64_t b = 0; b < K / kQ8Block; ++b) {
-    quantize_row_q8_0(&blk, x + b * kQ8Block, kQ8Block);
-    ActBlockQ8& a = out[b];
-    std::memcpy(a.qs, blk.qs, kQ8Block);
-    a.d = fp16_to_fp32(blk.d);
-    for (int j = 0; j < 8; ++j) a.corr[j] = -128 * (blk.qs[4 * j] + blk.qs[4 * j + 1] + blk.qs[4 * j + 2] + blk.qs[4 * j + 3]);
-  }
-}
 
 }  // namespace
 
 bool matmul_has_simd() { return have_simd(); }
 
-void quantize_row_q8_0(BlockQ8_0* out, const float* x, int64_t K) {
-  for (int64_t b = 0; b < K / kQ8Block; ++b) {
-    const float* xb = x + b * kQ8Block;
-    float amax = 0;
-    for (int i = 0; i < kQ8Block; ++i) amax = std::max(amax, std::fabs(xb[i]));
-    const float d = amax / 127.f;
-    const float id = amax != 0.f ? 127.f / amax : 0.f;
-    out[b].d = fp32_to_fp16(d);
-    // Round half to even, as the vectorized quantizer in llama.cpp does (_mm256_round_ps).
-    for (int i = 0; i < kQ8Block; ++i) out[b].qs[i] = int8_t(std::nearbyint(xb[i] * id));
-  }
-}
 
 void convert_row(uint8_t* out, const float* x, int64_t K, GgmlType type) {
   switch (type) {
@@ -188,6 +172,7 @@ void convert_row(uint8_t* out, const float* x, int64_t K, GgmlType type) {
       break;
     }
     case GgmlType::Q8_0: quantize_row_q8_0(reinterpret_cast<BlockQ8_0*>(out), x, K); break;
+    default: throw InvalidArgument("convert_row: ponder writes F32, F16, BF16 and Q8_0, not " + ggml_type_name(uint32_t(type)));
   }
 }
 
@@ -195,15 +180,15 @@ void pack_activations(PackedActivations& out, const float* x, int64_t T, int64_t
   out.type = weight_type;
   out.n_cols = K;
   out.n_rows = T;
-  out.row_bytes = weight_type == GgmlType::Q8_0 ? K / kQ8Block * int64_t(sizeof(ActBlockQ8))
-                                                : ggml_row_size(weight_type, K);
+  const QuantType* q = quant_type(weight_type);
+  out.row_bytes = q ? activation_row_bytes(q->partner, K) : ggml_row_size(weight_type, K);
   const size_t need = size_t(T * out.row_bytes);
   if (out.data.size() < need) out.data.resize(need);
 #pragma omp parallel for schedule(static) if (T * K >= (1 << 16) && !omp_in_parallel())
   for (int64_t t = 0; t < T; ++t) {
     uint8_t* dst = out.data.data() + t * out.row_bytes;
-    if (weight_type == GgmlType::Q8_0)
-      quantize_activation_row(reinterpret_cast<ActBlockQ8*>(dst), x + t * K, K);
+    if (q)
+      quantize_activation_row(dst, x + t * K, K, q->partner);
     else
       convert_row(dst, x + t * K, K, weight_type);
   }
@@ -248,12 +233,13 @@ void dequantize_row(float* out, const WeightView& w, int64_t r) {
     return;
   }
   const uint8_t* p = w.row(r);
+  if (const QuantType* q = quant_type(w.type)) return q->dequantize(out, p, K);
   for (int64_t k = 0; k < K; ++k) {
     switch (w.type) {
       case GgmlType::F32: out[k] = reinterpret_cast<const float*>(p)[k]; break;
       case GgmlType::F16: out[k] = fp16_to_fp32(reinterpret_cast<const uint16_t*>(p)[k]); break;
       case GgmlType::BF16: out[k] = bf16_to_fp32(reinterpret_cast<const uint16_t*>(p)[k]); break;
-      case GgmlType::Q8_0: break;
+      default: break;  // quantized types above
     }
   }
 }

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/ggml_type.h"
+#include "kernels/quant.h"
 
 namespace ponder {
 
@@ -40,6 +41,12 @@ struct BlockQ8x8 {
 };
 static_assert(sizeof(BlockQ8x8) == 272);
 
+// Which of llama.cpp's summation orders a quantized matrix follows (kernels/quant.h): its
+// one-row dot product, or for the types it repacks 8 rows at a time on x86 (Q4_0, IQ4_NL, Q4_K,
+// Q2_K with a multiple of 8 rows) the order of those kernels. Chosen once at load, as llama.cpp
+// chooses, so a row's result never depends on the batch.
+enum class DotOrder : uint8_t { Row, Interleaved8 };
+
 // A weight matrix W (N, K): N rows (outputs) of K inputs (ne[0] = K, ne[1] = N).
 struct WeightView {
   GgmlType type = GgmlType::F32;
@@ -47,6 +54,7 @@ struct WeightView {
   int64_t n_rows = 0;  // N (outputs)
   int64_t n_cols = 0;  // K (inputs)
   WeightLayout layout = WeightLayout::Rows;
+  DotOrder order = DotOrder::Row;
   int64_t row_bytes() const { return ggml_row_size(type, n_cols); }
   const uint8_t* row(int64_t r) const { return data + r * row_bytes(); }  // Rows layout only
 };
@@ -58,18 +66,8 @@ std::vector<uint8_t> repack_q8x8(const WeightView& w);
 // Converts K floats to a weight type's storage format (F16/BF16 rounding, Q8_0 quantization).
 void convert_row(uint8_t* out, const float* x, int64_t K, GgmlType type);
 
-// Activations quantized for Q8_0 weights: llama.cpp's Q8_0 block (int8 quants, fp16-rounded
-// scale) plus corr[j] = -128 * (sum of quants 4j..4j+3), the correction for the +128 weight
-// offset of the Q8x8 layout in lane j.
-struct ActBlockQ8 {
-  int8_t qs[kQ8Block];
-  int32_t corr[8];
-  float d;  // the fp16 scale, as float
-};
-static_assert(sizeof(ActBlockQ8) == 68);
-
 // Activations x (T, K) converted to the dot type of a weight type (F32: as is; F16/BF16:
-// rounded; Q8_0: ActBlockQ8 blocks).
+// rounded; quantized types: their partner's format, kernels/quant.h).
 struct PackedActivations {
   GgmlType type = GgmlType::F32;  // the weight type they were packed for
   int64_t n_cols = 0;             // K
@@ -91,8 +89,5 @@ bool matmul_has_simd();
 
 // Row r of W as floats (exact dequantization: Q8_0 gives d * q), either layout. out: (K)
 void dequantize_row(float* out, const WeightView& w, int64_t r);
-
-// Q8_0 quantization of one row of K floats (K a multiple of 32), as llama.cpp's x86 path does it.
-void quantize_row_q8_0(BlockQ8_0* out, const float* x, int64_t K);
 
 }  // namespace ponder

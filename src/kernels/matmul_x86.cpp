@@ -158,8 +158,8 @@ TileFn tile_for(GgmlType type, WeightLayout layout) {
     case GgmlType::F16: return tile_float<LoadF16, NT == 1 ? 1 : kTileToks>;
     case GgmlType::BF16: return tile_float<LoadBF16, NT == 1 ? 1 : kTileToks>;
     case GgmlType::Q8_0: return layout == WeightLayout::Q8x8 ? tile_q8x8<NT> : nullptr;
+    default: return nullptr;  // the other quantized types run the portable path
   }
-  return nullptr;
 }
 
 }  // namespace

@@ -46,8 +46,8 @@ uint32_t file_type(GgmlType t) {
     case GgmlType::F16: return 1;
     case GgmlType::Q8_0: return 7;
     case GgmlType::BF16: return 32;
+    default: return 0;  // init writes only the types above (cmd_init checks --dtype)
   }
-  return 0;
 }
 
 struct TensorBuilder {

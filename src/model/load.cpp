@@ -26,7 +26,15 @@ struct Loader {
 
   WeightView matrix(const std::string& name, int64_t n_out, int64_t n_in) {
     const GgufTensor& t = tensor(name, {n_in, n_out});
-    return WeightView{.type = t.type, .data = t.data, .n_rows = n_out, .n_cols = n_in};
+    const bool is_float = t.type == GgmlType::F32 || t.type == GgmlType::F16 || t.type == GgmlType::BF16;
+    const QuantType* q = quant_type(t.type);
+    if (!is_float && !q)
+      throw FormatError(m.path + ": tensor '" + name + "' has type " + ggml_type_name(uint32_t(t.type)) +
+                        ", which ponder reads but cannot compute with yet");
+    // llama.cpp repacks these types 8 rows at a time on x86 and sums them in that kernel's order.
+    const bool x8 = q && q->dot_x8 && n_out % 8 == 0;
+    return WeightView{.type = t.type, .data = t.data, .n_rows = n_out, .n_cols = n_in,
+                      .order = x8 ? DotOrder::Interleaved8 : DotOrder::Row};
   }
 
   // 1-D tensors (norms, biases) are used as floats; other types are converted once here.

@@ -121,7 +121,9 @@ INSTANTIATE_TEST_SUITE_P(
                       RefCase{"kq/tiny_llama_kq_llamacpp.json", "kq/tiny-llama-kq.gguf"},
                       RefCase{"kq/tiny_llama_kq_q8_0_llamacpp.json", "kq/tiny-llama-kq-q8_0.gguf"},
                       RefCase{"kq/tiny_qwen2_kq_llamacpp.json", "kq/tiny-qwen2-kq.gguf"},
-                      RefCase{"kq/tiny_qwen2_kq_q8_0_llamacpp.json", "kq/tiny-qwen2-kq-q8_0.gguf"}),
+                      RefCase{"kq/tiny_qwen2_kq_q8_0_llamacpp.json", "kq/tiny-qwen2-kq-q8_0.gguf"},
+                      // Q4_0 in llama.cpp's 8-row repacked order (every matrix here has a multiple of 8 rows)
+                      RefCase{"kq/tiny_qwen2_kq_q4_0_llamacpp.json", "kq/tiny-qwen2-kq-q4_0.gguf"}),
     [](const auto& info) {
       std::string n = info.param.refdata;
       n = n.substr(0, n.find('.'));
