@@ -21,6 +21,15 @@ constexpr QuantType kTable[] = {
 // nearest_int (the 1.5 * 2^23 trick) do.
 int round_even(float v) { return int(std::nearbyint(v)); }
 
+// One block of 32: q = round-half-even(x * 127 / max|x|); returns d = max|x| / 127 (unrounded).
+float quantize_block_q8(int8_t q[kQK], const float* x) {
+  float amax = 0;
+  for (int i = 0; i < kQK; ++i) amax = std::max(amax, std::fabs(x[i]));
+  const float id = amax != 0.f ? 127.f / amax : 0.f;
+  for (int i = 0; i < kQK; ++i) q[i] = int8_t(round_even(x[i] * id));
+  return amax / 127.f;
+}
+
 void quantize_row_q8_0_act(ActBlockQ8* out, const float* x, int64_t K) {
   BlockQ8_0 blk;
   for (int64_t b = 0; b < K / kQ8Block; ++b) {
@@ -36,16 +45,9 @@ void quantize_row_q8_0_act(ActBlockQ8* out, const float* x, int64_t K) {
 // unrounded d.
 void quantize_row_q8_1_act(ActBlockQ8_1* out, const float* x, int64_t K) {
   for (int64_t b = 0; b < K / kQK; ++b) {
-    const float* xb = x + b * kQK;
-    float amax = 0;
-    for (int i = 0; i < kQK; ++i) amax = std::max(amax, std::fabs(xb[i]));
-    const float d = amax / 127.f;
-    const float id = amax != 0.f ? 127.f / amax : 0.f;
+    const float d = quantize_block_q8(out[b].qs, x + b * kQK);
     int32_t sum = 0;
-    for (int i = 0; i < kQK; ++i) {
-      out[b].qs[i] = int8_t(round_even(xb[i] * id));
-      sum += out[b].qs[i];
-    }
+    for (int i = 0; i < kQK; ++i) sum += out[b].qs[i];
     out[b].d = fp16_to_fp32(fp32_to_fp16(d));
     out[b].s = fp16_to_fp32(fp32_to_fp16(d * float(sum)));
   }
@@ -87,15 +89,7 @@ const QuantType* quant_type(GgmlType type) {
 }
 
 void quantize_row_q8_0(BlockQ8_0* out, const float* x, int64_t K) {
-  for (int64_t b = 0; b < K / kQ8Block; ++b) {
-    const float* xb = x + b * kQ8Block;
-    float amax = 0;
-    for (int i = 0; i < kQ8Block; ++i) amax = std::max(amax, std::fabs(xb[i]));
-    const float d = amax / 127.f;
-    const float id = amax != 0.f ? 127.f / amax : 0.f;
-    out[b].d = fp32_to_fp16(d);
-    for (int i = 0; i < kQ8Block; ++i) out[b].qs[i] = int8_t(round_even(xb[i] * id));
-  }
+  for (int64_t b = 0; b < K / kQ8Block; ++b) out[b].d = fp32_to_fp16(quantize_block_q8(out[b].qs, x + b * kQ8Block));
 }
 
 int64_t activation_row_bytes(GgmlType partner, int64_t K) {
