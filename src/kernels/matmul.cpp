@@ -64,6 +64,21 @@ void q8_block(const WeightView& w, int64_t r, int64_t b, int8_t qs[kQ8Block], fl
   d = fp16_to_fp32(blk->d);
 }
 
+// Row r of a repacked quantized matrix (Q4x8) back in its GGUF blocks, in a per-thread buffer.
+const uint8_t* unpacked_row(const WeightView& w, int64_t r) {
+  thread_local std::vector<uint8_t> buf;
+  const int64_t nb = w.n_cols / kQK;
+  buf.resize(size_t(nb) * sizeof(BlockQ4_0));
+  auto* out = reinterpret_cast<BlockQ4_0*>(buf.data());
+  const auto* g = reinterpret_cast<const BlockQ4x8*>(w.data) + (r / kQ8GroupRows) * nb;
+  const int64_t gr = r % kQ8GroupRows;
+  for (int64_t b = 0; b < nb; ++b) {
+    out[b].d = g[b].d[gr];
+    for (int i = 0; i < kQK / 2; ++i) out[b].qs[i] = g[b].qs[i / 4][gr][i % 4];
+  }
+  return buf.data();
+}
+
 float dot_portable(const WeightView& w, int64_t r, const uint8_t* x, int64_t K) {
   switch (w.type) {
     case GgmlType::F32: {
@@ -101,7 +116,7 @@ float dot_portable(const WeightView& w, int64_t r, const uint8_t* x, int64_t K) 
     default: {
       const QuantType* q = quant_type(w.type);
       const auto dot = w.order == DotOrder::Interleaved8 && q->dot_x8 ? q->dot_x8 : q->dot;
-      return dot(w.row(r), x, K);
+      return dot(w.layout == WeightLayout::Rows ? w.row(r) : unpacked_row(w, r), x, K);
     }
   }
   return 0;
@@ -194,6 +209,23 @@ void pack_activations(PackedActivations& out, const float* x, int64_t T, int64_t
   }
 }
 
+std::vector<uint8_t> repack_q4x8(const WeightView& w) {
+  const int64_t nb = w.n_cols / kQK, n_groups = w.n_rows / kQ8GroupRows;
+  std::vector<uint8_t> bytes(size_t(n_groups * nb) * sizeof(BlockQ4x8));
+  auto* out = reinterpret_cast<BlockQ4x8*>(bytes.data());
+#pragma omp parallel for schedule(static)
+  for (int64_t g = 0; g < n_groups; ++g)
+    for (int64_t b = 0; b < nb; ++b) {
+      BlockQ4x8& o = out[g * nb + b];
+      for (int r = 0; r < kQ8GroupRows; ++r) {
+        const auto* src = reinterpret_cast<const BlockQ4_0*>(w.row(g * kQ8GroupRows + r)) + b;
+        o.d[r] = src->d;
+        for (int i = 0; i < kQK / 2; ++i) o.qs[i / 4][r][i % 4] = src->qs[i];
+      }
+    }
+  return bytes;
+}
+
 std::vector<uint8_t> repack_q8x8(const WeightView& w) {
   const int64_t nb = w.n_cols / kQ8Block;
   const int64_t n_groups = (w.n_rows + kQ8GroupRows - 1) / kQ8GroupRows;
@@ -232,7 +264,7 @@ void dequantize_row(float* out, const WeightView& w, int64_t r) {
     }
     return;
   }
-  const uint8_t* p = w.row(r);
+  const uint8_t* p = w.layout == WeightLayout::Rows ? w.row(r) : unpacked_row(w, r);
   if (const QuantType* q = quant_type(w.type)) return q->dequantize(out, p, K);
   for (int64_t k = 0; k < K; ++k) {
     switch (w.type) {

@@ -30,6 +30,7 @@ namespace ponder {
 enum class WeightLayout : uint8_t {
   Rows,  // as stored in GGUF: N rows of K inputs, each row ggml_row_size(type, K) bytes
   Q8x8,  // Q8_0 repacked for the SIMD kernels: groups of 8 rows, block by block (BlockQ8x8)
+  Q4x8,  // Q4_0 repacked for the SIMD kernels: groups of 8 rows, block by block (BlockQ4x8)
 };
 
 // Block b of 8 consecutive rows of a Q8_0 matrix, interleaved so that one 32-byte load holds
@@ -47,6 +48,16 @@ static_assert(sizeof(BlockQ8x8) == 272);
 // chooses, so a row's result never depends on the batch.
 enum class DotOrder : uint8_t { Row, Interleaved8 };
 
+// Block b of 8 consecutive rows of a Q4_0 matrix: qs[c][r][i] is byte 4c+i of row r's block,
+// whose low nibble is weight 4c+i and high nibble weight 16+4c+i (so one 32-byte load gives the
+// weights 4c..4c+3 and 16+4c..16+4c+3 of all 8 rows); d are the rows' fp16 scales. Same bytes
+// as 8 Q4_0 blocks.
+struct BlockQ4x8 {
+  uint16_t d[8];
+  uint8_t qs[4][8][4];
+};
+static_assert(sizeof(BlockQ4x8) == 144);
+
 // A weight matrix W (N, K): N rows (outputs) of K inputs (ne[0] = K, ne[1] = N).
 struct WeightView {
   GgmlType type = GgmlType::F32;
@@ -62,6 +73,9 @@ struct WeightView {
 // Repacks a Q8_0 matrix (Rows layout) into Q8x8; the last group is padded with zero rows.
 // The returned bytes back a view {Q8_0, bytes, N, K, Q8x8}.
 std::vector<uint8_t> repack_q8x8(const WeightView& w);
+// Repacks a Q4_0 matrix (Rows layout, N a multiple of 8) into Q4x8, for a view {Q4_0, bytes, N,
+// K, Q4x8, Interleaved8}.
+std::vector<uint8_t> repack_q4x8(const WeightView& w);
 
 // Converts K floats to a weight type's storage format (F16/BF16 rounding, Q8_0 quantization).
 void convert_row(uint8_t* out, const float* x, int64_t K, GgmlType type);

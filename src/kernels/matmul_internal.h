@@ -17,8 +17,11 @@ using TileFn = void (*)(float* y, int64_t ldy, const WeightView& w, int64_t n, i
                         int64_t t, int nt);
 
 // Weight rows a tile covers for this view; threads split the rows in multiples of it.
-inline int tile_rows(const WeightView& w) { return w.layout == WeightLayout::Q8x8 ? kQ8GroupRows : kTileRows; }
-inline int tile_toks(const WeightView& w) { return w.layout == WeightLayout::Q8x8 ? kQ8TileToks : kTileToks; }
+constexpr int kQ4TileToks = 4;   // activation rows per tile for Q4x8 (one accumulator per row)
+inline int tile_rows(const WeightView& w) { return w.layout == WeightLayout::Rows ? kTileRows : kQ8GroupRows; }
+inline int tile_toks(const WeightView& w) {
+  return w.layout == WeightLayout::Q8x8 ? kQ8TileToks : w.layout == WeightLayout::Q4x8 ? kQ4TileToks : kTileToks;
+}
 
 // The SIMD tile for a weight type and layout, or nullptr when there is none (the portable path
 // runs instead).

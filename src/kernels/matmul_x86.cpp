@@ -151,6 +151,45 @@ void tile_q8x8(float* y, int64_t ldy, const WeightView& wv, int64_t n, int nr, c
   }
 }
 
+// Q4_0 weights in the Q4x8 layout (8 rows), llama.cpp's 8-row repacked order: per block and
+// row the exact integer sum of the 32 products (vpdpbusd on the nibbles 0..15 as unsigned bytes,
+// starting from -8 * sum(x) for their offset), then acc = fma(sum, dw * dx, acc).
+template <int NT>
+void tile_q4x8(float* y, int64_t ldy, const WeightView& wv, int64_t n, int nr, const PackedActivations& xa, int64_t t,
+               int) {
+  const int64_t nb = wv.n_cols / kQK;
+  const auto* g = reinterpret_cast<const BlockQ4x8*>(wv.data) + (n / kQ8GroupRows) * nb;
+  const ActBlockQ8* x[NT];
+  for (int i = 0; i < NT; ++i) x[i] = reinterpret_cast<const ActBlockQ8*>(xa.row(t + i));
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  __m256 acc[NT];
+  for (int i = 0; i < NT; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const BlockQ4x8& gb = g[b];
+    for (int line = 0; line < int(sizeof(BlockQ4x8)); line += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(&gb) + kPrefetchBytes + line, _MM_HINT_T0);
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gb.d)));
+    __m256i wq[8];  // wq[c]: weights 4c..4c+3 of the 8 rows
+    for (int c = 0; c < 4; ++c) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(gb.qs[c]));
+      wq[c] = _mm256_and_si256(v, low4);
+      wq[c + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+    }
+    for (int i = 0; i < NT; ++i) {
+      const ActBlockQ8& xb = x[i][b];
+      __m256i s0 = _mm256_set1_epi32(-8 * xb.sum), s1 = _mm256_setzero_si256();
+      for (int c = 0; c < 8; c += 2) {
+        s0 = _mm256_dpbusd_epi32(s0, wq[c], broadcast32(xb.qs + 4 * c));
+        s1 = _mm256_dpbusd_epi32(s1, wq[c + 1], broadcast32(xb.qs + 4 * c + 4));
+      }
+      const __m256 sum = _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1));
+      acc[i] = _mm256_fmadd_ps(sum, _mm256_mul_ps(dw, _mm256_set1_ps(xb.d)), acc[i]);
+    }
+  }
+  const __mmask8 m = tail_mask(nr);
+  for (int i = 0; i < NT; ++i) _mm256_mask_storeu_ps(y + i * ldy, m, acc[i]);
+}
+
 template <int NT>
 TileFn tile_for(GgmlType type, WeightLayout layout) {
   switch (type) {
@@ -158,6 +197,7 @@ TileFn tile_for(GgmlType type, WeightLayout layout) {
     case GgmlType::F16: return tile_float<LoadF16, NT == 1 ? 1 : kTileToks>;
     case GgmlType::BF16: return tile_float<LoadBF16, NT == 1 ? 1 : kTileToks>;
     case GgmlType::Q8_0: return layout == WeightLayout::Q8x8 ? tile_q8x8<NT> : nullptr;
+    case GgmlType::Q4_0: return layout == WeightLayout::Q4x8 ? tile_q4x8<NT> : nullptr;
     default: return nullptr;  // the other quantized types run the portable path
   }
 }
@@ -165,7 +205,16 @@ TileFn tile_for(GgmlType type, WeightLayout layout) {
 }  // namespace
 
 TileFn simd_tile(GgmlType type, WeightLayout layout, int nt) {
-  switch (nt) {  // Q8x8 tiles take exactly nt tokens; float tiles any nt <= kTileToks
+  // Q8x8 and Q4x8 tiles take exactly nt tokens (nt <= their tile size); float tiles any nt <= kTileToks.
+  if (layout == WeightLayout::Q4x8) {
+    switch (nt) {
+      case 1: return tile_for<1>(type, layout);
+      case 2: return tile_for<2>(type, layout);
+      case 3: return tile_for<3>(type, layout);
+      default: return tile_for<4>(type, layout);
+    }
+  }
+  switch (nt) {
     case 1: return tile_for<1>(type, layout);
     case 2: return tile_for<2>(type, layout);
     default: return tile_for<kQ8TileToks>(type, layout);

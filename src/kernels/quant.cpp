@@ -37,7 +37,12 @@ void quantize_row_q8_0_act(ActBlockQ8* out, const float* x, int64_t K) {
     ActBlockQ8& a = out[b];
     std::memcpy(a.qs, blk.qs, kQ8Block);
     a.d = fp16_to_fp32(blk.d);
-    for (int j = 0; j < 8; ++j) a.corr[j] = -128 * (blk.qs[4 * j] + blk.qs[4 * j + 1] + blk.qs[4 * j + 2] + blk.qs[4 * j + 3]);
+    a.sum = 0;
+    for (int j = 0; j < 8; ++j) {
+      const int32_t s = blk.qs[4 * j] + blk.qs[4 * j + 1] + blk.qs[4 * j + 2] + blk.qs[4 * j + 3];
+      a.corr[j] = -128 * s;
+      a.sum += s;
+    }
   }
 }
 

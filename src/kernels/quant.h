@@ -37,9 +37,10 @@ const QuantType* quant_type(GgmlType type);
 struct ActBlockQ8 {
   int8_t qs[kQ8Block];
   int32_t corr[8];
-  float d;  // the fp16 scale, as float
+  float d;      // the fp16 scale, as float
+  int32_t sum;  // sum of the quants (the correction of offset-8 weights: -8 * sum)
 };
-static_assert(sizeof(ActBlockQ8) == 68);
+static_assert(sizeof(ActBlockQ8) == 72);
 
 struct ActBlockQ8_1 {
   int8_t qs[kQK];

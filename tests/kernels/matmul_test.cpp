@@ -45,7 +45,8 @@ double ref_dot(const WeightView& w, int64_t n, const PackedActivations& p, int64
   const int64_t K = w.n_cols;
   std::vector<float> wr(static_cast<size_t>(K)), xr(static_cast<size_t>(K));
   dequantize_row(wr.data(), w, n);
-  if (p.type == GgmlType::Q8_0) {  // ActBlockQ8: quants times the fp16-rounded scale
+  const QuantType* q = quant_type(p.type);
+  if (q && q->partner == GgmlType::Q8_0) {  // ActBlockQ8: quants times the fp16-rounded scale
     const auto* xb = reinterpret_cast<const ActBlockQ8*>(p.row(t));
     for (int64_t k = 0; k < K; ++k) xr[size_t(k)] = xb[k / kQ8Block].d * float(xb[k / kQ8Block].qs[k % kQ8Block]);
   } else {
@@ -258,5 +259,66 @@ TEST(DotF32, EqualsOneByOneF32Matmul) {
     EXPECT_EQ(fp32_to_bits(dot_f32(a.data(), b.data(), n)), fp32_to_bits(y)) << "n=" << n;
   }
 }
+}  // namespace
+}  // namespace ponder
+
+namespace ponder {
+namespace {
+
+// Random Q4_0 weights (N, K): random nibbles and scales.
+std::vector<uint8_t> random_q4_0(int64_t N, int64_t K, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::normal_distribution<float> nd(0.f, 0.05f);
+  std::vector<uint8_t> bytes(size_t(N * ggml_row_size(GgmlType::Q4_0, K)));
+  auto* b = reinterpret_cast<BlockQ4_0*>(bytes.data());
+  for (int64_t i = 0; i < N * K / kQK; ++i) {
+    b[i].d = fp32_to_fp16(nd(rng));
+    for (uint8_t& q : b[i].qs) q = uint8_t(byte(rng));
+  }
+  return bytes;
+}
+
+// Q4_0 in llama.cpp's 8-row repacked order: the Q4x8 SIMD tiles, the portable path over the
+// repacked bytes and the portable path over the GGUF rows give the same bits, at any batch size
+// and thread count, and agree with a float64 dot of the dequantized values.
+TEST(MatmulQ4x8, SimdPortableAndRowsAgreeBitwise) {
+  const int64_t K = 256, N = 24;
+  const auto bytes = random_q4_0(N, K, 3);
+  const WeightView rows{.type = GgmlType::Q4_0, .data = bytes.data(), .n_rows = N, .n_cols = K,
+                        .order = DotOrder::Interleaved8};
+  const auto packed = repack_q4x8(rows);
+  WeightView repacked = rows;
+  repacked.data = packed.data();
+  repacked.layout = WeightLayout::Q4x8;
+  const int saved = omp_get_max_threads();
+  for (int64_t T : {1, 3, 4, 9}) {
+    const auto x = random_acts(T, K, uint32_t(T));
+    PackedActivations p;
+    pack_activations(p, x.data(), T, K, GgmlType::Q4_0);
+    std::vector<float> want(size_t(T * N)), simd(want.size()), portable(want.size());
+    matmul_portable(want.data(), N, p, rows);
+    for (int threads : {1, 2}) {
+      omp_set_num_threads(threads);
+      matmul(simd.data(), N, p, repacked);
+      matmul_portable(portable.data(), N, p, repacked);
+      for (size_t i = 0; i < want.size(); ++i) {
+        ASSERT_EQ(fp32_to_bits(simd[i]), fp32_to_bits(want[i])) << "T=" << T << " i=" << i;
+        ASSERT_EQ(fp32_to_bits(portable[i]), fp32_to_bits(want[i])) << "T=" << T << " i=" << i;
+      }
+    }
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t n = 0; n < N; ++n) {
+        const double ref = ref_dot(rows, n, p, t);
+        EXPECT_NEAR(want[size_t(t * N + n)], ref, 1e-5 * (1 + std::fabs(ref)));
+        std::vector<float> a(static_cast<size_t>(K)), b(static_cast<size_t>(K));
+        dequantize_row(a.data(), rows, n);
+        dequantize_row(b.data(), repacked, n);
+        ASSERT_EQ(a, b) << "row " << n;
+      }
+  }
+  omp_set_num_threads(saved);
+}
+
 }  // namespace
 }  // namespace ponder
