@@ -79,7 +79,7 @@ void BM_Attention(benchmark::State& state) {
   const float* vp[1] = {v.data()};
   const KvBlocks kv{.k = kp, .v = vp, .block_size = n_ctx, .n_ctx = n_ctx};
   for (auto _ : state) {
-    attention_forward(out.data(), q.data(), kv, H, Hkv, D, 0.125f, scores.data());
+    attention_forward(out.data(), q.data(), kv, H, Hkv, D, 0.125f, AttentionOrder::OneToken, scores.data());
     benchmark::DoNotOptimize(out.data());
   }
 }

@@ -88,6 +88,10 @@ if [ -d "$shared" ]; then
   # stories260K (a whole Llama model with its SentencePiece vocabulary); the real BPE vocabularies
   # (2-8 MB) would slow every run down, the small hand-made ones cover their loaders.
   cp "$shared/stories260K.gguf" "$model_seeds"/
+  # Quantized models (llama-quantize outputs, about 1 MB): a k-quant mix, the legacy types, IQ4.
+  for f in tiny-llama-kq-q4_k_m tiny-llama-kq-q2_k tiny-llama-kq-iq4_xs tiny-qwen2-kq-q3_k_m tiny-qwen2-kq-q5_k_m; do
+    [ -f "$shared/kq/$f.gguf" ] && cp "$shared/kq/$f.gguf" "$model_seeds"/
+  done
   # A small Qwen2 model with Q8_0 weights (the real Qwen2 test models are 16-26 MB).
   if [ -x "$root/build/ponder" ]; then
     "$root/build/ponder" init --arch qwen2 --preset qwen2-tiny --dtype q8_0 --vocab "$shared/stories260K.gguf" \

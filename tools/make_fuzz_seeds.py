@@ -4,8 +4,8 @@
 Usage: make_fuzz_seeds.py SEED_DIR [DICT_PATH]
 
 Standard library only (struct). The files cover every metadata value type (nested arrays, empty
-strings and arrays included), tensors of each type ponder reads (F32, F16, BF16, Q8_0) with odd
-sizes, general.alignment = 64, GGUF version 2, a vocab-only file, byte-level BPE vocabularies with
+strings and arrays included), tensors of each type ponder reads (F32, F16, BF16 and the quantized
+types Q4_0..Q6_K, IQ4_NL, IQ4_XS) with odd sizes, general.alignment = 64, GGUF version 2, a vocab-only file, byte-level BPE vocabularies with
 each pre-tokenizer ponder knows, and an empty file. The layout is
 ggml's: tensor data in order, each padded to the alignment.
 """
@@ -18,7 +18,11 @@ U8, I8, U16, I16, U32, I32, F32, BOOL, STRING, ARRAY, U64, I64, F64 = range(13)
 SCALAR_FORMATS = {U8: "<B", I8: "<b", U16: "<H", I16: "<h", U32: "<I", I32: "<i", F32: "<f",
                   BOOL: "<B", U64: "<Q", I64: "<q", F64: "<d"}
 GGML_F32, GGML_F16, GGML_Q8_0, GGML_BF16 = 0, 1, 8, 30
-TYPE_SIZE = {GGML_F32: (1, 4), GGML_F16: (1, 2), GGML_BF16: (1, 2), GGML_Q8_0: (32, 34)}  # (block, bytes)
+# ggml type id: (block, bytes), as in ggml's type traits
+QUANT_TYPES = {2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24),          # Q4_0 Q4_1 Q5_0 Q5_1
+               10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176),  # Q2_K Q3_K Q4_K Q5_K
+               14: (256, 210), 20: (32, 18), 23: (256, 136)}                    # Q6_K IQ4_NL IQ4_XS
+TYPE_SIZE = {GGML_F32: (1, 4), GGML_F16: (1, 2), GGML_BF16: (1, 2), GGML_Q8_0: (32, 34), **QUANT_TYPES}
 
 
 def enc_string(s):
@@ -88,7 +92,7 @@ ODD_TENSORS = [
     ("f16", [5], GGML_F16),
     ("bf16", [3, 1, 2], GGML_BF16),
     ("q8_0", [64, 3, 1, 1], GGML_Q8_0),
-]
+] + [("quant_%d" % t, [block * 2, 3], t) for t, (block, _) in QUANT_TYPES.items()]
 
 
 def seeds():
@@ -131,6 +135,7 @@ DICTIONARY = {
     "u32_64": struct.pack("<I", 64), "u32_3": struct.pack("<I", 3),
 }
 DICTIONARY.update({"type_%d" % t: struct.pack("<I", t) for t in range(14)})
+DICTIONARY.update({"qtype_%d" % t: struct.pack("<I", t) for t in QUANT_TYPES})
 DICTIONARY.update({"ggml_%d" % t: struct.pack("<I", t) for t in (8, 12, 30, 31)})
 
 

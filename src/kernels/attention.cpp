@@ -27,17 +27,21 @@ void for_each_position(const float* const* blocks, const KvBlocks& kv, int kv_di
   }
 }
 
-// out (D) = sum_p w[p] * v_p (D) in the order of llama.cpp's one-row dot product over the
-// (padded) positions, which its attention uses for softmax(scores) . V: position p goes to lane
-// p % 64 (one fma per element and position, positions in order within a lane), then each
-// element's 64 lanes are reduced as reduce_lanes64 does. (llama.cpp pads the positions to a
-// multiple of 256 with weight 0, so every position falls in a whole group of 64.)
+// out (D) = sum_p w[p] * v_p (D) in one of llama.cpp's two orders for softmax(scores) . V:
+// position p goes to lane p % n_lanes (one fma per element and position, positions in order
+// within a lane), then each element's lanes are reduced in a fixed order:
+//   n_lanes = 64, its one-row dot product (ggml_vec_dot_f32, one query token in the batch):
+//     s[l] = (a[l] + a[l+32]) + (a[l+16] + a[l+48]) for l < 16, then s by halving (l + 8, 4, 2, 1);
+//   n_lanes = 16, its batch kernel (tinyBLAS, 2+ query tokens): the 16 lanes by halving.
+// llama.cpp pads the positions to a multiple of 256 with weight 0, so every position falls in a
+// whole group of lanes and the lanes past the context hold +0; so they do here.
 // lanes: scratch (64, D).
-void weighted_sum(float* out, const float* w, const KvBlocks& kv, int kv_dim, int offset, int D, float* lanes) {
-  const int n_lanes = std::min(kv.n_ctx, 64);  // lanes past n_ctx - 1 stay +0 (llama.cpp's padding)
-  std::fill(lanes, lanes + size_t(n_lanes) * size_t(D), 0.0f);
+void weighted_sum(float* out, const float* w, const KvBlocks& kv, int kv_dim, int offset, int D, int n_lanes,
+                  float* lanes) {
+  const int n_used = std::min(kv.n_ctx, n_lanes);  // lanes with a position; the others are +0
+  std::fill(lanes, lanes + size_t(n_used) * size_t(D), 0.0f);
   for_each_position(kv.v, kv, kv_dim, offset, [&](int p, const float* v) {
-    float* acc = lanes + size_t(p & 63) * size_t(D);
+    float* acc = lanes + size_t(p % n_lanes) * size_t(D);
     int d = 0;
 #if PONDER_ATTN_SIMD
     const __m256 wp = _mm256_set1_ps(w[p]);
@@ -45,26 +49,24 @@ void weighted_sum(float* out, const float* w, const KvBlocks& kv, int kv_dim, in
 #endif
     for (; d < D; ++d) acc[d] = std::fma(w[p], v[d], acc[d]);
   });
-  // s[l] = (a[l] + a[l+32]) + (a[l+16] + a[l+48]), then the halving tree over l, element by
-  // element; an unused lane adds +0, as llama.cpp's zero-weight padded positions do.
-  auto lane = [&](int l) -> const float* { return l < n_lanes ? lanes + size_t(l) * D : nullptr; };
+  auto lane = [&](int l) -> const float* { return l < n_used ? lanes + size_t(l) * D : nullptr; };
   auto add = [&](float* dst, const float* a, const float* b) {  // dst = a + b, a null lane is +0
     for (int d = 0; d < D; ++d) dst[d] = (a ? a[d] : 0.0f) + (b ? b[d] : 0.0f);
   };
-  float* s = lanes;  // s[l] overwrites lane l (l < 16) after lanes l, l+16, l+32, l+48 are read
-  const int n_s = std::min(n_lanes, 16);
-  for (int l = 0; l < n_s; ++l) {
-    float* sl = s + size_t(l) * D;
-    if (n_lanes > 16) {
-      float* tmp = out;  // (a[l+16] + a[l+48]) parked in out
-      add(tmp, lane(l + 16), lane(l + 48));
-      add(sl, lane(l), lane(l + 32));
-      for (int d = 0; d < D; ++d) sl[d] = sl[d] + tmp[d];
-    } else {
-      for (int d = 0; d < D; ++d) sl[d] = (sl[d] + 0.0f) + (0.0f + 0.0f);
+  float* s = lanes;  // s[l] overwrites lane l (l < 16): the 16 values the halving tree reduces
+  int n_valid = std::min(n_used, 16);  // s[l] for l >= n_valid is +0 (not stored)
+  if (n_lanes == 64) {
+    for (int l = 0; l < n_valid; ++l) {
+      float* sl = s + size_t(l) * D;  // lanes l+16, l+32, l+48 are read before lane l is overwritten
+      if (n_used > 16) {
+        add(out, lane(l + 16), lane(l + 48));  // out parks (a[l+16] + a[l+48])
+        add(sl, lane(l), lane(l + 32));
+        for (int d = 0; d < D; ++d) sl[d] = sl[d] + out[d];
+      } else {
+        for (int d = 0; d < D; ++d) sl[d] = (sl[d] + 0.0f) + (0.0f + 0.0f);
+      }
     }
   }
-  int n_valid = n_s;  // s[l] for l >= n_valid is +0 (not stored)
   for (int half = 8; half >= 1; half /= 2) {
     for (int l = 0; l < half && l < n_valid; ++l) {
       float* x = s + size_t(l) * D;
@@ -77,7 +79,7 @@ void weighted_sum(float* out, const float* w, const KvBlocks& kv, int kv_dim, in
     }
     n_valid = std::min(n_valid, half);
   }
-  if (n_s == 0) std::fill(out, out + D, 0.0f);
+  if (n_valid == 0) std::fill(out, out + D, 0.0f);
   else std::copy(s, s + D, out);
 }
 
@@ -86,17 +88,20 @@ void weighted_sum(float* out, const float* w, const KvBlocks& kv, int kv_dim, in
 size_t attention_scratch_floats(int n_ctx, int D) { return size_t(n_ctx) + size_t(64) * size_t(D); }
 
 void attention_head_forward(float* out, const float* q, const KvBlocks& kv, int kv_head, int Hkv, int D, float scale,
-                            float* scratch) {
+                            AttentionOrder order, float* scratch) {
   const int kv_dim = Hkv * D, offset = kv_head * D;
   float* scores = scratch;
   for_each_position(kv.k, kv, kv_dim, offset, [&](int p, const float* k) { scores[p] = dot_f32(q, k, D) * scale; });
   softmax_forward(scores, kv.n_ctx);
-  weighted_sum(out, scores, kv, kv_dim, offset, D, scratch + kv.n_ctx);
+  // llama.cpp's batch kernel takes the product only when the head size is a multiple of 4.
+  const int n_lanes = order == AttentionOrder::Batch && D % 4 == 0 ? 16 : 64;
+  weighted_sum(out, scores, kv, kv_dim, offset, D, n_lanes, scratch + kv.n_ctx);
 }
 
 void attention_forward(float* out, const float* q, const KvBlocks& kv, int H, int Hkv, int D, float scale,
-                       float* scratch) {
-  for (int h = 0; h < H; ++h) attention_head_forward(out + h * D, q + h * D, kv, h / (H / Hkv), Hkv, D, scale, scratch);
+                       AttentionOrder order, float* scratch) {
+  for (int h = 0; h < H; ++h)
+    attention_head_forward(out + h * D, q + h * D, kv, h / (H / Hkv), Hkv, D, scale, order, scratch);
 }
 
 }  // namespace ponder

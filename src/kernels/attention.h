@@ -13,10 +13,14 @@ struct KvBlocks {
   int n_ctx = 0;          // positions to attend to: 0 .. n_ctx-1
 };
 
-// The numerics are llama.cpp's (CPU, no flash attention) for one query row: scores q . k by
-// dot_f32, softmax_forward, then the weighted sum of the values with each element's positions
-// spread over 64 lanes and reduced in the fixed order of llama.cpp's dot product. They depend on
-// nothing but this head's query and cache, so a row's result is the same in any batch.
+// The numerics are llama.cpp's (CPU, no flash attention): scores q . k by dot_f32 (its one-row
+// dot product), softmax_forward, then the weighted sum of the values with each element's
+// positions spread over lanes and reduced in a fixed order. llama.cpp sums softmax . V in one of
+// two orders: 64 lanes when its batch holds one query token, 16 lanes (its batch kernel) when it
+// holds several. ponder makes the choice per sequence (AttentionOrder), never from what else is
+// in the batch: a sequence's one-token steps (decoding, one path or many) use the one-token order,
+// and a chunk of 2+ of its tokens (a prompt) the batch order, as llama.cpp computes a prompt.
+enum class AttentionOrder { OneToken, Batch };
 
 // Floats of scratch one call needs: n_ctx scores plus 64 x D lane sums.
 size_t attention_scratch_floats(int n_ctx, int D);
@@ -24,10 +28,10 @@ size_t attention_scratch_floats(int n_ctx, int D);
 // One head: out (D) = softmax(scale * q . K^T) V over KV head kv_head.
 // scratch: attention_scratch_floats(n_ctx, D) floats.
 void attention_head_forward(float* out, const float* q, const KvBlocks& kv, int kv_head, int Hkv, int D, float scale,
-                            float* scratch);
+                            AttentionOrder order, float* scratch);
 
 // All heads: out: (H, D); q: (H, D); scratch as above. scale is usually 1/sqrt(D).
 void attention_forward(float* out, const float* q, const KvBlocks& kv, int H, int Hkv, int D, float scale,
-                       float* scratch);
+                       AttentionOrder order, float* scratch);
 
 }  // namespace ponder

@@ -79,7 +79,7 @@ const uint8_t* unpacked_row(const WeightView& w, int64_t r) {
   return buf.data();
 }
 
-float dot_portable(const WeightView& w, int64_t r, const uint8_t* x, int64_t K) {
+float dot_portable(const WeightView& w, int64_t r, const uint8_t* x, int64_t K, uint8_t shape) {
   switch (w.type) {
     case GgmlType::F32: {
       const auto* wf = reinterpret_cast<const float*>(w.row(r));
@@ -115,7 +115,7 @@ float dot_portable(const WeightView& w, int64_t r, const uint8_t* x, int64_t K) 
     }
     default: {
       const QuantType* q = quant_type(w.type);
-      const auto dot = w.order == DotOrder::Interleaved8 && q->dot_x8 ? q->dot_x8 : q->dot;
+      const QuantDot dot = pick_dot(*q, w.order == DotOrder::Interleaved8, shape);
       return dot(w.layout == WeightLayout::Rows ? w.row(r) : unpacked_row(w, r), x, K);
     }
   }
@@ -139,7 +139,7 @@ void matmul_rows(float* y, int64_t ldy, const PackedActivations& x, const Weight
           tile(y + t * ldy + n, ldy, w, n, nr, x, t, nt);
         } else {
           for (int i = 0; i < nt; ++i)
-            for (int r = 0; r < nr; ++r) y[(t + i) * ldy + n + r] = dot_portable(w, n + r, x.row(t + i), w.n_cols);
+            for (int r = 0; r < nr; ++r) y[(t + i) * ldy + n + r] = dot_portable(w, n + r, x.row(t + i), w.n_cols, x.shapes[size_t(t + i)]);
         }
       }
     }
@@ -191,10 +191,20 @@ void convert_row(uint8_t* out, const float* x, int64_t K, GgmlType type) {
   }
 }
 
-void pack_activations(PackedActivations& out, const float* x, int64_t T, int64_t K, GgmlType weight_type) {
+void pack_activations(PackedActivations& out, const float* x, int64_t T, int64_t K, GgmlType weight_type,
+                      std::span<const int32_t> chunks) {
   out.type = weight_type;
   out.n_cols = K;
   out.n_rows = T;
+  out.shapes.assign(size_t(T), kRowAlone);
+  int64_t t0 = 0;
+  for (const int32_t n : chunks) {
+    if (n < 0 || t0 + n > T) throw InvalidArgument("pack_activations: chunks sum past the " + std::to_string(T) + " rows");
+    for (int64_t i = 0; i < n; ++i) out.shapes[size_t(t0 + i)] = row_shape(i, n);
+    t0 += n;
+  }
+  if (!chunks.empty() && t0 != T)
+    throw InvalidArgument("pack_activations: chunks sum to " + std::to_string(t0) + ", not the " + std::to_string(T) + " rows");
   const QuantType* q = quant_type(weight_type);
   out.row_bytes = q ? activation_row_bytes(q->partner, K) : ggml_row_size(weight_type, K);
   const size_t need = size_t(T * out.row_bytes);

@@ -88,11 +88,14 @@ struct PackedActivations {
   int64_t n_rows = 0;             // T
   int64_t row_bytes = 0;
   std::vector<uint8_t> data;      // (T, row_bytes); grows, never shrinks
+  std::vector<uint8_t> shapes;    // (T) RowShape flags (kernels/quant.h)
   const uint8_t* row(int64_t t) const { return data.data() + t * row_bytes; }
 };
 
-// x: (T, K) floats, row stride K.
-void pack_activations(PackedActivations& out, const float* x, int64_t T, int64_t K, GgmlType weight_type);
+// x: (T, K) floats, row stride K. chunks: the token counts of the sequences' chunks the rows
+// come from, in order, summing to T (their RowShape; empty: every row alone, as a decode step).
+void pack_activations(PackedActivations& out, const float* x, int64_t T, int64_t K, GgmlType weight_type,
+                      std::span<const int32_t> chunks = {});
 
 // y[t * ldy + n] = dot(x[t], W[n]) for t < T, n < N. Multi-threaded over n (OpenMP).
 void matmul(float* y, int64_t ldy, const PackedActivations& x, const WeightView& w);

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 
 #include "core/fp16.h"
@@ -13,8 +14,18 @@ namespace ponder {
 namespace {
 
 constexpr QuantType kTable[] = {
-    {GgmlType::Q8_0, GgmlType::Q8_0, quant::dequantize_q8_0, quant::dot_q8_0, nullptr},
-    {GgmlType::Q4_0, GgmlType::Q8_0, quant::dequantize_q4_0, quant::dot_q4_0, quant::dot_x8_q4_0},
+    {GgmlType::Q8_0, GgmlType::Q8_0, quant::dequantize_q8_0, quant::dot_q8_0, nullptr, nullptr, nullptr},
+    {GgmlType::Q4_0, GgmlType::Q8_0, quant::dequantize_q4_0, quant::dot_q4_0, quant::dot_x8_q4_0, nullptr, nullptr},
+    {GgmlType::Q4_1, GgmlType::Q8_1, quant::dequantize_q4_1, quant::dot_q4_1, nullptr, nullptr, nullptr},
+    {GgmlType::Q5_0, GgmlType::Q8_0, quant::dequantize_q5_0, quant::dot_q5_0, nullptr, nullptr, nullptr},
+    {GgmlType::Q5_1, GgmlType::Q8_1, quant::dequantize_q5_1, quant::dot_q5_1, nullptr, nullptr, nullptr},
+    {GgmlType::IQ4_NL, GgmlType::Q8_0, quant::dequantize_iq4_nl, quant::dot_iq4_nl, quant::dot_x8_iq4_nl, nullptr, nullptr},
+    {GgmlType::Q2_K, GgmlType::Q8_K, quant::dequantize_q2_k, quant::dot_q2_k, quant::dot_x8_q2_k, quant::dot_x8_q2_k_gemm, nullptr},
+    {GgmlType::Q3_K, GgmlType::Q8_K, quant::dequantize_q3_k, quant::dot_q3_k, nullptr, nullptr, nullptr},
+    {GgmlType::IQ4_XS, GgmlType::Q8_K, quant::dequantize_iq4_xs, quant::dot_iq4_xs, nullptr, nullptr, quant::dot_x8_iq4_xs},
+    {GgmlType::Q4_K, GgmlType::Q8_K, quant::dequantize_q4_k, quant::dot_q4_k, quant::dot_x8_q4_k, quant::dot_x8_q4_k_gemm, nullptr},
+    {GgmlType::Q5_K, GgmlType::Q8_K, quant::dequantize_q5_k, quant::dot_q5_k, nullptr, nullptr, nullptr},
+    {GgmlType::Q6_K, GgmlType::Q8_K, quant::dequantize_q6_k, quant::dot_q6_k, nullptr, nullptr, nullptr},
 };
 
 // Round half to even, as llama.cpp's vectorized quantizers (_mm256_round_ps) and its
@@ -91,6 +102,29 @@ const QuantType* quant_type(GgmlType type) {
   for (const QuantType& q : kTable)
     if (q.type == type) return &q;
   return nullptr;
+}
+
+int64_t first_nonfinite_scale(GgmlType type, const uint8_t* data, int64_t n_blocks) {
+  // Byte offsets of a block's fp16 scales.
+  size_t off[2] = {0, 0};
+  int n = 1;
+  switch (type) {
+    case GgmlType::Q4_1: case GgmlType::Q5_1: case GgmlType::Q4_K: case GgmlType::Q5_K: off[1] = 2; n = 2; break;
+    case GgmlType::Q2_K: off[0] = offsetof(BlockQ2_K, d); off[1] = offsetof(BlockQ2_K, dmin); n = 2; break;
+    case GgmlType::Q3_K: off[0] = offsetof(BlockQ3_K, d); break;
+    case GgmlType::Q6_K: off[0] = offsetof(BlockQ6_K, d); break;
+    default: break;  // Q4_0, Q5_0, Q8_0, IQ4_NL, IQ4_XS: d first
+  }
+  const size_t size = size_t(ggml_type_size(type));
+  int64_t first = n_blocks;
+#pragma omp parallel for schedule(static) reduction(min : first) if (n_blocks >= (1 << 16))
+  for (int64_t b = 0; b < n_blocks; ++b)
+    for (int i = 0; i < n; ++i) {
+      uint16_t h;
+      std::memcpy(&h, data + size_t(b) * size + off[i], 2);
+      if ((h & 0x7c00) == 0x7c00) first = std::min(first, b);  // exponent all ones: inf or NaN
+    }
+  return first < n_blocks ? first : -1;
 }
 
 void quantize_row_q8_0(BlockQ8_0* out, const float* x, int64_t K) {

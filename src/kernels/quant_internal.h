@@ -24,4 +24,40 @@ void dequantize_q4_0(float* out, const uint8_t* row, int64_t K);
 float dot_q4_0(const uint8_t* w, const uint8_t* x, int64_t K);
 float dot_x8_q4_0(const uint8_t* w, const uint8_t* x, int64_t K);
 
+void dequantize_q4_1(float* out, const uint8_t* row, int64_t K);
+float dot_q4_1(const uint8_t* w, const uint8_t* x, int64_t K);
+
+void dequantize_q5_0(float* out, const uint8_t* row, int64_t K);
+float dot_q5_0(const uint8_t* w, const uint8_t* x, int64_t K);
+
+void dequantize_q5_1(float* out, const uint8_t* row, int64_t K);
+float dot_q5_1(const uint8_t* w, const uint8_t* x, int64_t K);
+
+void dequantize_iq4_nl(float* out, const uint8_t* row, int64_t K);
+float dot_iq4_nl(const uint8_t* w, const uint8_t* x, int64_t K);
+float dot_x8_iq4_nl(const uint8_t* w, const uint8_t* x, int64_t K);
+
+void dequantize_q2_k(float* out, const uint8_t* row, int64_t K);
+float dot_q2_k(const uint8_t* w, const uint8_t* x, int64_t K);
+float dot_x8_q2_k(const uint8_t* w, const uint8_t* x, int64_t K);       // llama.cpp's 8-row gemv
+float dot_x8_q2_k_gemm(const uint8_t* w, const uint8_t* x, int64_t K);  // its 8-row, 4-token gemm
+
+void dequantize_q3_k(float* out, const uint8_t* row, int64_t K);
+float dot_q3_k(const uint8_t* w, const uint8_t* x, int64_t K);
+
+void dequantize_iq4_xs(float* out, const uint8_t* row, int64_t K);
+float dot_iq4_xs(const uint8_t* w, const uint8_t* x, int64_t K);
+float dot_x8_iq4_xs(const uint8_t* w, const uint8_t* x, int64_t K);  // its 8-row panel kernels (T >= 8)
+
+void dequantize_q4_k(float* out, const uint8_t* row, int64_t K);
+float dot_q4_k(const uint8_t* w, const uint8_t* x, int64_t K);
+float dot_x8_q4_k(const uint8_t* w, const uint8_t* x, int64_t K);       // llama.cpp's 8-row gemv
+float dot_x8_q4_k_gemm(const uint8_t* w, const uint8_t* x, int64_t K);  // its 8-row, 4-token gemm
+
+void dequantize_q5_k(float* out, const uint8_t* row, int64_t K);
+float dot_q5_k(const uint8_t* w, const uint8_t* x, int64_t K);
+
+void dequantize_q6_k(float* out, const uint8_t* row, int64_t K);
+float dot_q6_k(const uint8_t* w, const uint8_t* x, int64_t K);
+
 }  // namespace ponder::quant

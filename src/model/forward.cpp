@@ -22,8 +22,10 @@ void for_each_token(int64_t T, Fn fn) {
 }
 
 // y (T, N) = x (T, K) W^T (+ bias)
+// Each item's tokens form one chunk (kernels/quant.h: RowShape), so a row's arithmetic depends on
+// its own sequence's chunk only.
 void linear(float* y, const float* x, int64_t T, const WeightView& w, std::span<const float> bias, ForwardState& st) {
-  pack_activations(st.packed, x, T, w.n_cols, w.type);
+  pack_activations(st.packed, x, T, w.n_cols, w.type, st.chunks);
   matmul(y, w.n_rows, st.packed, w);
   if (!bias.empty())
     for_each_token(T, [&](int64_t t) {
@@ -74,6 +76,9 @@ void forward(const Model& model, KvPool& pool, std::span<const BatchItem> batch,
   int32_t* item_of = sized(st.item_of, size_t(T));
   float* rc = sized(st.rope_cos, size_t(T * std::max(half_rot, 1)));
   float* rs = sized(st.rope_sin, size_t(T * std::max(half_rot, 1)));
+
+  st.chunks.clear();
+  for (const BatchItem& it : batch) st.chunks.push_back(int32_t(it.tokens.size()));
 
   // Embeddings, positions, rotary angles.
   int64_t t = 0;
@@ -134,7 +139,8 @@ void forward(const Model& model, KvPool& pool, std::span<const BatchItem> batch,
         const KvBlocks kv{.k = kb + st.block_start[i], .v = vb + st.block_start[i], .block_size = bs,
                           .n_ctx = pos[tt] + 1};
         float* sc = scores + size_t(omp_get_thread_num()) * scratch_per_thread;
-        attention_head_forward(att + tt * qd + h * D, q + tt * qd + h * D, kv, h / (H / Hkv), Hkv, D, scale, sc);
+        const AttentionOrder order = batch[i].tokens.size() >= 2 ? AttentionOrder::Batch : AttentionOrder::OneToken;
+        attention_head_forward(att + tt * qd + h * D, q + tt * qd + h * D, kv, h / (H / Hkv), Hkv, D, scale, order, sc);
       }
     linear(xb, att, T, lw.attn_output, lw.bo, st);
     for_each_token(T, [&](int64_t t) {
@@ -156,18 +162,22 @@ void forward(const Model& model, KvPool& pool, std::span<const BatchItem> batch,
   float* rows = sized(st.out_rows, size_t(std::max<int64_t>(n_out, 1) * C));
   int64_t r = 0;
   t = 0;
+  st.out_chunks.clear();
   for (const BatchItem& it : batch) {
     const int64_t n = int64_t(it.tokens.size());
-    if (it.logits == LogitsFor::All)
+    if (it.logits == LogitsFor::All) {
       for (int64_t j = 0; j < n; ++j) std::copy(x + (t + j) * C, x + (t + j + 1) * C, rows + (r++) * C);
-    else if (it.logits == LogitsFor::Last && n > 0)
+      st.out_chunks.push_back(int32_t(n));
+    } else if (it.logits == LogitsFor::Last && n > 0) {
       std::copy(x + (t + n - 1) * C, x + (t + n) * C, rows + (r++) * C);
+      st.out_chunks.push_back(1);
+    }
     t += n;
   }
   logits.resize(size_t(n_out) * size_t(c.n_vocab));
   if (n_out == 0) return;
   rmsnorm_forward(rows, rows, w.output_norm.data(), n_out, C, c.rms_eps);
-  pack_activations(st.packed, rows, n_out, C, w.output.type);
+  pack_activations(st.packed, rows, n_out, C, w.output.type, st.out_chunks);
   matmul(logits.data(), c.n_vocab, st.packed, w.output);
 }
 

@@ -31,8 +31,15 @@ struct Loader {
     if (!is_float && !q)
       throw FormatError(m.path + ": tensor '" + name + "' has type " + ggml_type_name(uint32_t(t.type)) +
                         ", which ponder reads but cannot compute with yet");
+    if (q) {
+      const int64_t n_blocks = n_out * (n_in / ggml_block_size(t.type));
+      if (const int64_t b = first_nonfinite_scale(t.type, t.data, n_blocks); b >= 0)
+        throw FormatError(m.path + ": tensor '" + name + "' (" + ggml_type_name(uint32_t(t.type)) + ") has an infinite or NaN scale in block " +
+                          std::to_string(b % (n_in / ggml_block_size(t.type))) + " of row " +
+                          std::to_string(b / (n_in / ggml_block_size(t.type))));
+    }
     // llama.cpp repacks these types 8 rows at a time on x86 and sums them in that kernel's order.
-    const bool x8 = q && q->dot_x8 && n_out % 8 == 0;
+    const bool x8 = q && has_x8_order(*q) && n_out % 8 == 0;
     return WeightView{.type = t.type, .data = t.data, .n_rows = n_out, .n_cols = n_in,
                       .order = x8 ? DotOrder::Interleaved8 : DotOrder::Row};
   }

@@ -8,7 +8,9 @@
 #include <omp.h>
 #include <random>
 
+#include "core/error.h"
 #include "core/fp16.h"
+#include "kernels/quant_internal.h"
 
 namespace ponder {
 namespace {
@@ -318,6 +320,71 @@ TEST(MatmulQ4x8, SimdPortableAndRowsAgreeBitwise) {
       }
   }
   omp_set_num_threads(saved);
+}
+
+// Random k-quant blocks: random bytes, then sane fp16 scales (d, and dmin where the type has one).
+template <typename Block>
+std::vector<uint8_t> random_blocks(int64_t N, int64_t K, uint32_t seed, bool has_dmin) {
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> bytes(size_t(N * (K / kQK_K)) * sizeof(Block));
+  for (uint8_t& b : bytes) b = uint8_t(rng());
+  std::uniform_real_distribution<float> ud(0.001f, 0.02f);
+  for (size_t i = 0; i < bytes.size() / sizeof(Block); ++i) {
+    auto* blk = reinterpret_cast<Block*>(bytes.data()) + i;
+    blk->d = fp32_to_fp16(ud(rng));
+    if constexpr (requires { blk->dmin; })
+      if (has_dmin) blk->dmin = fp32_to_fp16(ud(rng));
+  }
+  return bytes;
+}
+
+// llama.cpp runs a prompt of n tokens through its repacked Q4_K/Q2_K gemm 4 tokens at a time and
+// the last n % 4 through the gemv, and through IQ4_XS's panel kernels when n >= 8 (kernels/quant.h).
+// A row's kernel order follows its own chunk, whatever else is in the batch.
+TEST(Matmul, ChunkShapesPickLlamaCppKernelOrders) {
+  const int64_t K = 512, N = 16;
+  struct Case {
+    GgmlType type;
+    std::vector<uint8_t> bytes;
+    QuantDot group4, rest;  // orders for rows among the first n - n % 4 of a chunk, and the others
+    QuantDot chunk8;        // order for every row of a chunk of >= 8 (nullptr: none)
+  };
+  const std::vector<Case> cases = {
+      {GgmlType::Q4_K, random_blocks<BlockQ4_K>(N, K, 1, true), quant::dot_x8_q4_k_gemm, quant::dot_x8_q4_k, nullptr},
+      {GgmlType::Q2_K, random_blocks<BlockQ2_K>(N, K, 2, true), quant::dot_x8_q2_k_gemm, quant::dot_x8_q2_k, nullptr},
+      {GgmlType::IQ4_XS, random_blocks<BlockIQ4_XS>(N, K, 3, false), quant::dot_iq4_xs, quant::dot_iq4_xs,
+       quant::dot_x8_iq4_xs},
+  };
+  for (const Case& c : cases) {
+    const WeightView w{.type = c.type, .data = c.bytes.data(), .n_rows = N, .n_cols = K, .order = DotOrder::Interleaved8};
+    // One batch: a chunk of 6 (rows 0-3 in a group of 4, 4-5 not), a lone decode row, a chunk of 9.
+    const std::vector<int32_t> chunks = {6, 1, 9};
+    const int64_t T = 16;
+    const auto x = random_acts(T, K, 7);
+    PackedActivations p;
+    pack_activations(p, x.data(), T, K, c.type, chunks);
+    std::vector<float> y(size_t(T * N));
+    matmul(y.data(), N, p, w);
+    int orders_differ = 0;
+    int64_t t = 0;
+    for (const int32_t n : chunks)
+      for (int32_t i = 0; i < n; ++i, ++t) {
+        const QuantDot want = c.chunk8 && n >= 8 ? c.chunk8 : i < n - n % 4 ? c.group4 : c.rest;
+        for (int64_t r = 0; r < N; ++r) {
+          const uint8_t* wr = c.bytes.data() + r * w.row_bytes();
+          ASSERT_EQ(fp32_to_bits(y[size_t(t * N + r)]), fp32_to_bits(want(wr, p.row(t), K)))
+              << ggml_type_name(uint32_t(c.type)) << " chunk of " << n << ", token " << i << ", row " << r;
+          orders_differ += fp32_to_bits(c.group4(wr, p.row(t), K)) != fp32_to_bits(c.rest(wr, p.row(t), K)) ||
+                           (c.chunk8 && fp32_to_bits(c.chunk8(wr, p.row(t), K)) != fp32_to_bits(c.rest(wr, p.row(t), K)));
+        }
+      }
+    EXPECT_GT(orders_differ, 0) << ggml_type_name(uint32_t(c.type)) << ": the orders never differ, the test shows nothing";
+  }
+  // The chunks must add up to the rows.
+  PackedActivations p;
+  const auto x = random_acts(4, K, 1);
+  const std::vector<int32_t> bad = {3, 2};
+  EXPECT_THROW(pack_activations(p, x.data(), 4, K, GgmlType::Q4_K, bad), InvalidArgument);
 }
 
 }  // namespace

@@ -1,11 +1,15 @@
 // The batched forward: the stories260K golden text, batch invariance (a sequence's logits are
 // bitwise the same alone or in a batch, whatever the thread count), prompt chunking, KV sharing
 // through fork, and clear errors for bad models and bad tokens.
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <gtest/gtest.h>
 #include <omp.h>
 
 #include "core/error.h"
+#include "kernels/quant_blocks.h"
 #include "decode/generate.h"
 #include "decode/model_runner.h"
 #include "model/forward.h"
@@ -101,7 +105,15 @@ TEST_P(BatchInvariance, AloneEqualsInBatchBitwiseAtAnyThreadCount) {
 
 INSTANTIATE_TEST_SUITE_P(Models, BatchInvariance,
                          ::testing::Values("stories260K.gguf", "tiny-qwen2-random.gguf", "tiny-qwen2-random-q8_0.gguf",
-                                           "kq/tiny-qwen2-kq-q8_0.gguf", "kq/tiny-llama-kq.gguf"),
+                                           "kq/tiny-qwen2-kq-q8_0.gguf", "kq/tiny-llama-kq.gguf",
+                                           // every quantized type (prompts of 1 to 22 tokens: lone
+                                           // rows, groups of 4 and chunks of 8 or more)
+                                           "kq/tiny-llama-kq-q4_0.gguf", "kq/tiny-llama-kq-q4_1.gguf",
+                                           "kq/tiny-llama-kq-q5_0.gguf", "kq/tiny-llama-kq-q5_1.gguf",
+                                           "kq/tiny-llama-kq-iq4_nl.gguf", "kq/tiny-llama-kq-iq4_xs.gguf",
+                                           "kq/tiny-llama-kq-q2_k.gguf", "kq/tiny-llama-kq-q3_k_m.gguf",
+                                           "kq/tiny-llama-kq-q4_k_m.gguf", "kq/tiny-llama-kq-q5_k_m.gguf",
+                                           "kq/tiny-llama-kq-q6_k.gguf", "kq/tiny-qwen2-kq-q4_k_m.gguf"),
                          [](const auto& info) {
                            std::string n = info.param;
                            for (char& c : n)
@@ -109,18 +121,19 @@ INSTANTIATE_TEST_SUITE_P(Models, BatchInvariance,
                            return n;
                          });
 
-// A 100-token prompt processed whole, in chunks of 7 or one token at a time gives bitwise the
-// same logits at every position: a path's numbers never depend on how its prompt was cut.
+// A 100-token prompt processed whole, in chunks of 7 or in chunks of 2 gives bitwise the same
+// logits at every position: a path's numbers never depend on how its prompt was cut. (One token
+// at a time is llama.cpp's one-token attention order, as in llama.cpp: attention.h.)
 class PromptChunking : public ::testing::TestWithParam<const char*> {};
 
-TEST_P(PromptChunking, WholeChunksOf7AndTokenByTokenAreBitwiseEqual) {
+TEST_P(PromptChunking, WholeChunksOf7AndChunksOf2AreBitwiseEqual) {
   PONDER_REQUIRE_SHARED(std::string("models/") + GetParam());
   const auto m = load_model(shared_path(std::string("models/") + GetParam()));
   const int V = m->config.n_vocab;
   std::vector<int32_t> prompt;
   for (int j = 0; j < 100; ++j) prompt.push_back(int32_t((37 * j + 11) % V));
   std::vector<std::vector<float>> runs;
-  for (size_t chunk : {size_t(100), size_t(7), size_t(1)}) {
+  for (size_t chunk : {size_t(100), size_t(7), size_t(2)}) {
     KvPool pool(m->config.n_layer, m->config.kv_dim(), 16, 16);
     KvSeq seq;
     ForwardState st;
@@ -137,7 +150,7 @@ TEST_P(PromptChunking, WholeChunksOf7AndTokenByTokenAreBitwiseEqual) {
   for (size_t r = 1; r < runs.size(); ++r)
     for (size_t p = 0; p < prompt.size(); ++p)
       ASSERT_EQ(0, std::memcmp(runs[0].data() + p * V, runs[r].data() + p * V, size_t(V) * 4))
-          << (r == 1 ? "chunks of 7" : "token by token") << " differ from the whole prompt at position " << p;
+          << (r == 1 ? "chunks of 7" : "chunks of 2") << " differ from the whole prompt at position " << p;
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, PromptChunking,
@@ -262,6 +275,78 @@ TEST(Load, BadModelFilesNameTheProblem) {
       if (k == "llama.attention.head_count_kv") v = GgufValue{uint32_t(3)};
   });
   expect_error("head_count_kv");
+  std::filesystem::remove(path);
+}
+
+// Quantized tensors: an infinite or NaN block scale, a tensor stored in a type whose block does
+// not divide its rows, and a file cut inside a tensor are errors naming the tensor.
+TEST(Load, MalformedQuantizedTensorsNameTheTensor) {
+  PONDER_REQUIRE_SHARED("models/kq/tiny-llama-kq-q4_k_m.gguf");
+  const GgufFile f = read_gguf(shared_path("models/kq/tiny-llama-kq-q4_k_m.gguf"));
+  const std::string path = temp_path("bad_quant.gguf");
+  std::vector<uint8_t> edited;
+  auto write_with = [&](const std::string& name, auto edit) {
+    std::vector<GgufTensorData> tensors;
+    for (const GgufTensor& t : f.tensors) {
+      GgufTensorData d{.name = t.name, .ne = t.ne, .type = t.type, .data = t.bytes()};
+      if (t.name == name) {
+        edited.assign(d.data.begin(), d.data.end());
+        edit(d, edited);
+        d.data = edited;
+      }
+      tensors.push_back(d);
+    }
+    write_gguf(path, f.metadata, tensors);
+  };
+  auto expect_error = [&](const std::vector<std::string>& needles) {
+    try {
+      load_model(path);
+      ADD_FAILURE() << "expected a FormatError mentioning " << needles[0];
+    } catch (const FormatError& e) {
+      for (const std::string& n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what();
+    }
+  };
+  // Block 1 of row 2 of a Q4_K matrix 768 inputs wide (3 blocks per row).
+  std::string q4k;  // an ffn_down in Q4_K (the mix gives some layers Q6_K)
+  for (const GgufTensor& t : f.tensors)
+    if (t.type == GgmlType::Q4_K && t.ne[0] == 768 && q4k.empty()) q4k = t.name;
+  ASSERT_FALSE(q4k.empty());
+  for (const uint16_t bad : {uint16_t(0x7c00), uint16_t(0xfc00), uint16_t(0x7e00)})  // +inf, -inf, NaN
+    for (const size_t field : {size_t(0), size_t(2)}) {                             // d, dmin
+      write_with(q4k, [&](GgufTensorData&, std::vector<uint8_t>& bytes) {
+        std::memcpy(bytes.data() + (2 * 3 + 1) * sizeof(BlockQ4_K) + field, &bad, 2);
+      });
+      expect_error({q4k, "NaN", "block 1 of row 2"});
+    }
+  // Q6_K keeps its scale at the end of the block.
+  write_with("output.weight", [&](GgufTensorData& t, std::vector<uint8_t>& bytes) {
+    ASSERT_EQ(t.type, GgmlType::Q6_K);
+    const uint16_t nan = 0x7e00;
+    std::memcpy(bytes.data() + offsetof(BlockQ6_K, d), &nan, 2);
+  });
+  expect_error({"output.weight", "block 0 of row 0"});
+  // A type whose blocks do not divide the row: qwen2's 384-wide Q5_0 rows relabelled Q4_K (256
+  // per block) in the tensor's header entry (name, n_dims, ne[], type).
+  {
+    PONDER_REQUIRE_SHARED("models/kq/tiny-qwen2-kq-q4_k_m.gguf");
+    std::ifstream in(shared_path("models/kq/tiny-qwen2-kq-q4_k_m.gguf"), std::ios::binary);
+    std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string name = "blk.0.attn_q.weight";
+    const auto at = std::search(bytes.begin(), bytes.end(), name.begin(), name.end());
+    ASSERT_NE(at, bytes.end());
+    const size_t type_at = size_t(at - bytes.begin()) + name.size() + 4 + 2 * 8;
+    uint32_t type = 0;
+    std::memcpy(&type, bytes.data() + type_at, 4);
+    ASSERT_EQ(type, uint32_t(GgmlType::Q5_0));
+    type = uint32_t(GgmlType::Q4_K);
+    std::memcpy(bytes.data() + type_at, &type, 4);
+    std::ofstream(path, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
+    expect_error({name, "384", "256"});
+  }
+  // The file cut inside the last tensor.
+  write_with("", [](GgufTensorData&, std::vector<uint8_t>&) {});
+  std::filesystem::resize_file(path, std::filesystem::file_size(path) - 1000);
+  expect_error({"tensor '", "truncated"});
   std::filesystem::remove(path);
 }
 

@@ -122,8 +122,33 @@ INSTANTIATE_TEST_SUITE_P(
                       RefCase{"kq/tiny_llama_kq_q8_0_llamacpp.json", "kq/tiny-llama-kq-q8_0.gguf"},
                       RefCase{"kq/tiny_qwen2_kq_llamacpp.json", "kq/tiny-qwen2-kq.gguf"},
                       RefCase{"kq/tiny_qwen2_kq_q8_0_llamacpp.json", "kq/tiny-qwen2-kq-q8_0.gguf"},
+                      // Q4_1, Q5_0, Q5_1 in llama.cpp's one-row order; IQ4_NL in its 8-row repacked order
+                      RefCase{"kq/tiny_qwen2_kq_q4_1_llamacpp.json", "kq/tiny-qwen2-kq-q4_1.gguf"},
+                      RefCase{"kq/tiny_qwen2_kq_q5_0_llamacpp.json", "kq/tiny-qwen2-kq-q5_0.gguf"},
+                      RefCase{"kq/tiny_qwen2_kq_q5_1_llamacpp.json", "kq/tiny-qwen2-kq-q5_1.gguf"},
+                      RefCase{"kq/tiny_qwen2_kq_iq4_nl_llamacpp.json", "kq/tiny-qwen2-kq-iq4_nl.gguf"},
+                      // Q6_K, Q5_K (one-row order) and Q4_K (8-row repacked order), alone and mixed
+                      RefCase{"kq/tiny_llama_kq_q6_k_llamacpp.json", "kq/tiny-llama-kq-q6_k.gguf"},
+                      RefCase{"kq/tiny_llama_kq_q4_k_m_llamacpp.json", "kq/tiny-llama-kq-q4_k_m.gguf"},
+                      RefCase{"kq/tiny_llama_kq_q5_k_m_llamacpp.json", "kq/tiny-llama-kq-q5_k_m.gguf"},
+                      RefCase{"kq/tiny_llama_kq_q4_0_llamacpp.json", "kq/tiny-llama-kq-q4_0.gguf"},
+                      RefCase{"kq/tiny_qwen2_kq_q6_k_llamacpp.json", "kq/tiny-qwen2-kq-q6_k.gguf"},
+                      // Q3_K in llama.cpp's one-row order (ffn_down beside Q4_0 and Q8_0; with Q4_K, Q5_K, Q6_K)
+                      RefCase{"kq/tiny_qwen2_kq_q2_k_llamacpp.json", "kq/tiny-qwen2-kq-q2_k.gguf"},
+                      RefCase{"kq/tiny_llama_kq_q3_k_m_llamacpp.json", "kq/tiny-llama-kq-q3_k_m.gguf"},
                       // Q4_0 in llama.cpp's 8-row repacked order (every matrix here has a multiple of 8 rows)
-                      RefCase{"kq/tiny_qwen2_kq_q4_0_llamacpp.json", "kq/tiny-qwen2-kq-q4_0.gguf"}),
+                      RefCase{"kq/tiny_qwen2_kq_q4_0_llamacpp.json", "kq/tiny-qwen2-kq-q4_0.gguf"},
+                      // the rest of the 24 files: every type in every mix llama-quantize makes
+                      RefCase{"kq/tiny_llama_kq_iq4_nl_llamacpp.json", "kq/tiny-llama-kq-iq4_nl.gguf"},
+                      RefCase{"kq/tiny_llama_kq_iq4_xs_llamacpp.json", "kq/tiny-llama-kq-iq4_xs.gguf"},
+                      RefCase{"kq/tiny_llama_kq_q2_k_llamacpp.json", "kq/tiny-llama-kq-q2_k.gguf"},
+                      RefCase{"kq/tiny_llama_kq_q4_1_llamacpp.json", "kq/tiny-llama-kq-q4_1.gguf"},
+                      RefCase{"kq/tiny_llama_kq_q5_0_llamacpp.json", "kq/tiny-llama-kq-q5_0.gguf"},
+                      RefCase{"kq/tiny_llama_kq_q5_1_llamacpp.json", "kq/tiny-llama-kq-q5_1.gguf"},
+                      RefCase{"kq/tiny_qwen2_kq_iq4_xs_llamacpp.json", "kq/tiny-qwen2-kq-iq4_xs.gguf"},
+                      RefCase{"kq/tiny_qwen2_kq_q3_k_m_llamacpp.json", "kq/tiny-qwen2-kq-q3_k_m.gguf"},
+                      RefCase{"kq/tiny_qwen2_kq_q4_k_m_llamacpp.json", "kq/tiny-qwen2-kq-q4_k_m.gguf"},
+                      RefCase{"kq/tiny_qwen2_kq_q5_k_m_llamacpp.json", "kq/tiny-qwen2-kq-q5_k_m.gguf"}),
     [](const auto& info) {
       std::string n = info.param.refdata;
       n = n.substr(0, n.find('.'));
