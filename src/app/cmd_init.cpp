@@ -5,6 +5,7 @@
 #include "app/commands.h"
 #include "core/error.h"
 #include "model/init.h"
+#include "model/quantize_model.h"
 
 namespace ponder::app {
 
@@ -13,14 +14,6 @@ struct InitArgs {
   std::string arch, preset, dims, dtype = "f32", vocab, output, name = "ponder-random";
   uint64_t seed = 0;
 };
-
-GgmlType parse_dtype(const std::string& s) {
-  if (s == "f32") return GgmlType::F32;
-  if (s == "f16") return GgmlType::F16;
-  if (s == "bf16") return GgmlType::BF16;
-  if (s == "q8_0") return GgmlType::Q8_0;
-  throw InvalidArgument("--dtype '" + s + "': expected f32, f16, bf16 or q8_0");
-}
 
 // --dims EMBD,LAYERS,HEADS,KV_HEADS,FFN
 void parse_dims(const std::string& s, ModelShape& shape) {
@@ -46,7 +39,9 @@ void run_init(const InitArgs& a) {
   if (!a.preset.empty()) opt.shape = find_preset(a.preset).shape;
   if (!a.arch.empty()) opt.shape.arch = a.arch;
   if (!a.dims.empty()) parse_dims(a.dims, opt.shape);
-  opt.dtype = parse_dtype(a.dtype);
+  const WeightFormat format = parse_weight_format(a.dtype);
+  opt.dtype = format.plain;
+  opt.quant = format.quant;
   opt.seed = a.seed;
   opt.vocab_path = a.vocab;
   opt.output_path = a.output;
@@ -64,7 +59,9 @@ void add_init(CLI::App& app) {
   cmd->add_option("--arch", a->arch, "llama or qwen2 (default: the preset's; qwen2 with --dims)");
   cmd->add_option("--preset", a->preset, "shape preset (this or --dims is required):" + presets);
   cmd->add_option("--dims", a->dims, "EMBD,LAYERS,HEADS,KV_HEADS,FFN instead of a preset (this or --preset is required)");
-  cmd->add_option("--dtype", a->dtype, "weight type: f32, f16, bf16, q8_0 (norms and biases stay f32)");
+  cmd->add_option("--dtype", a->dtype,
+                  "weight type: f32, f16, bf16, or a llama-quantize type (q8_0, q4_k_m, ...: the f32 model quantized "
+                  "as `ponder quantize` does); norms and biases stay f32");
   cmd->add_option("--seed", a->seed, "random seed");
   cmd->add_option("--vocab", a->vocab, "GGUF file whose tokenizer to copy")->required();
   cmd->add_option("--name", a->name, "general.name");

@@ -15,6 +15,7 @@ void add_bench(CLI::App& app);
 void add_init(CLI::App& app);
 void add_train(CLI::App& app);
 void add_export(CLI::App& app);
+void add_quantize(CLI::App& app);
 void add_sample(CLI::App& app);
 void add_demo(CLI::App& app);
 void add_task(CLI::App& app);

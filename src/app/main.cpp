@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   ponder::app::add_init(app);
   ponder::app::add_train(app);
   ponder::app::add_export(app);
+  ponder::app::add_quantize(app);
   ponder::app::add_sample(app);
   ponder::app::add_demo(app);
   ponder::app::add_task(app);

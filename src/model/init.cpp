@@ -77,6 +77,14 @@ GgufValue str(const std::string& s) { return {s}; }
 }  // namespace
 
 RandomModel build_random_model(const InitOptions& opt) {
+  if (opt.quant) {  // the F32 model, then llama-quantize's per-tensor types (it falls back for odd shapes)
+    InitOptions f32 = opt;
+    f32.quant = nullptr;
+    f32.dtype = GgmlType::F32;
+    const RandomModel m = build_random_model(f32);
+    QuantizedModel q = quantize_model(m.metadata, m.tensors, *opt.quant, "ponder init");
+    return RandomModel{.metadata = std::move(q.metadata), .storage = std::move(q.storage), .tensors = std::move(q.tensors)};
+  }
   const ModelShape& s = opt.shape;
   const ArchInfo& arch = find_arch(s.arch, "--arch");
   if (s.n_embd <= 0 || s.n_layer <= 0 || s.n_head <= 0 || s.n_head_kv <= 0 || s.n_ff <= 0)

@@ -8,6 +8,7 @@
 
 #include "core/ggml_type.h"
 #include "formats/gguf.h"
+#include "model/quantize_model.h"
 
 namespace ponder {
 
@@ -36,6 +37,7 @@ const Preset& find_preset(const std::string& name);
 struct InitOptions {
   ModelShape shape;
   GgmlType dtype = GgmlType::F32;  // 2-D weights; norms and biases stay F32
+  const QuantMix* quant = nullptr; // set: the F32 model quantized as llama-quantize would (dtype unused)
   uint64_t seed = 0;
   std::string vocab_path;          // GGUF whose tokenizer.* keys are copied
   std::string output_path;

@@ -9,8 +9,17 @@
 
 namespace ponder {
 
-void export_gguf(const TrainModel& m, const std::vector<std::pair<std::string, GgufValue>>& tok_meta,
-                 const std::string& path, GgmlType dtype, const std::string& name) {
+namespace {
+
+// The GGUF of a model in memory: metadata, and the tensors with the bytes behind them.
+struct ExportedModel {
+  std::vector<std::pair<std::string, GgufValue>> metadata;
+  std::vector<std::vector<uint8_t>> storage;
+  std::vector<GgufTensorData> tensors;
+};
+
+ExportedModel build_export(const TrainModel& m, const std::vector<std::pair<std::string, GgufValue>>& tok_meta,
+                           GgmlType dtype, const std::string& name) {
   const TrainConfig& c = m.config;
   const auto u32 = [](int v) { return GgufValue{uint32_t(v)}; };
   std::vector<std::pair<std::string, GgufValue>> meta = {
@@ -34,20 +43,34 @@ void export_gguf(const TrainModel& m, const std::vector<std::pair<std::string, G
   const bool has_template = std::any_of(tok_meta.begin(), tok_meta.end(),
                                         [](const auto& kv) { return kv.first == "tokenizer.chat_template"; });
   if (!has_template) meta.emplace_back("tokenizer.chat_template", GgufValue{compact_chat_template()});
-  std::vector<std::vector<uint8_t>> storage;
-  storage.reserve(m.layout.tensors.size());
-  std::vector<GgufTensorData> tensors;
+  ExportedModel e{.metadata = std::move(meta), .storage = {}, .tensors = {}};
+  e.storage.reserve(m.layout.tensors.size());
   for (const ParamTensor& t : m.layout.tensors) {
     const float* p = m.params.data() + t.offset;
     const int64_t cols = t.shape.back(), rows = int64_t(t.size) / cols;
     // Matrices take the requested type when their rows fit its blocks; norms stay F32.
     const GgmlType type = t.shape.size() == 2 && cols % ggml_block_size(dtype) == 0 ? dtype : GgmlType::F32;
-    std::vector<uint8_t>& bytes = storage.emplace_back(size_t(rows * ggml_row_size(type, cols)));
+    std::vector<uint8_t>& bytes = e.storage.emplace_back(size_t(rows * ggml_row_size(type, cols)));
     for (int64_t r = 0; r < rows; ++r) convert_row(bytes.data() + r * ggml_row_size(type, cols), p + r * cols, cols, type);
     std::vector<int64_t> ne(t.shape.rbegin(), t.shape.rend());  // GGUF: ne[0] is the input dimension
-    tensors.push_back({.name = t.name, .ne = ne, .type = type, .data = bytes});
+    e.tensors.push_back({.name = t.name, .ne = ne, .type = type, .data = bytes});
   }
-  write_gguf(path, meta, tensors);
+  return e;
+}
+
+}  // namespace
+
+void export_gguf(const TrainModel& m, const std::vector<std::pair<std::string, GgufValue>>& tok_meta,
+                 const std::string& path, GgmlType dtype, const std::string& name) {
+  const ExportedModel e = build_export(m, tok_meta, dtype, name);
+  write_gguf(path, e.metadata, e.tensors);
+}
+
+void export_gguf(const TrainModel& m, const std::vector<std::pair<std::string, GgufValue>>& tok_meta,
+                 const std::string& path, const QuantMix& quant, const std::string& name) {
+  const ExportedModel e = build_export(m, tok_meta, GgmlType::F32, name);
+  const QuantizedModel q = quantize_model(e.metadata, e.tensors, quant, path);
+  write_gguf(path, q.metadata, q.tensors);
 }
 
 std::unique_ptr<Model> inference_model(const TrainModel& tm, const Tokenizer& tokenizer) {

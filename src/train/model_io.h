@@ -10,6 +10,7 @@
 #include "formats/gguf.h"
 #include "formats/tokenizer.h"
 #include "model/model.h"
+#include "model/quantize_model.h"
 #include "train/params.h"
 
 namespace ponder {
@@ -20,6 +21,9 @@ namespace ponder {
 // exactly the prompts the model was trained on.
 void export_gguf(const TrainModel& m, const std::vector<std::pair<std::string, GgufValue>>& tokenizer_metadata,
                  const std::string& path, GgmlType dtype = GgmlType::F32, const std::string& name = "ponder");
+// The same model quantized as llama-quantize TYPE would quantize its F32 file (model/quantize_model.h).
+void export_gguf(const TrainModel& m, const std::vector<std::pair<std::string, GgufValue>>& tokenizer_metadata,
+                 const std::string& path, const QuantMix& quant, const std::string& name = "ponder");
 
 // The inference engine's view of a trainable model, without a copy: the weights point into
 // m.params (F32), so the engine always runs the current parameters (GRPO rollouts).
