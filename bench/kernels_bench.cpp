@@ -1,5 +1,5 @@
-// Kernel micro-benchmarks (Google Benchmark): matmul per weight type at decode (T=1) and prompt
-// (T=512) shapes of a Qwen2-0.5B layer, attention over a growing context.
+// Kernel micro-benchmarks (Google Benchmark): matmul per weight type at decode (T=1), 8-path (T=8)
+// and prompt (T=512) shapes of Qwen2-0.5B and 1.5B layers, attention over a growing context.
 // Run: build/ponder_bench_kernels [--benchmark_filter=...]
 #include <benchmark/benchmark.h>
 
@@ -11,6 +11,8 @@
 #include "kernels/attention.h"
 #include "kernels/gemm.h"
 #include "kernels/matmul.h"
+#include "kernels/quant.h"
+#include "kernels/quantize.h"
 
 namespace ponder {
 namespace {
@@ -28,14 +30,16 @@ Weights make_weights(GgmlType type, int64_t N, int64_t K) {
   std::vector<float> row(static_cast<size_t>(K));
   for (int64_t n = 0; n < N; ++n) {
     for (float& x : row) x = float(rng.normal()) * 0.02f;
-    convert_row(w.rows.data() + n * rb, row.data(), K, type);
+    if (quant_type(type))
+      quantize_row(w.rows.data() + n * rb, row.data(), K, type);
+    else
+      convert_row(w.rows.data() + n * rb, row.data(), K, type);
   }
-  w.view = WeightView{.type = type, .data = w.rows.data(), .n_rows = N, .n_cols = K};
-  if (type == GgmlType::Q8_0) {
-    w.repacked = repack_q8x8(w.view);
-    w.view.data = w.repacked.data();
-    w.view.layout = WeightLayout::Q8x8;
-  }
+  // As load_model sets them up: llama.cpp's 8-row orders where it has them, the SIMD layouts.
+  const QuantType* q = quant_type(type);
+  w.view = WeightView{.type = type, .data = w.rows.data(), .n_rows = N, .n_cols = K,
+                      .order = q && has_x8_order(*q) && N % 8 == 0 ? DotOrder::Interleaved8 : DotOrder::Row};
+  w.repacked = repack_for_kernels(w.view);
   return w;
 }
 
@@ -66,6 +70,18 @@ BENCHMARK(BM_Matmul)
     ->Args({int(GgmlType::Q8_0), 512, 896, 4864})   // FFN down, prompt
     ->Args({int(GgmlType::F32), 512, 4864, 896})
     ->Args({int(GgmlType::F16), 1, 151936, 896})
+    // Qwen2-1.5B Q4_K_M: FFN up/gate (Q4_K), FFN down and LM head (Q6_K)
+    ->Args({int(GgmlType::Q4_K), 1, 8960, 1536})
+    ->Args({int(GgmlType::Q4_K), 8, 8960, 1536})
+    ->Args({int(GgmlType::Q4_K), 512, 8960, 1536})
+    ->Args({int(GgmlType::Q4_K), 1, 65536, 1536})  // too big for the caches: streams from memory
+    ->Args({int(GgmlType::Q6_K), 1, 1536, 8960})
+    ->Args({int(GgmlType::Q6_K), 512, 1536, 8960})
+    ->Args({int(GgmlType::Q6_K), 1, 151936, 1536})
+    ->Args({int(GgmlType::Q6_K), 8, 151936, 1536})
+    // Qwen2-0.5B Q4_K_M: FFN up/gate (Q5_0, K = 896 is not a multiple of 256)
+    ->Args({int(GgmlType::Q5_0), 1, 4864, 896})
+    ->Args({int(GgmlType::Q5_0), 512, 4864, 896})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

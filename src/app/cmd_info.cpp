@@ -3,6 +3,8 @@
 #include <map>
 
 #include "app/commands.h"
+#include "core/cpu.h"
+#include "kernels/matmul.h"
 #include "model/model.h"
 
 namespace ponder::app {
@@ -42,6 +44,16 @@ void run_info(const std::string& path) {
               double(total) / (1 << 20));
   for (const auto& [name, v] : types)
     std::printf("  %-5s %4d tensors, %.1f MiB\n", name.c_str(), v.first, double(v.second) / (1 << 20));
+  // Which matmul kernels run for this model's matrices on this CPU.
+  std::map<std::string, std::string> paths;
+  auto note = [&](const WeightView& v) { paths[ggml_type_name(uint32_t(v.type))] = matmul_kernel_path(v); };
+  for (const LayerWeights& l : m->weights.layers)
+    for (const WeightView* v : {&l.attn_q, &l.attn_k, &l.attn_v, &l.attn_output, &l.ffn_gate, &l.ffn_up, &l.ffn_down})
+      note(*v);
+  note(m->weights.output);
+  std::printf("cpu features:   %s\nmatmul kernels:", cpu_features_string().c_str());
+  for (const auto& [type, path] : paths) std::printf(" %s %s;", type.c_str(), path.c_str());
+  std::printf("\n");
   const Tokenizer& tok = m->tokenizer;
   const Vocab& vc = tok.vocab();
   std::printf("tokenizer:      %s, pre-tokenizer %s\n", vc.model == TokenizerModel::Spm ? "llama (SentencePiece)" : "gpt2 (byte-level BPE)",

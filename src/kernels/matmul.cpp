@@ -64,14 +64,75 @@ void q8_block(const WeightView& w, int64_t r, int64_t b, int8_t qs[kQ8Block], fl
   d = fp16_to_fp32(blk->d);
 }
 
-// Row r of a repacked quantized matrix (Q4x8) back in its GGUF blocks, in a per-thread buffer.
+// The 6-bit scales and mins of the 8 sub-blocks of a Q4_K super-block (get_scale_min_k4), and back.
+void q4k_scales_unpack(const uint8_t s[12], uint8_t scale[8], uint8_t min[8]) {
+  for (int j = 0; j < 4; ++j) {
+    scale[j] = s[j] & 63;
+    min[j] = s[j + 4] & 63;
+    scale[j + 4] = uint8_t((s[j + 8] & 0x0F) | (s[j] >> 6) << 4);
+    min[j + 4] = uint8_t((s[j + 8] >> 4) | (s[j + 4] >> 6) << 4);
+  }
+}
+void q4k_scales_pack(uint8_t s[12], const uint8_t scale[8], const uint8_t min[8]) {
+  for (int j = 0; j < 4; ++j) {
+    s[j] = uint8_t(scale[j] | (scale[j + 4] >> 4) << 6);
+    s[j + 4] = uint8_t(min[j] | (min[j + 4] >> 4) << 6);
+    s[j + 8] = uint8_t((scale[j + 4] & 0x0F) | (min[j + 4] & 0x0F) << 4);
+  }
+}
+
+// Where BlockQ4Kx8 keeps the scale and min of sub-block s of row r (matmul.h), and its 48-byte
+// packing of 64 six-bit values.
+int q4kx8_scale_index(int s, int r) { return 8 * s + r; }
+int q4kx8_min_index(int s, int r) { return 16 * (s / 2) + 2 * r + s % 2; }
+void pack6x64(uint8_t out[48], const uint8_t v[64]) {
+  for (int i = 0; i < 32; ++i) out[i] = uint8_t((v[i] & 0x0F) | (v[i + 32] & 0x0F) << 4);
+  for (int j = 0; j < 16; ++j) {
+    out[32 + j] = 0;
+    for (int q = 0; q < 4; ++q) out[32 + j] = uint8_t(out[32 + j] | (v[j + 16 * q] >> 4) << (2 * q));
+  }
+}
+uint8_t get6(const uint8_t p[48], int k) {
+  return uint8_t(((p[k % 32] >> (4 * (k / 32))) & 0x0F) | ((p[32 + k % 16] >> (2 * (k / 16))) & 3) << 4);
+}
+
+// Row r of a repacked quantized matrix (Q4x8, Q5x8, Q4Kx8) back in its GGUF blocks, in a per-thread buffer.
 const uint8_t* unpacked_row(const WeightView& w, int64_t r) {
   thread_local std::vector<uint8_t> buf;
+  buf.resize(size_t(w.row_bytes()));
+  const int64_t gr = r % kQ8GroupRows;
+  if (w.layout == WeightLayout::Q4Kx8) {
+    const int64_t nb = w.n_cols / kQK_K;
+    auto* out = reinterpret_cast<BlockQ4_K*>(buf.data());
+    const auto* g = reinterpret_cast<const BlockQ4Kx8*>(w.data) + (r / kQ8GroupRows) * nb;
+    for (int64_t b = 0; b < nb; ++b) {
+      out[b].d = g[b].d[gr];
+      out[b].dmin = g[b].dmin[gr];
+      uint8_t scale[8], min[8];
+      for (int s = 0; s < 8; ++s) {
+        scale[s] = get6(g[b].scales, q4kx8_scale_index(s, int(gr)));
+        min[s] = get6(g[b].scales + 48, q4kx8_min_index(s, int(gr)));
+      }
+      q4k_scales_pack(out[b].scales, scale, min);
+      for (int i = 0; i < kQK_K / 2; ++i) out[b].qs[i] = g[b].qs[i / 32][i % 32 / 4][gr][i % 4];
+    }
+    return buf.data();
+  }
   const int64_t nb = w.n_cols / kQK;
-  buf.resize(size_t(nb) * sizeof(BlockQ4_0));
+  if (w.layout == WeightLayout::Q5x8) {
+    auto* out = reinterpret_cast<BlockQ5_0*>(buf.data());
+    const auto* g = reinterpret_cast<const BlockQ5x8*>(w.data) + (r / kQ8GroupRows) * nb;
+    for (int64_t b = 0; b < nb; ++b) {
+      out[b].d = g[b].d[gr];
+      uint32_t qh = 0;
+      for (int e = 0; e < kQK; ++e) qh |= ((g[b].qh[e / 4] >> (4 * gr + e % 4)) & 1u) << e;
+      std::memcpy(out[b].qh, &qh, 4);
+      for (int i = 0; i < kQK / 2; ++i) out[b].qs[i] = g[b].qs[i / 4][gr][i % 4];
+    }
+    return buf.data();
+  }
   auto* out = reinterpret_cast<BlockQ4_0*>(buf.data());
   const auto* g = reinterpret_cast<const BlockQ4x8*>(w.data) + (r / kQ8GroupRows) * nb;
-  const int64_t gr = r % kQ8GroupRows;
   for (int64_t b = 0; b < nb; ++b) {
     out[b].d = g[b].d[gr];
     for (int i = 0; i < kQK / 2; ++i) out[b].qs[i] = g[b].qs[i / 4][gr][i % 4];
@@ -134,7 +195,7 @@ void matmul_rows(float* y, int64_t ldy, const PackedActivations& x, const Weight
       const int nr = int(std::min<int64_t>(rows, n1 - n));
       for (int64_t t = t0; t < t_end; t += toks) {
         const int nt = int(std::min<int64_t>(toks, t_end - t));
-        const TileFn tile = simd ? simd_tile(w.type, w.layout, nt) : nullptr;
+        const TileFn tile = simd ? simd_tile(w, nt) : nullptr;
         if (tile) {
           tile(y + t * ldy + n, ldy, w, n, nr, x, t, nt);
         } else {
@@ -171,6 +232,8 @@ void matmul_impl(float* y, int64_t ldy, const PackedActivations& x, const Weight
 }  // namespace
 
 bool matmul_has_simd() { return have_simd(); }
+
+const char* matmul_kernel_path(const WeightView& w) { return simd_tile(w, 1) ? "avx512-vnni" : "portable"; }
 
 
 void convert_row(uint8_t* out, const float* x, int64_t K, GgmlType type) {
@@ -212,8 +275,9 @@ void pack_activations(PackedActivations& out, const float* x, int64_t T, int64_t
 #pragma omp parallel for schedule(static) if (T * K >= (1 << 16) && !omp_in_parallel())
   for (int64_t t = 0; t < T; ++t) {
     uint8_t* dst = out.data.data() + t * out.row_bytes;
-    if (q)
-      quantize_activation_row(dst, x + t * K, K, q->partner);
+    if (q) {
+      if (!simd_quantize_activation_row(dst, x + t * K, K, q->partner)) quantize_activation_row(dst, x + t * K, K, q->partner);
+    }
     else
       convert_row(dst, x + t * K, K, weight_type);
   }
@@ -233,6 +297,77 @@ std::vector<uint8_t> repack_q4x8(const WeightView& w) {
         for (int i = 0; i < kQK / 2; ++i) o.qs[i / 4][r][i % 4] = src->qs[i];
       }
     }
+  return bytes;
+}
+
+std::vector<uint8_t> repack_q4kx8(const WeightView& w) {
+  const int64_t nb = w.n_cols / kQK_K, n_groups = w.n_rows / kQ8GroupRows;
+  std::vector<uint8_t> bytes(size_t(n_groups * nb) * sizeof(BlockQ4Kx8));
+  auto* out = reinterpret_cast<BlockQ4Kx8*>(bytes.data());
+#pragma omp parallel for schedule(static)
+  for (int64_t g = 0; g < n_groups; ++g)
+    for (int64_t b = 0; b < nb; ++b) {
+      BlockQ4Kx8& o = out[g * nb + b];
+      uint8_t sc[64], mn[64];
+      for (int r = 0; r < kQ8GroupRows; ++r) {
+        const auto* src = reinterpret_cast<const BlockQ4_K*>(w.row(g * kQ8GroupRows + r)) + b;
+        o.d[r] = src->d;
+        o.dmin[r] = src->dmin;
+        uint8_t scale[8], min[8];
+        q4k_scales_unpack(src->scales, scale, min);
+        for (int s = 0; s < 8; ++s) {
+          sc[q4kx8_scale_index(s, r)] = scale[s];
+          mn[q4kx8_min_index(s, r)] = min[s];
+        }
+        for (int i = 0; i < kQK_K / 2; ++i) o.qs[i / 32][i % 32 / 4][r][i % 4] = src->qs[i];
+      }
+      pack6x64(o.scales, sc);
+      pack6x64(o.scales + 48, mn);
+    }
+  return bytes;
+}
+
+std::vector<uint8_t> repack_q5x8(const WeightView& w) {
+  const int64_t nb = w.n_cols / kQK, n_groups = w.n_rows / kQ8GroupRows;
+  std::vector<uint8_t> bytes(size_t(n_groups * nb) * sizeof(BlockQ5x8));
+  auto* out = reinterpret_cast<BlockQ5x8*>(bytes.data());
+#pragma omp parallel for schedule(static)
+  for (int64_t g = 0; g < n_groups; ++g)
+    for (int64_t b = 0; b < nb; ++b) {
+      BlockQ5x8& o = out[g * nb + b];
+      std::memset(o.qh, 0, sizeof o.qh);
+      for (int r = 0; r < kQ8GroupRows; ++r) {
+        const auto* src = reinterpret_cast<const BlockQ5_0*>(w.row(g * kQ8GroupRows + r)) + b;
+        o.d[r] = src->d;
+        uint32_t qh;
+        std::memcpy(&qh, src->qh, 4);
+        for (int e = 0; e < kQK; ++e) o.qh[e / 4] |= ((qh >> e) & 1u) << (4 * r + e % 4);
+        for (int i = 0; i < kQK / 2; ++i) o.qs[i / 4][r][i % 4] = src->qs[i];
+      }
+    }
+  return bytes;
+}
+
+std::vector<uint8_t> repack_for_kernels(WeightView& w) {
+  if (w.layout != WeightLayout::Rows) return {};
+  std::vector<uint8_t> bytes;
+  const bool x8 = w.order == DotOrder::Interleaved8;
+  if (w.type == GgmlType::Q8_0) {
+    bytes = repack_q8x8(w);
+    w.layout = WeightLayout::Q8x8;
+  } else if (w.type == GgmlType::Q4_0 && x8) {
+    bytes = repack_q4x8(w);
+    w.layout = WeightLayout::Q4x8;
+  } else if (w.type == GgmlType::Q5_0 && w.n_rows % kQ8GroupRows == 0) {
+    bytes = repack_q5x8(w);
+    w.layout = WeightLayout::Q5x8;
+  } else if (w.type == GgmlType::Q4_K && x8) {
+    bytes = repack_q4kx8(w);
+    w.layout = WeightLayout::Q4Kx8;
+  } else {
+    return {};
+  }
+  w.data = bytes.data();
   return bytes;
 }
 

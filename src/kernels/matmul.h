@@ -31,6 +31,8 @@ enum class WeightLayout : uint8_t {
   Rows,  // as stored in GGUF: N rows of K inputs, each row ggml_row_size(type, K) bytes
   Q8x8,  // Q8_0 repacked for the SIMD kernels: groups of 8 rows, block by block (BlockQ8x8)
   Q4x8,  // Q4_0 repacked for the SIMD kernels: groups of 8 rows, block by block (BlockQ4x8)
+  Q4Kx8,  // Q4_K repacked for the SIMD kernels: groups of 8 rows, super-block by super-block (BlockQ4Kx8)
+  Q5x8,   // Q5_0 repacked for the SIMD kernels: groups of 8 rows, block by block (BlockQ5x8)
 };
 
 // Block b of 8 consecutive rows of a Q8_0 matrix, interleaved so that one 32-byte load holds
@@ -58,6 +60,31 @@ struct BlockQ4x8 {
 };
 static_assert(sizeof(BlockQ4x8) == 144);
 
+// Block b of 8 consecutive rows of a Q5_0 matrix: qs as in BlockQ4x8 (the low 4 bits of every
+// weight), qh[c] the fifth bits of weights 4c..4c+3 of the 8 rows (bit 4r + i: weight 4c + i of
+// row r), so that they mask one 32-byte chunk; d the rows' fp16 scales. Same bytes as 8 Q5_0 blocks.
+struct BlockQ5x8 {
+  uint16_t d[8];
+  uint32_t qh[8];
+  uint8_t qs[4][8][4];
+};
+static_assert(sizeof(BlockQ5x8) == 176);
+
+// Super-block b of 8 consecutive rows of a Q4_K matrix (same bytes as 8 BlockQ4_K):
+//   qs[p][j][r][i] is byte 32p + 4j + i of row r's qs: low nibble weight 64p + 4j + i (sub-block
+//     2p), high nibble weight 64p + 32 + 4j + i (sub-block 2p + 1); so one 32-byte load gives
+//     4 weights of sub-blocks 2p and 2p + 1 of all 8 rows.
+//   scales: the 6-bit scales sc[8s + r] (sub-block s, row r) in bytes 0..47 and mins
+//     mn[16p + 2r + h] (sub-block 2p + h, row r) in bytes 48..95, each 64-entry array v packed as
+//     32 bytes of low nibbles (byte i: v[i] & 15 | (v[i + 32] & 15) << 4) then 16 bytes of top
+//     bits (byte j, bits 2q..2q+1: v[j + 16q] >> 4).
+struct BlockQ4Kx8 {
+  uint16_t d[8], dmin[8];
+  uint8_t scales[96];
+  uint8_t qs[4][8][8][4];
+};
+static_assert(sizeof(BlockQ4Kx8) == 8 * 144);
+
 // A weight matrix W (N, K): N rows (outputs) of K inputs (ne[0] = K, ne[1] = N).
 struct WeightView {
   GgmlType type = GgmlType::F32;
@@ -76,6 +103,16 @@ std::vector<uint8_t> repack_q8x8(const WeightView& w);
 // Repacks a Q4_0 matrix (Rows layout, N a multiple of 8) into Q4x8, for a view {Q4_0, bytes, N,
 // K, Q4x8, Interleaved8}.
 std::vector<uint8_t> repack_q4x8(const WeightView& w);
+// Repacks a Q4_K matrix (Rows layout, N a multiple of 8) into Q4Kx8, for a view {Q4_K, bytes, N,
+// K, Q4Kx8, Interleaved8}.
+std::vector<uint8_t> repack_q4kx8(const WeightView& w);
+// Repacks a Q5_0 matrix (Rows layout, N a multiple of 8) into Q5x8.
+std::vector<uint8_t> repack_q5x8(const WeightView& w);
+// Repacks a matrix in GGUF rows into the layout its SIMD kernels read, if there is one (Q8_0 ->
+// Q8x8; Q5_0 with a multiple of 8 rows -> Q5x8; Interleaved8 Q4_0 -> Q4x8, Q4_K -> Q4Kx8): w then
+// points into the returned bytes, which must outlive it. Other matrices are left as they are (the
+// returned vector is empty).
+std::vector<uint8_t> repack_for_kernels(WeightView& w);
 
 // Converts K floats to a weight type's storage format (F16/BF16 rounding, Q8_0 quantization).
 void convert_row(uint8_t* out, const float* x, int64_t K, GgmlType type);
@@ -103,6 +140,8 @@ void matmul(float* y, int64_t ldy, const PackedActivations& x, const WeightView&
 void matmul_portable(float* y, int64_t ldy, const PackedActivations& x, const WeightView& w);
 // True when matmul uses the SIMD path on this build.
 bool matmul_has_simd();
+// The kernel path matmul takes for this matrix on this build: "avx512-vnni" or "portable".
+const char* matmul_kernel_path(const WeightView& w);
 
 // Row r of W as floats (exact dequantization: Q8_0 gives d * q), either layout. out: (K)
 void dequantize_row(float* out, const WeightView& w, int64_t r);

@@ -1,5 +1,6 @@
-// x86 SIMD tiles for matmul (AVX-512 VL/BW/VNNI, F16C, FMA on 256-bit registers). Each tile
-// performs, per output element, exactly the lane arithmetic of the portable path in matmul.cpp.
+// x86 SIMD tiles for matmul (AVX-512 VL/BW/VNNI, F16C, FMA on 256-bit registers) for the float
+// types, Q8_0 (Q8x8) and Q4_0 (Q4x8), and the dispatch to the other quantized types' tiles. Each
+// tile performs, per output element, exactly the lane arithmetic of the portable path in matmul.cpp.
 #include "kernels/matmul_internal.h"
 
 #include <algorithm>
@@ -8,26 +9,11 @@
 
 #include "core/fp16.h"
 
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__) && defined(__AVX512BW__) && defined(__F16C__) && \
-    defined(__FMA__)
-#define PONDER_SIMD 1
-#include <immintrin.h>
-#else
-#define PONDER_SIMD 0
-#endif
-
 namespace ponder::matmul_detail {
 
 #if PONDER_SIMD
 
 namespace {
-
-constexpr int kPrefetchBytes = 2048;
-
-inline __mmask8 tail_mask(int64_t n) { return __mmask8((1u << n) - 1); }
-
-// The 4 bytes at p in every 32-bit lane.
-inline __m256i broadcast32(const void* p) { return _mm256_broadcastd_epi32(_mm_loadu_si32(p)); }
 
 // 16 float lanes: F32 as is, F16 and BF16 widened; one scalar for the tail.
 struct LoadF32 {
@@ -204,27 +190,29 @@ TileFn tile_for(GgmlType type, WeightLayout layout) {
 
 }  // namespace
 
-TileFn simd_tile(GgmlType type, WeightLayout layout, int nt) {
+TileFn simd_tile(const WeightView& w, int nt) {
+  if (TileFn f = simd_tile_k(w, nt)) return f;
+  if (TileFn f = simd_tile_legacy(w, nt)) return f;
   // Q8x8 and Q4x8 tiles take exactly nt tokens (nt <= their tile size); float tiles any nt <= kTileToks.
-  if (layout == WeightLayout::Q4x8) {
+  if (w.layout == WeightLayout::Q4x8) {
     switch (nt) {
-      case 1: return tile_for<1>(type, layout);
-      case 2: return tile_for<2>(type, layout);
-      case 3: return tile_for<3>(type, layout);
-      default: return tile_for<4>(type, layout);
+      case 1: return tile_for<1>(w.type, w.layout);
+      case 2: return tile_for<2>(w.type, w.layout);
+      case 3: return tile_for<3>(w.type, w.layout);
+      default: return tile_for<4>(w.type, w.layout);
     }
   }
   switch (nt) {
-    case 1: return tile_for<1>(type, layout);
-    case 2: return tile_for<2>(type, layout);
-    default: return tile_for<kQ8TileToks>(type, layout);
+    case 1: return tile_for<1>(w.type, w.layout);
+    case 2: return tile_for<2>(w.type, w.layout);
+    default: return tile_for<kQ8TileToks>(w.type, w.layout);
   }
 }
 bool have_simd() { return true; }
 
 #else
 
-TileFn simd_tile(GgmlType, WeightLayout, int) { return nullptr; }
+TileFn simd_tile(const WeightView&, int) { return nullptr; }
 bool have_simd() { return false; }
 
 #endif

@@ -95,17 +95,12 @@ std::unique_ptr<Model> load_model(GgufFile file) {
     lw.ffn_up = ld.matrix(name("ffn_up.weight"), c.n_ff, c.n_embd);
     lw.ffn_down = ld.matrix(name("ffn_down.weight"), c.n_embd, c.n_ff);
   }
-  // Q8_0 and Q4_0 matrices are repacked once for the tiled kernels; token_embd keeps its GGUF
-  // rows for the embedding lookup even when it is also the (repacked) LM head.
+  // Matrices are repacked once into the layouts the SIMD kernels read (Q8_0, Q4_0, Q5_0, Q4_K; see
+  // repack_for_kernels); token_embd keeps its GGUF rows for the embedding lookup even when it is
+  // also the (repacked) LM head.
   auto repack = [&](WeightView& v) {
-    if (v.layout != WeightLayout::Rows) return;
-    if (v.type == GgmlType::Q8_0) {
-      v.data = m->repacked.emplace_back(repack_q8x8(v)).data();
-      v.layout = WeightLayout::Q8x8;
-    } else if (v.type == GgmlType::Q4_0 && v.order == DotOrder::Interleaved8) {
-      v.data = m->repacked.emplace_back(repack_q4x8(v)).data();
-      v.layout = WeightLayout::Q4x8;
-    }
+    std::vector<uint8_t> bytes = repack_for_kernels(v);
+    if (!bytes.empty()) m->repacked.push_back(std::move(bytes));
   };
   for (LayerWeights& lw : w.layers)
     for (WeightView* v : {&lw.attn_q, &lw.attn_k, &lw.attn_v, &lw.attn_output, &lw.ffn_gate, &lw.ffn_up, &lw.ffn_down})
