@@ -1,5 +1,9 @@
 #include "core/cpu.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 namespace ponder {
 
 const CpuFeatures& cpu_features() {
@@ -9,7 +13,8 @@ const CpuFeatures& cpu_features() {
     __builtin_cpu_init();
     c.avx2 = __builtin_cpu_supports("avx2");
     c.fma = __builtin_cpu_supports("fma");
-    c.f16c = __builtin_cpu_supports("f16c");
+    unsigned a = 0, b = 0, cx = 0, d = 0;  // f16c: CPUID leaf 1, ECX bit 29 (not every compiler's builtin knows it)
+    c.f16c = __get_cpuid(1, &a, &b, &cx, &d) && (cx & (1u << 29));
     c.avx512f = __builtin_cpu_supports("avx512f");
     c.avx512bw = __builtin_cpu_supports("avx512bw");
     c.avx512vl = __builtin_cpu_supports("avx512vl");
