@@ -82,6 +82,7 @@ BENCHMARK(BM_Matmul)
     // Qwen2-0.5B Q4_K_M: FFN up/gate (Q5_0, K = 896 is not a multiple of 256)
     ->Args({int(GgmlType::Q5_0), 1, 4864, 896})
     ->Args({int(GgmlType::Q5_0), 512, 4864, 896})
+    ->Args({int(GgmlType::Q5_0), 1, 131072, 896})  // streams from memory
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

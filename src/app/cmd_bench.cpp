@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <omp.h>
 
@@ -12,6 +13,7 @@
 #include "core/rng.h"
 #include "decode/generate.h"
 #include "decode/model_runner.h"
+#include "kernels/matmul.h"
 #include "model/forward.h"
 #include "model/model.h"
 
@@ -61,6 +63,28 @@ double weight_bytes_per_token(const Model& m) {
     bytes += mat(l.attn_q) + mat(l.attn_k) + mat(l.attn_v) + mat(l.attn_output) + mat(l.ffn_gate) + mat(l.ffn_up) +
              mat(l.ffn_down);
   return bytes + mat(w.output) + double(w.token_embd.row_bytes());
+}
+
+// The kernel path of each weight type's matrices ("avx512-vnni" or "portable"; both, joined by
+// '/', when matrices of one type differ), e.g. {Q4_K: avx512-vnni, Q6_K: avx512-vnni}.
+std::map<std::string, std::string> kernel_paths(const Model& m) {
+  std::map<std::string, std::string> paths;
+  auto add = [&](const WeightView& v) {
+    std::string& p = paths[ggml_type_name(uint32_t(v.type))];
+    const std::string k = matmul_kernel_path(v);
+    if (p.find(k) == std::string::npos) p += (p.empty() ? "" : "/") + k;
+  };
+  for (const LayerWeights& l : m.weights.layers)
+    for (const WeightView* v : {&l.attn_q, &l.attn_k, &l.attn_v, &l.attn_output, &l.ffn_gate, &l.ffn_up, &l.ffn_down})
+      add(*v);
+  add(m.weights.output);
+  return paths;
+}
+
+std::string kernel_paths_line(const Model& m) {
+  std::string line;
+  for (const auto& [type, path] : kernel_paths(m)) line += (line.empty() ? "" : ", ") + type + ": " + path;
+  return line;
 }
 
 // k paths forked from one shared prompt, all decoded in one batch per step.
@@ -194,6 +218,7 @@ void run_bench(const BenchArgs& a) {
     }
     std::printf("model: %s, %d threads, shared prompt %d tokens, %d decode steps\n", a.model.c_str(),
                 omp_get_max_threads(), a.n_prompt, a.n_gen);
+    std::printf("kernels: %s\n", kernel_paths_line(*m).c_str());
     for (const auto& r : out.value("paths", nlohmann::json::array()))
       std::printf("paths %3d: %8.2f ms/step (%.2fx one path)  %8.1f tok/s aggregate\n", r["paths"].get<int>(),
                   r["step_ms"].get<double>(), r["step_cost_vs_first"].get<double>(), r["tok_s"].get<double>());
@@ -217,12 +242,13 @@ void run_bench(const BenchArgs& a) {
                                 {"reps", a.reps},          {"pp_tok_s", pp_tok_s},
                                 {"tg_tok_s", tg_tok_s},    {"weight_bytes_per_token", bytes},
                                 {"read_bandwidth_gb_s", bw}, {"tg_bound_tok_s", bound},
-                                {"tg_fraction_of_bound", tg_tok_s / bound}};
+                                {"tg_fraction_of_bound", tg_tok_s / bound}, {"kernels", kernel_paths(*m)}};
     std::printf("%s\n", out.dump(2).c_str());
     return;
   }
   std::printf("model: %s (%s, %.1f MiB of weights read per token), %d threads\n", a.model.c_str(),
               std::string(c.arch->name).c_str(), bytes / (1 << 20), threads);
+  std::printf("kernels: %s\n", kernel_paths_line(*m).c_str());
   std::printf("pp%-5d %10.1f tok/s\n", a.n_prompt, pp_tok_s);
   std::printf("tg%-5d %10.1f tok/s  (%.0f%% of the %.1f tok/s bound at the measured %.1f GB/s read bandwidth)\n",
               a.n_gen, tg_tok_s, 100 * tg_tok_s / bound, bound, bw);

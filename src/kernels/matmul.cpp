@@ -355,8 +355,8 @@ std::vector<uint8_t> repack_for_kernels(WeightView& w) {
   if (w.type == GgmlType::Q8_0) {
     bytes = repack_q8x8(w);
     w.layout = WeightLayout::Q8x8;
-  } else if (w.type == GgmlType::Q4_0 && x8) {
-    bytes = repack_q4x8(w);
+  } else if ((w.type == GgmlType::Q4_0 || w.type == GgmlType::IQ4_NL) && x8) {
+    bytes = repack_q4x8(w);  // IQ4_NL blocks have Q4_0's bytes
     w.layout = WeightLayout::Q4x8;
   } else if (w.type == GgmlType::Q5_0 && w.n_rows % kQ8GroupRows == 0) {
     bytes = repack_q5x8(w);

@@ -30,7 +30,7 @@ namespace ponder {
 enum class WeightLayout : uint8_t {
   Rows,  // as stored in GGUF: N rows of K inputs, each row ggml_row_size(type, K) bytes
   Q8x8,  // Q8_0 repacked for the SIMD kernels: groups of 8 rows, block by block (BlockQ8x8)
-  Q4x8,  // Q4_0 repacked for the SIMD kernels: groups of 8 rows, block by block (BlockQ4x8)
+  Q4x8,  // Q4_0 or IQ4_NL repacked for the SIMD kernels: groups of 8 rows, block by block (BlockQ4x8)
   Q4Kx8,  // Q4_K repacked for the SIMD kernels: groups of 8 rows, super-block by super-block (BlockQ4Kx8)
   Q5x8,   // Q5_0 repacked for the SIMD kernels: groups of 8 rows, block by block (BlockQ5x8)
 };
@@ -100,8 +100,8 @@ struct WeightView {
 // Repacks a Q8_0 matrix (Rows layout) into Q8x8; the last group is padded with zero rows.
 // The returned bytes back a view {Q8_0, bytes, N, K, Q8x8}.
 std::vector<uint8_t> repack_q8x8(const WeightView& w);
-// Repacks a Q4_0 matrix (Rows layout, N a multiple of 8) into Q4x8, for a view {Q4_0, bytes, N,
-// K, Q4x8, Interleaved8}.
+// Repacks a Q4_0 or IQ4_NL matrix (Rows layout, N a multiple of 8; the two have the same block
+// bytes) into Q4x8, for a view {Q4_0 or IQ4_NL, bytes, N, K, Q4x8, Interleaved8}.
 std::vector<uint8_t> repack_q4x8(const WeightView& w);
 // Repacks a Q4_K matrix (Rows layout, N a multiple of 8) into Q4Kx8, for a view {Q4_K, bytes, N,
 // K, Q4Kx8, Interleaved8}.
@@ -109,7 +109,7 @@ std::vector<uint8_t> repack_q4kx8(const WeightView& w);
 // Repacks a Q5_0 matrix (Rows layout, N a multiple of 8) into Q5x8.
 std::vector<uint8_t> repack_q5x8(const WeightView& w);
 // Repacks a matrix in GGUF rows into the layout its SIMD kernels read, if there is one (Q8_0 ->
-// Q8x8; Q5_0 with a multiple of 8 rows -> Q5x8; Interleaved8 Q4_0 -> Q4x8, Q4_K -> Q4Kx8): w then
+// Q8x8; Q5_0 with a multiple of 8 rows -> Q5x8; Interleaved8 Q4_0, IQ4_NL -> Q4x8, Q4_K -> Q4Kx8): w then
 // points into the returned bytes, which must outlive it. Other matrices are left as they are (the
 // returned vector is empty).
 std::vector<uint8_t> repack_for_kernels(WeightView& w);

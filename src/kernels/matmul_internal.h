@@ -38,7 +38,7 @@ inline int tile_toks(const WeightView& w) {
     case WeightLayout::Q4x8: return kQ4TileToks;
     case WeightLayout::Q4Kx8: return kKTileToks;
     case WeightLayout::Q5x8: return kPanelTileToks;
-    default: return w.type == GgmlType::Q6_K ? kKTileToks : kTileToks;
+    default: return w.type == GgmlType::Q6_K || w.type == GgmlType::Q5_K || w.type == GgmlType::Q4_K ? kKTileToks : kTileToks;
   }
 }
 

@@ -1,5 +1,5 @@
 // x86 SIMD tiles for matmul (AVX-512 VL/BW/VNNI, F16C, FMA on 256-bit registers) for the float
-// types, Q8_0 (Q8x8) and Q4_0 (Q4x8), and the dispatch to the other quantized types' tiles. Each
+// types, Q8_0 (Q8x8), Q4_0 and IQ4_NL (Q4x8), and the dispatch to the other quantized types' tiles. Each
 // tile performs, per output element, exactly the lane arithmetic of the portable path in matmul.cpp.
 #include "kernels/matmul_internal.h"
 
@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "core/fp16.h"
+#include "kernels/quant.h"
 
 namespace ponder::matmul_detail {
 
@@ -115,8 +116,7 @@ void tile_q8x8(float* y, int64_t ldy, const WeightView& wv, int64_t n, int nr, c
     const BlockQ8x8& gb = g[b];
     // Decode streams the weights from memory once per step; prefetching a few blocks ahead keeps
     // more loads in flight than the hardware prefetcher alone (+50% bandwidth measured here).
-    for (int line = 0; line < int(sizeof(BlockQ8x8)); line += 64)
-      _mm_prefetch(reinterpret_cast<const char*>(&gb) + kPrefetchBytes + line, _MM_HINT_T0);
+    prefetch_lines(reinterpret_cast<const char*>(&gb) + kPrefetchBytes, int(sizeof(BlockQ8x8)));
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gb.d)));
     __m256 d[NT];
     for (int i = 0; i < NT; ++i) d[i] = _mm256_mul_ps(dw, _mm256_set1_ps(x[i][b].d));
@@ -139,8 +139,10 @@ void tile_q8x8(float* y, int64_t ldy, const WeightView& wv, int64_t n, int nr, c
 
 // Q4_0 weights in the Q4x8 layout (8 rows), llama.cpp's 8-row repacked order: per block and
 // row the exact integer sum of the 32 products (vpdpbusd on the nibbles 0..15 as unsigned bytes,
-// starting from -8 * sum(x) for their offset), then acc = fma(sum, dw * dx, acc).
-template <int NT>
+// starting from -8 * sum(x) for their offset), then acc = fma(sum, dw * dx, acc). IQ4_NL (kIQ4NL,
+// same bytes) takes the same order over its table values, looked up as value + 128 (vpshufb) and
+// started from -128 * sum(x).
+template <int NT, bool kIQ4NL>
 void tile_q4x8(float* y, int64_t ldy, const WeightView& wv, int64_t n, int nr, const PackedActivations& xa, int64_t t,
                int) {
   const int64_t nb = wv.n_cols / kQK;
@@ -148,22 +150,31 @@ void tile_q4x8(float* y, int64_t ldy, const WeightView& wv, int64_t n, int nr, c
   const ActBlockQ8* x[NT];
   for (int i = 0; i < NT; ++i) x[i] = reinterpret_cast<const ActBlockQ8*>(xa.row(t + i));
   const __m256i low4 = _mm256_set1_epi8(0x0F);
+  __m256i table = _mm256_setzero_si256();
+  if constexpr (kIQ4NL) {
+    alignas(16) uint8_t values[16];
+    for (int v = 0; v < 16; ++v) values[v] = uint8_t(kValuesIQ4NL[v] + 128);
+    table = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(values)));
+  }
   __m256 acc[NT];
   for (int i = 0; i < NT; ++i) acc[i] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const BlockQ4x8& gb = g[b];
-    for (int line = 0; line < int(sizeof(BlockQ4x8)); line += 64)
-      _mm_prefetch(reinterpret_cast<const char*>(&gb) + kPrefetchBytes + line, _MM_HINT_T0);
+    prefetch_lines(reinterpret_cast<const char*>(&gb) + kPrefetchBytes, int(sizeof(BlockQ4x8)));
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gb.d)));
     __m256i wq[8];  // wq[c]: weights 4c..4c+3 of the 8 rows
     for (int c = 0; c < 4; ++c) {
       const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(gb.qs[c]));
       wq[c] = _mm256_and_si256(v, low4);
       wq[c + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+      if constexpr (kIQ4NL) {
+        wq[c] = _mm256_shuffle_epi8(table, wq[c]);
+        wq[c + 4] = _mm256_shuffle_epi8(table, wq[c + 4]);
+      }
     }
     for (int i = 0; i < NT; ++i) {
       const ActBlockQ8& xb = x[i][b];
-      __m256i s0 = _mm256_set1_epi32(-8 * xb.sum), s1 = _mm256_setzero_si256();
+      __m256i s0 = _mm256_set1_epi32((kIQ4NL ? -128 : -8) * xb.sum), s1 = _mm256_setzero_si256();
       for (int c = 0; c < 8; c += 2) {
         s0 = _mm256_dpbusd_epi32(s0, wq[c], broadcast32(xb.qs + 4 * c));
         s1 = _mm256_dpbusd_epi32(s1, wq[c + 1], broadcast32(xb.qs + 4 * c + 4));
@@ -183,7 +194,8 @@ TileFn tile_for(GgmlType type, WeightLayout layout) {
     case GgmlType::F16: return tile_float<LoadF16, NT == 1 ? 1 : kTileToks>;
     case GgmlType::BF16: return tile_float<LoadBF16, NT == 1 ? 1 : kTileToks>;
     case GgmlType::Q8_0: return layout == WeightLayout::Q8x8 ? tile_q8x8<NT> : nullptr;
-    case GgmlType::Q4_0: return layout == WeightLayout::Q4x8 ? tile_q4x8<NT> : nullptr;
+    case GgmlType::Q4_0: return layout == WeightLayout::Q4x8 ? tile_q4x8<NT, false> : nullptr;
+    case GgmlType::IQ4_NL: return layout == WeightLayout::Q4x8 ? tile_q4x8<NT, true> : nullptr;
     default: return nullptr;  // the other quantized types run the portable path
   }
 }

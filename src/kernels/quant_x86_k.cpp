@@ -1,10 +1,13 @@
 // AVX-512 VNNI tiles for the k-quants (see matmul_internal.h): Q4_K in the Q4Kx8 layout (llama.cpp's
-// repacked gemv and 4-token gemm orders, chosen per token by its RowShape) and Q6_K rows
-// (llama.cpp's one-row order). Each performs, per output, exactly the arithmetic of the portable
+// repacked gemv and 4-token gemm orders, chosen per token by its RowShape); Q6_K, Q5_K and Q4_K
+// (matrices whose row count is not a multiple of 8) in rows (llama.cpp's one-row orders). Each performs, per output, exactly the arithmetic of the portable
 // functions in quant_k.cpp: the integer parts are exact (vpdpbusd, vpmaddubsw and vpmaddwd never
 // overflow for these ranges, and integer sums may be taken in any order), the float operations are
 // the same operations in the same order.
 #include "kernels/matmul_internal.h"
+
+#include <cmath>
+#include <cstring>
 
 #include "core/fp16.h"
 #include "kernels/quant.h"
@@ -60,7 +63,6 @@ void q4kx8_tokens(float* y, int64_t ldy, const BlockQ4Kx8* g, int64_t nb, const 
   for (int i = 0; i < NT; ++i) acc[i] = accm[i] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const BlockQ4Kx8& gb = g[b];
-    prefetch_lines(reinterpret_cast<const char*>(&gb) + kPrefetchBytes, int(sizeof(BlockQ4Kx8)));
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gb.d)));
     const __m256 dmw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gb.dmin)));
     const __m512i sc = unpack6x64(gb.scales), mn = unpack6x64(gb.scales + 48);
@@ -214,6 +216,104 @@ void tile_q6k(float* y, int64_t ldy, const WeightView& wv, int64_t n, int nr, co
   }
 }
 
+// ---- Q4_K and Q5_K rows: llama.cpp's one-row orders ----
+
+// The 8 six-bit scales (bytes 0..7) and mins (bytes 8..15) of a Q4_K/Q5_K super-block
+// (get_scale_min_k4, as llama.cpp unpacks them with 32-bit masks).
+inline __m128i k4_scales_mins(const uint8_t s[12]) {
+  uint32_t u[4];
+  std::memcpy(u, s, 12);
+  constexpr uint32_t kMask1 = 0x3f3f3f3f, kMask2 = 0x0f0f0f0f, kMask3 = 0x03030303;
+  u[3] = ((u[2] >> 4) & kMask2) | (((u[1] >> 6) & kMask3) << 4);
+  const uint32_t mins_lo = u[1] & kMask1;
+  u[1] = (u[2] & kMask2) | (((u[0] >> 6) & kMask3) << 4);
+  u[2] = mins_lo;
+  u[0] &= kMask1;
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(u));
+}
+
+// Per row and token: lane m of a super-block = sum over the 8 sub-blocks s of scale[s] * (products
+// of weights 32s + 4m .. 32s + 4m + 3) (vpmaddubsw pairs, vpdpwssd with the scale), then
+// acc[m] = fma(dx * dw, float(lane m), acc[m]). The mins: Q4_K in 4 lanes,
+// accm[k] = fma(-dx * dminw, float(min[2k] * Sx[2k] + min[2k+1] * Sx[2k+1]), accm[k]), result
+// hsum8(acc) + ((accm0 + accm2) + (accm1 + accm3)); Q5_K once per super-block,
+// summs = fma(-dx * dminw, float(sum_s min[s] * Sx[s]), summs), result hsum8(acc) + summs.
+template <int NT, bool kQ5>
+void tile_k4_rows(float* y, int64_t ldy, const WeightView& wv, int64_t n, int nr, const PackedActivations& xa,
+                  int64_t t, int) {
+  const int64_t nb = wv.n_cols / kQK_K;
+  const int64_t row_bytes = wv.row_bytes();
+  const BlockQ8_K* x[NT];
+  for (int i = 0; i < NT; ++i) x[i] = reinterpret_cast<const BlockQ8_K*>(xa.row(t + i));
+  const __m256i m4 = _mm256_set1_epi8(0x0F), v16 = _mm256_set1_epi8(16), ones16 = _mm256_set1_epi16(1);
+  for (int r = 0; r < nr; ++r) {
+    const uint8_t* w = wv.data + (n + r) * row_bytes;
+    __m256 acc[NT];
+    __m128 accm[NT];
+    float summs[NT];
+    for (int i = 0; i < NT; ++i) {
+      acc[i] = _mm256_setzero_ps();
+      accm[i] = _mm_setzero_ps();
+      summs[i] = 0;
+    }
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* blk = w + b * (kQ5 ? int64_t(sizeof(BlockQ5_K)) : int64_t(sizeof(BlockQ4_K)));
+      const uint16_t dh = reinterpret_cast<const BlockQ4_K*>(blk)->d, dminh = reinterpret_cast<const BlockQ4_K*>(blk)->dmin;
+      const uint8_t* scales = reinterpret_cast<const BlockQ4_K*>(blk)->scales;
+      const uint8_t* qs = kQ5 ? reinterpret_cast<const BlockQ5_K*>(blk)->qs : reinterpret_cast<const BlockQ4_K*>(blk)->qs;
+      __m256i q[8];
+      for (int c = 0; c < 4; ++c) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * c));
+        q[2 * c] = _mm256_and_si256(v, m4);
+        q[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+      }
+      if constexpr (kQ5) {
+        const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(reinterpret_cast<const BlockQ5_K*>(blk)->qh));
+        for (int s = 0; s < 8; ++s)
+          q[s] = _mm256_mask_add_epi8(q[s], _mm256_test_epi8_mask(hb, _mm256_set1_epi8(char(1 << s))), q[s], v16);
+      }
+      const __m128i sm = k4_scales_mins(scales);
+      const __m256i sc16 = _mm256_cvtepu8_epi16(sm);  // words 0..7: scales, 8..15: mins
+      alignas(32) int16_t sc_words[16];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(sc_words), sc16);
+      __m256i sc[8];
+      for (int s = 0; s < 8; ++s) sc[s] = _mm256_set1_epi16(sc_words[s]);
+      const __m128i mins16 = _mm256_extracti128_si256(sc16, 1);
+      const float dw = _cvtsh_ss(dh), dminw = _cvtsh_ss(dminh);
+      for (int i = 0; i < NT; ++i) {
+        const BlockQ8_K& xb = x[i][b];
+        const float d = xb.d * dw, dmin = -xb.d * dminw;
+        // Sx[s] = bsums[2s] + bsums[2s+1], as 8 words
+        const __m256i sx32 = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.bsums)), ones16);
+        const __m128i mins_x = _mm_madd_epi16(mins16, _mm256_cvtepi32_epi16(sx32));  // min[2k]Sx[2k] + min[2k+1]Sx[2k+1]
+        if constexpr (kQ5) {
+          const __m128i m2 = _mm_add_epi32(mins_x, _mm_unpackhi_epi64(mins_x, mins_x));
+          const int32_t mins = _mm_cvtsi128_si32(_mm_add_epi32(m2, _mm_shuffle_epi32(m2, 1)));
+          summs[i] = std::fma(dmin, float(mins), summs[i]);
+        } else {
+          accm[i] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(mins_x), accm[i]);
+        }
+        __m256i lane[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+        for (int s = 0; s < 8; ++s) {
+          const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs + 32 * s));
+          lane[s % 2] = _mm256_dpwssd_epi32(lane[s % 2], _mm256_maddubs_epi16(q[s], xq), sc[s]);
+        }
+        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_add_epi32(lane[0], lane[1])), acc[i]);
+      }
+    }
+    for (int i = 0; i < NT; ++i) {
+      float tail;
+      if constexpr (kQ5) {
+        tail = summs[i];
+      } else {
+        const __m128 h = _mm_add_ps(accm[i], _mm_movehl_ps(accm[i], accm[i]));  // accm0 + accm2, accm1 + accm3
+        tail = _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+      }
+      y[i * ldy + r] = hsum8_ps(acc[i]) + tail;
+    }
+  }
+}
+
 template <template <int> class Tile>
 TileFn by_tokens(int nt) {
   switch (nt) {
@@ -235,12 +335,23 @@ template <int NT>
 struct Q6KTile {
   static constexpr TileFn fn = tile_q6k<NT>;
 };
+template <int NT>
+struct Q4KRowsTile {
+  static constexpr TileFn fn = tile_k4_rows<NT, false>;
+};
+template <int NT>
+struct Q5KRowsTile {
+  static constexpr TileFn fn = tile_k4_rows<NT, true>;
+};
 
 }  // namespace
 
 TileFn simd_tile_k(const WeightView& w, int nt) {
   if (w.type == GgmlType::Q4_K && w.layout == WeightLayout::Q4Kx8) return by_tokens<Q4Kx8Tile>(nt);
-  if (w.type == GgmlType::Q6_K && w.layout == WeightLayout::Rows) return by_tokens<Q6KTile>(nt);
+  if (w.layout != WeightLayout::Rows) return nullptr;
+  if (w.type == GgmlType::Q6_K) return by_tokens<Q6KTile>(nt);
+  if (w.type == GgmlType::Q5_K) return by_tokens<Q5KRowsTile>(nt);
+  if (w.type == GgmlType::Q4_K && w.order == DotOrder::Row) return by_tokens<Q4KRowsTile>(nt);  // else the 8-row orders
   return nullptr;
 }
 

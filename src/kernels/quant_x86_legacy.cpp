@@ -1,11 +1,14 @@
 // AVX-512 VNNI tiles for the legacy quants in llama.cpp's one-row order (see matmul_internal.h):
-// Q5_0 (partner Q8_0; Q5x8 layout, and rows when the row count is not a multiple of 8). Each
+// Q5_0 (partner Q8_0; Q5x8 layout, and rows when the row count is not a multiple of 8), Q4_1 and
+// Q5_1 (partner Q8_1; rows). Each
 // performs, per output, exactly the arithmetic of the portable functions in quant_legacy.cpp: per
 // block the 8 exact integer lane sums (lane j: weights 4j..4j+3), then the same float operations in
 // the same order.
 #include "kernels/matmul_internal.h"
 
+#include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "core/fp16.h"
@@ -31,43 +34,58 @@ inline __m256i q5_values(const uint8_t* qs, const uint8_t* qh) {
   return _mm256_mask_add_epi8(q, __mmask32(bits), q, _mm256_set1_epi8(16));
 }
 
-// Q5_0 (w = d * (q - 16)) against ActBlockQ8: lane j = dpbusd from corr[j] / 8 = -16 * (sum of the
-// activation quants 4j..4j+3), so the offset is taken exactly; acc[j] = fma(dw * dx, lane j, acc[j])
-// block after block; hsum8. kTileRows rows x NT tokens, blocks outermost so the tokens' blocks stay
-// in cache across the rows.
-template <int NT>
-void tile_q5_0(float* y, int64_t ldy, const WeightView& wv, int64_t n, int nr, const PackedActivations& xa, int64_t t,
-               int) {
+// Rows of Q5_0 (partner Q8_0), Q4_1 or Q5_1 (partner Q8_1); kTileRows rows x NT tokens, blocks
+// outermost so the tokens' blocks stay in cache across the rows.
+//   Q5_0 (w = d * (q - 16)): lane j = vpdpbusd from corr[j] / 8 = -16 * (sum of the activation
+//     quants 4j..4j+3), the offset taken exactly; acc[j] = fma(dw * dx, lane j, acc[j]); hsum8.
+//   Q4_1, Q5_1 (w = d * q + m): summs = fma(m, s_x, summs) then the lanes of q (from zero) as
+//     above, block after block; hsum8(acc) + summs.
+enum class Legacy { Q5_0, Q4_1, Q5_1 };
+
+template <int NT, Legacy kType>
+void tile_legacy_rows(float* y, int64_t ldy, const WeightView& wv, int64_t n, int nr, const PackedActivations& xa,
+                      int64_t t, int) {
+  using XBlock = std::conditional_t<kType == Legacy::Q5_0, ActBlockQ8, ActBlockQ8_1>;
+  using WBlock = std::conditional_t<kType == Legacy::Q5_0, BlockQ5_0,
+                                    std::conditional_t<kType == Legacy::Q4_1, BlockQ4_1, BlockQ5_1>>;
   const int64_t nb = wv.n_cols / kQK;
-  const ActBlockQ8* x[NT];
-  for (int i = 0; i < NT; ++i) x[i] = reinterpret_cast<const ActBlockQ8*>(xa.row(t + i));
-  const BlockQ5_0* w[kTileRows];
-  for (int r = 0; r < kTileRows; ++r) w[r] = reinterpret_cast<const BlockQ5_0*>(wv.row(n + (r < nr ? r : 0)));
+  const XBlock* x[NT];
+  for (int i = 0; i < NT; ++i) x[i] = reinterpret_cast<const XBlock*>(xa.row(t + i));
+  const WBlock* w[kTileRows];
+  for (int r = 0; r < kTileRows; ++r) w[r] = reinterpret_cast<const WBlock*>(wv.row(n + (r < nr ? r : 0)));
   __m256 acc[kTileRows][NT];
+  float summs[kTileRows][NT] = {};
   for (int r = 0; r < kTileRows; ++r)
     for (int i = 0; i < NT; ++i) acc[r][i] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    __m256i corr[NT];
+    __m256i init[NT];
     __m256 dx[NT];
     for (int i = 0; i < NT; ++i) {
-      corr[i] = _mm256_srai_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i][b].corr)), 3);
+      if constexpr (kType == Legacy::Q5_0)
+        init[i] = _mm256_srai_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i][b].corr)), 3);
+      else
+        init[i] = _mm256_setzero_si256();
       dx[i] = _mm256_set1_ps(x[i][b].d);
     }
     for (int r = 0; r < kTileRows; ++r) {
       if (r >= nr) break;
-      const BlockQ5_0& wb = w[r][b];
-      _mm_prefetch(reinterpret_cast<const char*>(&wb) + kPrefetchBytes, _MM_HINT_T0);
-      const __m256i q = q5_values(wb.qs, wb.qh);
+      const WBlock& wb = w[r][b];
+      __m256i q;
+      if constexpr (kType == Legacy::Q4_1)
+        q = nibbles32(wb.qs);
+      else
+        q = q5_values(wb.qs, wb.qh);
       const __m256 dw = _mm256_set1_ps(_cvtsh_ss(wb.d));
       for (int i = 0; i < NT; ++i) {
+        if constexpr (kType != Legacy::Q5_0) summs[r][i] = std::fma(_cvtsh_ss(wb.m), x[i][b].s, summs[r][i]);
         const __m256i lanes =
-            _mm256_dpbusd_epi32(corr[i], q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i][b].qs)));
+            _mm256_dpbusd_epi32(init[i], q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i][b].qs)));
         acc[r][i] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx[i]), _mm256_cvtepi32_ps(lanes), acc[r][i]);
       }
     }
   }
   for (int r = 0; r < nr; ++r)
-    for (int i = 0; i < NT; ++i) y[i * ldy + r] = hsum8_ps(acc[r][i]);
+    for (int i = 0; i < NT; ++i) y[i * ldy + r] = hsum8_ps(acc[r][i]) + summs[r][i];
 }
 
 // ---- Q5_0 in the Q5x8 layout: 8 rows in the float lanes, as Q8_0's Q8x8 ----
@@ -145,7 +163,15 @@ void tile_q5x8(float* y, int64_t ldy, const WeightView& wv, int64_t n, int nr, c
 
 template <int NT>
 struct Q5_0Tile {
-  static constexpr TileFn fn = tile_q5_0<NT>;
+  static constexpr TileFn fn = tile_legacy_rows<NT, Legacy::Q5_0>;
+};
+template <int NT>
+struct Q4_1Tile {
+  static constexpr TileFn fn = tile_legacy_rows<NT, Legacy::Q4_1>;
+};
+template <int NT>
+struct Q5_1Tile {
+  static constexpr TileFn fn = tile_legacy_rows<NT, Legacy::Q5_1>;
 };
 
 template <template <int> class Tile>
@@ -165,6 +191,8 @@ TileFn simd_tile_legacy(const WeightView& w, int nt) {
   if (w.layout != WeightLayout::Rows) return nullptr;
   switch (w.type) {
     case GgmlType::Q5_0: return by_tokens<Q5_0Tile>(nt);
+    case GgmlType::Q4_1: return by_tokens<Q4_1Tile>(nt);
+    case GgmlType::Q5_1: return by_tokens<Q5_1Tile>(nt);
     default: return nullptr;
   }
 }
