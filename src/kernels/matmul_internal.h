@@ -75,11 +75,8 @@ inline float hsum8_ps(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(u, _mm_movehdup_ps(u)));
 }
 
-inline int prefetch_env() { static const int pf = getenv("PF") ? atoi(getenv("PF")) : kPrefetchBytes; return pf; }
+// Prefetches the 64-byte lines of [p, p + bytes) into L1.
 inline void prefetch_lines(const void* p, int bytes) {
-  static const int pf = prefetch_env();
-  if (pf == 0) return;
-  p = static_cast<const char*>(p) + pf - kPrefetchBytes;
   for (int line = 0; line < bytes; line += 64) _mm_prefetch(static_cast<const char*>(p) + line, _MM_HINT_T0);
 }
 #endif

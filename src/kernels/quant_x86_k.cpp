@@ -184,9 +184,16 @@ void tile_q6k(float* y, int64_t ldy, const WeightView& wv, int64_t n, int nr, co
   const int64_t row_bytes = nb * int64_t(sizeof(BlockQ6_K));
   const BlockQ8_K* x[NT];
   for (int i = 0; i < NT; ++i) x[i] = reinterpret_cast<const BlockQ8_K*>(xa.row(t + i));
-  __m256i run_idx[8];  // words 0..7: scale 2k, words 8..15: scale 2k + 1
-  for (int k = 0; k < 8; ++k)
-    run_idx[k] = _mm256_inserti128_si256(_mm256_set1_epi16(short(2 * k)), _mm_set1_epi16(short(2 * k + 1)), 1);
+  // Run k's scales, words 0..7: scale 2k, words 8..15: scale 2k + 1, picked in-lane (vpshufb) from
+  // the 16 scales as words with scales 0..7 (runs 0..3) or 8..15 (runs 4..7) in both halves.
+  __m256i run_pick[4];
+  for (int k = 0; k < 4; ++k) {
+    const char lo = char(4 * k), hi = char(4 * k + 2);
+    run_pick[k] = _mm256_setr_epi8(lo, char(lo + 1), lo, char(lo + 1), lo, char(lo + 1), lo, char(lo + 1), lo,
+                                   char(lo + 1), lo, char(lo + 1), lo, char(lo + 1), lo, char(lo + 1), hi,
+                                   char(hi + 1), hi, char(hi + 1), hi, char(hi + 1), hi, char(hi + 1), hi,
+                                   char(hi + 1), hi, char(hi + 1), hi, char(hi + 1), hi, char(hi + 1));
+  }
   for (int r = 0; r < nr; ++r) {
     const auto* w = reinterpret_cast<const BlockQ6_K*>(wv.data + (n + r) * row_bytes);
     __m256 acc[NT];
@@ -197,18 +204,23 @@ void tile_q6k(float* y, int64_t ldy, const WeightView& wv, int64_t n, int nr, co
       __m256i q[8], sc[8];
       q6k_values(wb, q);
       const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.scales)));
-      for (int k = 0; k < 8; ++k) sc[k] = _mm256_permutexvar_epi16(run_idx[k], sc16);
+      const __m256i sc_lo = _mm256_permute2x128_si256(sc16, sc16, 0x00), sc_hi = _mm256_permute2x128_si256(sc16, sc16, 0x11);
+      for (int k = 0; k < 4; ++k) {
+        sc[k] = _mm256_shuffle_epi8(sc_lo, run_pick[k]);
+        sc[k + 4] = _mm256_shuffle_epi8(sc_hi, run_pick[k]);
+      }
       const float dw = _cvtsh_ss(wb.d);
       for (int i = 0; i < NT; ++i) {
         const BlockQ8_K& xb = x[i][b];
-        __m256i lane[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
-        for (int k = 0; k < 8; ++k) {
-          const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs + 32 * k));
-          lane[k % 2] = _mm256_dpwssd_epi32(lane[k % 2], _mm256_maddubs_epi16(q[k], xq), sc[k]);
-        }
         const __m256i corr =
             _mm256_madd_epi16(sc16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.bsums)));
-        const __m256i l = _mm256_sub_epi32(_mm256_add_epi32(lane[0], lane[1]), _mm256_slli_epi32(corr, 5));
+        __m256i lane[4] = {_mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 5)),
+                           _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+        for (int k = 0; k < 8; ++k) {
+          const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs + 32 * k));
+          lane[k % 4] = _mm256_dpwssd_epi32(lane[k % 4], _mm256_maddubs_epi16(q[k], xq), sc[k]);
+        }
+        const __m256i l = _mm256_add_epi32(_mm256_add_epi32(lane[0], lane[1]), _mm256_add_epi32(lane[2], lane[3]));
         acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(xb.d * dw), _mm256_cvtepi32_ps(l), acc[i]);
       }
     }
