@@ -63,6 +63,7 @@ void q4kx8_tokens(float* y, int64_t ldy, const BlockQ4Kx8* g, int64_t nb, const 
   for (int i = 0; i < NT; ++i) acc[i] = accm[i] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const BlockQ4Kx8& gb = g[b];
+    prefetch_lines(reinterpret_cast<const char*>(&gb) + kPrefetchBytes, int(sizeof(BlockQ4Kx8)));
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gb.d)));
     const __m256 dmw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gb.dmin)));
     const __m512i sc = unpack6x64(gb.scales), mn = unpack6x64(gb.scales + 48);
