@@ -14,7 +14,7 @@ namespace ponder {
 namespace {
 
 #if defined(__AVX512F__)
-// exp(x) for 16 floats, the algorithm llama.cpp's CPU backend uses (so that softmax and SwiGLU
+// exp(x) for 16 floats, exp_ggml's algorithm (activation.h) in 16 lanes, the algorithm llama.cpp's CPU backend uses (so that softmax and SwiGLU
 // agree with it bit for bit): n = round(x / ln2) by the 1.5 * 2^23 shift, b = x - n ln2 with ln2
 // in two parts, exp(b) by a degree-5 polynomial evaluated in Estrin form, times 2^n (scalef).
 // Maximum error ~1.5 ulp; |n| > 192 gives 0 (x < 0) or +inf.
@@ -39,6 +39,17 @@ inline __m512 exp16(__m512 x) {
 
 }  // namespace
 
+float exp_ggml(float x) {
+  const float shift = 0x1.8p23f;
+  const float n = std::fma(x, 0x1.715476p+0f, shift) - shift;
+  const float b = std::fma(-n, 0x1.7f7d1cp-20f, std::fma(-n, 0x1.62e4p-1f, x));
+  const float u = b * b;
+  const float hi = std::fma(std::fma(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, std::fma(0x1.555e66p-3f, b, 0x1.fffdb6p-2f));
+  const float p = std::fma(hi, u, std::fma(0x1.ffffecp-1f, b, 1.0f));
+  if (std::fabs(n) > 192) return n <= 0 ? 0.0f : INFINITY;
+  return std::ldexp(p, int(n));  // scalef: p * 2^n, rounded once (n is an integer here)
+}
+
 void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) {
   int64_t i = 0;
 #if defined(__AVX512F__)
@@ -48,6 +59,8 @@ void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) {
     const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), g));
     _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, e)), _mm512_loadu_ps(up + i)));
   }
+#else
+  for (; i < n - n % 16; ++i) out[i] = gate[i] / (1.0f + exp_ggml(0.0f - gate[i])) * up[i];  // the lanes' arithmetic
 #endif
   for (; i < n; ++i) {
     const float g = gate[i];
@@ -65,6 +78,13 @@ void swiglu_backward(float* dgate, float* dup, const float* dout, const float* g
     _mm512_storeu_ps(dup + i, _mm512_mul_ps(_mm512_mul_ps(d, g), sg));
     const __m512 t = _mm512_fmadd_ps(g, _mm512_sub_ps(one, sg), one);
     _mm512_storeu_ps(dgate + i, _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(d, _mm512_loadu_ps(up + i)), sg), t));
+  }
+#else
+  for (; i < n - n % 16; ++i) {  // the lanes' arithmetic
+    const float g = gate[i], d = dout[i];
+    const float sg = 1.0f / (1.0f + exp_ggml(0.0f - g));
+    dup[i] = (d * g) * sg;
+    dgate[i] = ((d * up[i]) * sg) * std::fma(g, 1.0f - sg, 1.0f);
   }
 #endif
   for (; i < n; ++i) {
@@ -85,8 +105,9 @@ void exp_shifted(float* x, int64_t n, float mx) {
     _mm512_mask_storeu_ps(x + i, k, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m)));
     i = n;
   }
+#else
+  for (; i < n; ++i) x[i] = exp_ggml(x[i] - mx);
 #endif
-  for (; i < n; ++i) x[i] = std::exp(x[i] - mx);
 }
 
 void softmax_forward(float* x, int64_t n) {
@@ -108,7 +129,7 @@ void softmax_forward(float* x, int64_t n) {
 #else
   for (; i < n; i += 16) {
     float e[16] = {};
-    for (int j = 0; j < 16 && i + j < n; ++j) x[i + j] = e[j] = std::exp(x[i + j] - mx);
+    for (int j = 0; j < 16 && i + j < n; ++j) x[i + j] = e[j] = exp_ggml(x[i + j] - mx);
     sum += double(halving_sum16(e));
   }
 #endif

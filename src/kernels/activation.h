@@ -4,6 +4,13 @@
 
 namespace ponder {
 
+// exp(x) by llama.cpp's CPU algorithm (ggml_v_expf), which its softmax and SwiGLU use for every
+// full SIMD group (softmax: every element): n = round(x / ln2) by the 1.5 * 2^23 shift, b = x - n ln2
+// with ln2 in two parts, exp(b) by a degree-5 polynomial in Estrin form, times 2^n; |n| > 192 gives
+// 0 (x < 0) or +inf. ~1.5 ulp. The portable paths call it per element, the AVX-512 paths compute
+// the same operations in 16 lanes, so both give the same bits.
+float exp_ggml(float x);
+
 // out[i] = silu(gate[i]) * up[i], silu(x) = x / (1 + exp(-x)). (n)
 void swiglu_forward(float* out, const float* gate, const float* up, int64_t n);
 

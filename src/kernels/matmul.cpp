@@ -233,7 +233,7 @@ void matmul_impl(float* y, int64_t ldy, const PackedActivations& x, const Weight
 
 bool matmul_has_simd() { return have_simd(); }
 
-const char* matmul_kernel_path(const WeightView& w) { return simd_tile(w, 1) ? "avx512-vnni" : "portable"; }
+const char* matmul_kernel_path(const WeightView& w) { return have_simd() && simd_tile(w, 1) ? "avx512-vnni" : "portable"; }
 
 
 void convert_row(uint8_t* out, const float* x, int64_t K, GgmlType type) {

@@ -138,9 +138,9 @@ void pack_activations(PackedActivations& out, const float* x, int64_t T, int64_t
 void matmul(float* y, int64_t ldy, const PackedActivations& x, const WeightView& w);
 // The same arithmetic without SIMD (the reference the tests hold the SIMD path to, bitwise).
 void matmul_portable(float* y, int64_t ldy, const PackedActivations& x, const WeightView& w);
-// True when matmul uses the SIMD path on this build.
+// True when matmul uses the SIMD path: this build has it and this CPU has its features (CPUID).
 bool matmul_has_simd();
-// The kernel path matmul takes for this matrix on this build: "avx512-vnni" or "portable".
+// The kernel path matmul takes for this matrix on this build and CPU: "avx512-vnni" or "portable".
 const char* matmul_kernel_path(const WeightView& w);
 
 // Row r of W as floats (exact dequantization: Q8_0 gives d * q), either layout. out: (K)

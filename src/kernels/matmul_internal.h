@@ -7,13 +7,7 @@
 
 #include "kernels/matmul.h"
 
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__) && defined(__AVX512BW__) && defined(__F16C__) && \
-    defined(__FMA__)
-#define PONDER_SIMD 1
-#include <immintrin.h>
-#else
-#define PONDER_SIMD 0
-#endif
+#include "kernels/simd_x86.h"
 
 namespace ponder::matmul_detail {
 
@@ -45,6 +39,7 @@ inline int tile_toks(const WeightView& w) {
 // The SIMD tile for a matrix (its type, layout and order) and nt tokens, or nullptr when there is
 // none (the portable path runs instead). Quantized tiles take exactly nt tokens.
 TileFn simd_tile(const WeightView& w, int nt);
+// Whether this build has the SIMD tiles and this CPU can run them (checked once).
 bool have_simd();
 // The per-group parts of simd_tile (nullptr where the group has no tile for the view).
 TileFn simd_tile_k(const WeightView& w, int nt);       // quant_x86_k.cpp
@@ -61,6 +56,7 @@ inline float hsum_lanes(const float l[kLanes]) {
 }
 
 #if PONDER_SIMD
+PONDER_SIMD_BEGIN
 constexpr int kPrefetchBytes = 2048;  // how far ahead the streaming tiles prefetch their weights
 
 // The 4 bytes at p in every 32-bit lane.
@@ -79,6 +75,7 @@ inline float hsum8_ps(__m256 v) {
 inline void prefetch_lines(const void* p, int bytes) {
   for (int line = 0; line < bytes; line += 64) _mm_prefetch(static_cast<const char*>(p) + line, _MM_HINT_T0);
 }
+PONDER_SIMD_END
 #endif
 
 }  // namespace ponder::matmul_detail

@@ -1,18 +1,23 @@
 // x86 SIMD tiles for matmul (AVX-512 VL/BW/VNNI, F16C, FMA on 256-bit registers) for the float
 // types, Q8_0 (Q8x8), Q4_0 and IQ4_NL (Q4x8), and the dispatch to the other quantized types' tiles. Each
 // tile performs, per output element, exactly the lane arithmetic of the portable path in matmul.cpp.
+// The tiles are compiled for AVX-512 whatever the build's target and run only when have_simd()
+// finds the features on the CPU (kernels/simd_x86.h).
 #include "kernels/matmul_internal.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
+#include "core/cpu.h"
 #include "core/fp16.h"
 #include "kernels/quant.h"
 
 namespace ponder::matmul_detail {
 
 #if PONDER_SIMD
+
+PONDER_SIMD_BEGIN
 
 namespace {
 
@@ -201,6 +206,7 @@ TileFn tile_for(GgmlType type, WeightLayout layout) {
 }
 
 }  // namespace
+PONDER_SIMD_END
 
 TileFn simd_tile(const WeightView& w, int nt) {
   if (TileFn f = simd_tile_k(w, nt)) return f;
@@ -220,7 +226,10 @@ TileFn simd_tile(const WeightView& w, int nt) {
     default: return tile_for<kQ8TileToks>(w.type, w.layout);
   }
 }
-bool have_simd() { return true; }
+bool have_simd() {
+  static const bool ok = cpu_features().avx512_kernels();
+  return ok;
+}
 
 #else
 

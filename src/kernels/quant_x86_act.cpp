@@ -13,6 +13,8 @@ namespace ponder::matmul_detail {
 
 #if PONDER_SIMD
 
+PONDER_SIMD_BEGIN
+
 namespace {
 
 constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
@@ -103,8 +105,10 @@ void quantize_q8_k(BlockQ8_K* out, const float* x, int64_t K) {
 }
 
 }  // namespace
+PONDER_SIMD_END
 
 bool simd_quantize_activation_row(uint8_t* out, const float* x, int64_t K, GgmlType partner) {
+  if (!have_simd()) return false;
   switch (partner) {
     case GgmlType::Q8_0: quantize_q8_0(reinterpret_cast<ActBlockQ8*>(out), x, K); return true;
     case GgmlType::Q8_1: quantize_q8_1(reinterpret_cast<ActBlockQ8_1*>(out), x, K); return true;

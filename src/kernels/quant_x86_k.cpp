@@ -1,7 +1,7 @@
 // AVX-512 VNNI tiles for the k-quants (see matmul_internal.h): Q4_K in the Q4Kx8 layout (llama.cpp's
 // repacked gemv and 4-token gemm orders, chosen per token by its RowShape); Q6_K, Q5_K and Q4_K
-// (matrices whose row count is not a multiple of 8) in rows (llama.cpp's one-row orders). Each performs, per output, exactly the arithmetic of the portable
-// functions in quant_k.cpp: the integer parts are exact (vpdpbusd, vpmaddubsw and vpmaddwd never
+// (matrices whose row count is not a multiple of 8) in rows (llama.cpp's one-row orders). Each
+// performs, per output, exactly the arithmetic of the portable functions in quant_k.cpp: the integer parts are exact (vpdpbusd, vpmaddubsw and vpmaddwd never
 // overflow for these ranges, and integer sums may be taken in any order), the float operations are
 // the same operations in the same order.
 #include "kernels/matmul_internal.h"
@@ -15,6 +15,8 @@
 namespace ponder::matmul_detail {
 
 #if PONDER_SIMD
+
+PONDER_SIMD_BEGIN
 
 namespace {
 
@@ -358,6 +360,7 @@ struct Q5KRowsTile {
 };
 
 }  // namespace
+PONDER_SIMD_END
 
 TileFn simd_tile_k(const WeightView& w, int nt) {
   if (w.type == GgmlType::Q4_K && w.layout == WeightLayout::Q4Kx8) return by_tokens<Q4Kx8Tile>(nt);

@@ -18,6 +18,8 @@ namespace ponder::matmul_detail {
 
 #if PONDER_SIMD
 
+PONDER_SIMD_BEGIN
+
 namespace {
 
 // The 32 nibbles of a 4-bit block as bytes in element order (low nibbles: weights 0..15, high: 16..31).
@@ -185,6 +187,7 @@ TileFn by_tokens(int nt) {
 }
 
 }  // namespace
+PONDER_SIMD_END
 
 TileFn simd_tile_legacy(const WeightView& w, int nt) {
   if (w.type == GgmlType::Q5_0 && w.layout == WeightLayout::Q5x8) return tile_q5x8;

@@ -27,8 +27,10 @@ void rotate(float* x, int n_heads, int head_dim, int n_rot, const float* c, cons
       const int b = style == RopeStyle::Adjacent ? 2 * i + 1 : i + half;
       const float x0 = xh[a], x1 = xh[b];
       const float sn = sign * s[i];
-      xh[a] = x0 * c[i] - x1 * sn;
-      xh[b] = x0 * sn + x1 * c[i];
+      // llama.cpp's x0 cos - x1 sin and x0 sin + x1 cos as its compiler contracts them (one fma
+      // each); written out, so that no build's contraction choices change the bits.
+      xh[a] = std::fma(x0, c[i], -(x1 * sn));
+      xh[b] = std::fma(x0, sn, x1 * c[i]);
     }
   }
 }

@@ -159,8 +159,9 @@ TEST_P(QuantKLowDot, EveryOrderMatchesFloat64) {
         EXPECT_NEAR(quant::dot_x8_q2_k(w.data(), x.data(), K), sum, tol) << "K " << K << " seed " << seed;
         EXPECT_NEAR(quant::dot_x8_q2_k_gemm(w.data(), x.data(), K), sum, tol) << "K " << K << " seed " << seed;
       }
-      if (type == GgmlType::IQ4_XS)
+      if (type == GgmlType::IQ4_XS) {
         EXPECT_NEAR(quant::dot_x8_iq4_xs(w.data(), x.data(), K), sum, tol) << "K " << K << " seed " << seed;
+      }
     }
   }
 }
@@ -203,7 +204,9 @@ TEST(QuantKLow, BitwiseEqualToLlamaCpp) {
       EXPECT_EQ(quant::dot_x8_q2_k(w.data(), x.data(), K), g.x8);
       EXPECT_EQ(quant::dot_x8_q2_k_gemm(w.data(), x.data(), K), g.x8_gemm);
     }
-    if (g.type == GgmlType::IQ4_XS) EXPECT_EQ(quant::dot_x8_iq4_xs(w.data(), x.data(), K), g.x8);
+    if (g.type == GgmlType::IQ4_XS) {
+      EXPECT_EQ(quant::dot_x8_iq4_xs(w.data(), x.data(), K), g.x8);
+    }
   }
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu.h"
 #include "core/fp16.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
@@ -140,14 +141,33 @@ TEST_P(QuantSimd, KernelPathNamesTheTiles) {
   const std::string path = matmul_kernel_path(w);
   EXPECT_TRUE(path == "avx512-vnni" || path == "portable") << path;
   const bool tiled = s.type != GgmlType::Q2_K && s.type != GgmlType::Q3_K && s.type != GgmlType::IQ4_XS;
-  if (matmul_has_simd() && tiled) EXPECT_EQ(path, "avx512-vnni") << name(s.type);
-  if (!matmul_has_simd()) EXPECT_EQ(path, "portable");
+  if (matmul_has_simd() && tiled) {
+    EXPECT_EQ(path, "avx512-vnni") << name(s.type);
+  }
+  if (!matmul_has_simd()) {
+    EXPECT_EQ(path, "portable");
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(QuantSimdTypes, QuantSimd, ::testing::ValuesIn(block_shapes()),
                          [](const auto& info) { return name(info.param.type); });
 
 // pack_activations (SIMD quantizers where the build has them) writes the bytes of the portable
+
+// The SIMD tiles run exactly when the CPU reports every feature they use (CPUID, checked at run
+// time): a binary built for plain x86-64 takes them on an AVX-512 VNNI machine and the portable
+// path elsewhere, and a native build on a CPU without them never reaches an AVX-512 instruction.
+TEST(QuantSimdDispatch, TilesRunExactlyWhenTheCpuHasTheirFeatures) {
+#if defined(__x86_64__)
+  EXPECT_EQ(matmul_has_simd(), cpu_features().avx512_kernels()) << cpu_features_string();
+#else
+  EXPECT_FALSE(matmul_has_simd());
+#endif
+  std::vector<uint8_t> bytes(size_t(ggml_row_size(GgmlType::Q6_K, 256)) * 4);
+  const WeightView w{.type = GgmlType::Q6_K, .data = bytes.data(), .n_rows = 4, .n_cols = 256};
+  EXPECT_STREQ(matmul_kernel_path(w), matmul_has_simd() ? "avx512-vnni" : "portable");
+}
+
 // quantize_activation_row for every partner format, edge cases included.
 TEST(QuantSimdActivations, PackedBytesEqualPortableQuantizer) {
   const int64_t K = 2048, T = 6;

@@ -2,6 +2,7 @@
 #include <cmath>
 #include <gtest/gtest.h>
 #include <random>
+#include <vector>
 
 #include "core/fp16.h"
 #include "kernels/activation.h"
@@ -208,6 +209,59 @@ TEST(Attention, WeightedSumFollowsLlamaCppOrderBitwise) {
         ASSERT_EQ(fp32_to_bits(out[size_t(d)]), fp32_to_bits(s[0])) << "element " << d;
       }
     }
+}
+
+}  // namespace
+}  // namespace ponder
+
+namespace ponder {
+namespace {
+
+// exp_ggml against float64 exp: within 3 ulp over the range softmax and SwiGLU see, exact at 0,
+// and llama.cpp's cut-offs (0 below, +inf above).
+TEST(ExpGgml, MatchesFloat64WithinThreeUlp) {
+  EXPECT_EQ(exp_ggml(0.0f), 1.0f);
+  for (float x = -87.0f; x <= 88.0f; x += 0.01234f) {
+    const double want = std::exp(double(x));
+    const float got = exp_ggml(x);
+    const double ulp = std::nextafter(float(want), INFINITY) - float(want);
+    ASSERT_LE(std::fabs(got - want), 3 * ulp) << "x=" << x;
+  }
+  EXPECT_EQ(exp_ggml(-200.0f), 0.0f);
+  EXPECT_EQ(exp_ggml(200.0f), INFINITY);
+  EXPECT_EQ(exp_ggml(-INFINITY), 0.0f);
+}
+
+// The vector paths (AVX-512 where the build has it) give exp_ggml's bits per element: every element
+// of exp_shifted and softmax, the full 16-element groups of SwiGLU (its tail is libm's exp, as in
+// llama.cpp's scalar tail).
+TEST(ExpGgml, VectorPathsGiveItsBits) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 4.0f);
+  const int64_t n = 37;  // two full groups and a tail of 5
+  std::vector<float> x(n), gate(n), up(n);
+  for (int64_t i = 0; i < n; ++i) x[i] = nd(rng), gate[i] = nd(rng), up[i] = nd(rng);
+  std::vector<float> e = x;
+  exp_shifted(e.data(), n, 1.5f);
+  for (int64_t i = 0; i < n; ++i) ASSERT_EQ(fp32_to_bits(e[i]), fp32_to_bits(exp_ggml(x[i] - 1.5f))) << i;
+  std::vector<float> p = x;
+  softmax_forward(p.data(), n);
+  float mx = x[0];
+  for (float v : x) mx = std::max(mx, v);
+  double sum = 0;
+  for (int64_t i0 = 0; i0 < n; i0 += 16) {
+    float g[16] = {};
+    for (int j = 0; j < 16 && i0 + j < n; ++j) g[j] = exp_ggml(x[i0 + j] - mx);
+    sum += double(halving_sum16(g));
+  }
+  for (int64_t i = 0; i < n; ++i)
+    ASSERT_EQ(fp32_to_bits(p[i]), fp32_to_bits(exp_ggml(x[i] - mx) * float(1.0 / sum))) << i;
+  std::vector<float> s(n);
+  swiglu_forward(s.data(), gate.data(), up.data(), n);
+  for (int64_t i = 0; i < n; ++i) {
+    const float ex = i < 32 ? exp_ggml(0.0f - gate[i]) : std::exp(-gate[i]);
+    ASSERT_EQ(fp32_to_bits(s[i]), fp32_to_bits(gate[i] / (1.0f + ex) * up[i])) << i;
+  }
 }
 
 }  // namespace
