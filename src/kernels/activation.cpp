@@ -46,6 +46,7 @@ float exp_ggml(float x) {
   const float u = b * b;
   const float hi = std::fma(std::fma(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, std::fma(0x1.555e66p-3f, b, 0x1.fffdb6p-2f));
   const float p = std::fma(hi, u, std::fma(0x1.ffffecp-1f, b, 1.0f));
+  if (std::isnan(n)) return n;  // NaN in, NaN out (as scalef gives)
   if (std::fabs(n) > 192) return n <= 0 ? 0.0f : INFINITY;
   return std::ldexp(p, int(n));  // scalef: p * 2^n, rounded once (n is an integer here)
 }

@@ -230,6 +230,14 @@ TEST(ExpGgml, MatchesFloat64WithinThreeUlp) {
   EXPECT_EQ(exp_ggml(-200.0f), 0.0f);
   EXPECT_EQ(exp_ggml(200.0f), INFINITY);
   EXPECT_EQ(exp_ggml(-INFINITY), 0.0f);
+  EXPECT_EQ(exp_ggml(INFINITY), INFINITY);
+  EXPECT_TRUE(std::isnan(exp_ggml(NAN)));
+  // The vector path gives NaN for NaN too (a NaN activation reaches SwiGLU from a corrupt model).
+  float v[16];
+  for (int i = 0; i < 16; ++i) v[i] = i == 3 ? NAN : float(i);
+  exp_shifted(v, 16, 0.0f);
+  EXPECT_TRUE(std::isnan(v[3]));
+  EXPECT_EQ(v[2], exp_ggml(2.0f));
 }
 
 // The vector paths (AVX-512 where the build has it) give exp_ggml's bits per element: every element
