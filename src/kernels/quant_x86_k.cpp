@@ -65,7 +65,7 @@ void q4kx8_tokens(float* y, int64_t ldy, const BlockQ4Kx8* g, int64_t nb, const 
   for (int i = 0; i < NT; ++i) acc[i] = accm[i] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const BlockQ4Kx8& gb = g[b];
-    prefetch_lines(reinterpret_cast<const char*>(&gb) + kPrefetchBytes, int(sizeof(BlockQ4Kx8)));
+    prefetch_lines_l2(reinterpret_cast<const char*>(&gb) + kPrefetchL2Bytes, int(sizeof(BlockQ4Kx8)));
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gb.d)));
     const __m256 dmw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gb.dmin)));
     const __m512i sc = unpack6x64(gb.scales), mn = unpack6x64(gb.scales + 48);
@@ -203,7 +203,7 @@ void tile_q6k(float* y, int64_t ldy, const WeightView& wv, int64_t n, int nr, co
     for (int i = 0; i < NT; ++i) acc[i] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const BlockQ6_K& wb = w[b];
-      prefetch_lines(reinterpret_cast<const char*>(&wb) + kPrefetchBytes, int(sizeof(BlockQ6_K)));
+      prefetch_lines_l2(reinterpret_cast<const char*>(&wb) + kPrefetchL2Bytes, int(sizeof(BlockQ6_K)));
       __m256i q[8], sc[8];
       q6k_values(wb, q);
       const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.scales)));
