@@ -76,22 +76,6 @@ double weight_bytes_per_token(const Model& m) {
   return bytes + mat(w.output) + double(w.token_embd.row_bytes());
 }
 
-// The kernel path of each weight type's matrices ("avx512-vnni" or "portable"; both, joined by
-// '/', when matrices of one type differ), e.g. {Q4_K: avx512-vnni, Q6_K: avx512-vnni}.
-std::map<std::string, std::string> kernel_paths(const Model& m) {
-  std::map<std::string, std::string> paths;
-  auto add = [&](const WeightView& v) {
-    std::string& p = paths[ggml_type_name(uint32_t(v.type))];
-    const std::string k = matmul_kernel_path(v);
-    if (p.find(k) == std::string::npos) p += (p.empty() ? "" : "/") + k;
-  };
-  for (const LayerWeights& l : m.weights.layers)
-    for (const WeightView* v : {&l.attn_q, &l.attn_k, &l.attn_v, &l.attn_output, &l.ffn_gate, &l.ffn_up, &l.ffn_down})
-      add(*v);
-  add(m.weights.output);
-  return paths;
-}
-
 std::string kernel_paths_line(const Model& m) {
   std::string line;
   for (const auto& [type, path] : kernel_paths(m)) line += (line.empty() ? "" : ", ") + type + ": " + path;

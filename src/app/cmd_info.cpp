@@ -16,6 +16,24 @@ std::string token_label(const Tokenizer& tok, int32_t id) {
   return std::to_string(id) + " '" + tok.token_to_piece(id, true) + "'";
 }
 
+}  // namespace
+
+std::map<std::string, std::string> kernel_paths(const Model& m) {
+  std::map<std::string, std::string> paths;
+  auto add = [&](const WeightView& v) {
+    std::string& p = paths[ggml_type_name(uint32_t(v.type))];
+    const std::string k = matmul_kernel_path(v);
+    if (p.find(k) == std::string::npos) p += (p.empty() ? "" : "/") + k;
+  };
+  for (const LayerWeights& l : m.weights.layers)
+    for (const WeightView* v : {&l.attn_q, &l.attn_k, &l.attn_v, &l.attn_output, &l.ffn_gate, &l.ffn_up, &l.ffn_down})
+      add(*v);
+  add(m.weights.output);
+  return paths;
+}
+
+namespace {
+
 void run_info(const std::string& path) {
   const auto m = load_model(path);
   const ModelConfig& c = m->config;
@@ -44,15 +62,8 @@ void run_info(const std::string& path) {
               double(total) / (1 << 20));
   for (const auto& [name, v] : types)
     std::printf("  %-5s %4d tensors, %.1f MiB\n", name.c_str(), v.first, double(v.second) / (1 << 20));
-  // Which matmul kernels run for this model's matrices on this CPU.
-  std::map<std::string, std::string> paths;
-  auto note = [&](const WeightView& v) { paths[ggml_type_name(uint32_t(v.type))] = matmul_kernel_path(v); };
-  for (const LayerWeights& l : m->weights.layers)
-    for (const WeightView* v : {&l.attn_q, &l.attn_k, &l.attn_v, &l.attn_output, &l.ffn_gate, &l.ffn_up, &l.ffn_down})
-      note(*v);
-  note(m->weights.output);
   std::printf("cpu features:   %s\nmatmul kernels:", cpu_features_string().c_str());
-  for (const auto& [type, path] : paths) std::printf(" %s %s;", type.c_str(), path.c_str());
+  for (const auto& [type, path] : kernel_paths(*m)) std::printf(" %s %s;", type.c_str(), path.c_str());
   std::printf("\n");
   const Tokenizer& tok = m->tokenizer;
   const Vocab& vc = tok.vocab();

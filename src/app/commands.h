@@ -1,9 +1,14 @@
 #pragma once
 // The `ponder` CLI: each command registers itself on the app (parse -> options -> call).
 #include <CLI/CLI.hpp>
+#include <map>
 #include <string>
 
 #include "tasks/task.h"
+
+namespace ponder {
+struct Model;
+}
 
 namespace ponder::app {
 
@@ -27,5 +32,8 @@ void set_threads(int threads);
 // --task, --difficulty and --task-seed of the training and sampling commands. No task is set by
 // default (task.name is cleared), so --data FILE works; the commands require one of the two.
 void add_task_options(CLI::App* cmd, TaskOptions& task, const std::string& task_help);
+// The matmul kernel path of each weight type's matrices on this CPU ("avx512-vnni" or "portable";
+// both, joined by '/', when matrices of one type differ), e.g. {Q4_K: avx512-vnni, Q6_K: portable}.
+std::map<std::string, std::string> kernel_paths(const Model& m);
 
 }  // namespace ponder::app
