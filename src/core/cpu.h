@@ -10,6 +10,8 @@ struct CpuFeatures {
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512vnni = false, avx512vbmi = false;
   // Everything the AVX-512 matmul kernels need (kernels/matmul_x86.cpp).
   bool avx512_kernels() const { return avx2 && fma && f16c && avx512f && avx512bw && avx512vl && avx512vnni; }
+  // Everything the AVX2 kernels need.
+  bool avx2_kernels() const { return avx2 && fma && f16c; }
 };
 
 const CpuFeatures& cpu_features();

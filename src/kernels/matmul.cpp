@@ -6,6 +6,7 @@
 #include <cstring>
 #include <omp.h>
 
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/fp16.h"
 #include "kernels/dot.h"
@@ -186,7 +187,7 @@ float dot_portable(const WeightView& w, int64_t r, const uint8_t* x, int64_t K, 
 // Rows [n0, n1) of W against every activation row, token blocks outermost so a block of
 // activations stays in cache while the thread sweeps its weight rows.
 void matmul_rows(float* y, int64_t ldy, const PackedActivations& x, const WeightView& w, int64_t n0, int64_t n1,
-                 bool simd) {
+                 SimdLevel level) {
   const int64_t T = x.n_rows;
   const int rows = tile_rows(w), toks = tile_toks(w);
   for (int64_t t0 = 0; t0 < T; t0 += kTokBlock) {
@@ -195,7 +196,7 @@ void matmul_rows(float* y, int64_t ldy, const PackedActivations& x, const Weight
       const int nr = int(std::min<int64_t>(rows, n1 - n));
       for (int64_t t = t0; t < t_end; t += toks) {
         const int nt = int(std::min<int64_t>(toks, t_end - t));
-        const TileFn tile = simd ? simd_tile(w, nt) : nullptr;
+        const TileFn tile = level != SimdLevel::Portable ? simd_tile(w, nt, level) : nullptr;
         if (tile) {
           tile(y + t * ldy + n, ldy, w, n, nr, x, t, nt);
         } else {
@@ -207,12 +208,12 @@ void matmul_rows(float* y, int64_t ldy, const PackedActivations& x, const Weight
   }
 }
 
-void matmul_impl(float* y, int64_t ldy, const PackedActivations& x, const WeightView& w, bool simd) {
+void matmul_impl(float* y, int64_t ldy, const PackedActivations& x, const WeightView& w, SimdLevel level) {
   const int64_t N = w.n_rows;
   const int rows = tile_rows(w);
   const double work = double(N) * double(w.n_cols) * double(x.n_rows);
   if (work < 65536.0 || omp_in_parallel()) {
-    matmul_rows(y, ldy, x, w, 0, N, simd);
+    matmul_rows(y, ldy, x, w, 0, N, level);
     return;
   }
   // Threads take chunks of whole tiles (so Q8x8 groups are never split) from a shared counter:
@@ -224,16 +225,36 @@ void matmul_impl(float* y, int64_t ldy, const PackedActivations& x, const Weight
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t c = 0; c < n_chunks; ++c) {
     const int64_t n0 = c * chunk * rows, n1 = std::min(N, (c + 1) * chunk * rows);
-    matmul_rows(y, ldy, x, w, n0, n1, simd);
+    matmul_rows(y, ldy, x, w, n0, n1, level);
   }
 }
 
 
 }  // namespace
 
-bool matmul_has_simd() { return have_simd(); }
+SimdLevel simd_level() {
+  static const SimdLevel level = [] {
+    if (!PONDER_SIMD) return SimdLevel::Portable;
+    const CpuFeatures& c = cpu_features();
+    if (c.avx512_kernels()) return SimdLevel::Avx512Vnni;
+    if (c.avx2_kernels()) return SimdLevel::Avx2;
+    return SimdLevel::Portable;
+  }();
+  return level;
+}
 
-const char* matmul_kernel_path(const WeightView& w) { return have_simd() && simd_tile(w, 1) ? "avx512-vnni" : "portable"; }
+const char* simd_level_name(SimdLevel level) {
+  switch (level) {
+    case SimdLevel::Avx512Vnni: return "avx512-vnni";
+    case SimdLevel::Avx2: return "avx2";
+    default: return "portable";
+  }
+}
+
+const char* matmul_kernel_path(const WeightView& w) {
+  const SimdLevel level = simd_level();
+  return level != SimdLevel::Portable && simd_tile(w, 1, level) ? simd_level_name(level) : "portable";
+}
 
 
 void convert_row(uint8_t* out, const float* x, int64_t K, GgmlType type) {
@@ -256,6 +277,12 @@ void convert_row(uint8_t* out, const float* x, int64_t K, GgmlType type) {
 
 void pack_activations(PackedActivations& out, const float* x, int64_t T, int64_t K, GgmlType weight_type,
                       std::span<const int32_t> chunks) {
+  pack_activations_at(out, x, T, K, weight_type, chunks, simd_level());
+}
+
+void pack_activations_at(PackedActivations& out, const float* x, int64_t T, int64_t K, GgmlType weight_type,
+                         std::span<const int32_t> chunks, SimdLevel level) {
+  if (level > simd_level()) throw InvalidArgument(std::string("pack_activations_at: this CPU has no ") + simd_level_name(level) + " kernels");
   out.type = weight_type;
   out.n_cols = K;
   out.n_rows = T;
@@ -276,7 +303,8 @@ void pack_activations(PackedActivations& out, const float* x, int64_t T, int64_t
   for (int64_t t = 0; t < T; ++t) {
     uint8_t* dst = out.data.data() + t * out.row_bytes;
     if (q) {
-      if (!simd_quantize_activation_row(dst, x + t * K, K, q->partner)) quantize_activation_row(dst, x + t * K, K, q->partner);
+      if (level == SimdLevel::Portable || !simd_quantize_activation_row(dst, x + t * K, K, q->partner, level))
+        quantize_activation_row(dst, x + t * K, K, q->partner);
     }
     else
       convert_row(dst, x + t * K, K, weight_type);
@@ -391,11 +419,12 @@ std::vector<uint8_t> repack_q8x8(const WeightView& w) {
 }
 
 void matmul(float* y, int64_t ldy, const PackedActivations& x, const WeightView& w) {
-  matmul_impl(y, ldy, x, w, have_simd());
+  matmul_impl(y, ldy, x, w, simd_level());
 }
 
-void matmul_portable(float* y, int64_t ldy, const PackedActivations& x, const WeightView& w) {
-  matmul_impl(y, ldy, x, w, false);
+void matmul_at(float* y, int64_t ldy, const PackedActivations& x, const WeightView& w, SimdLevel level) {
+  if (level > simd_level()) throw InvalidArgument(std::string("matmul_at: this CPU has no ") + simd_level_name(level) + " kernels");
+  matmul_impl(y, ldy, x, w, level);
 }
 
 void dequantize_row(float* out, const WeightView& w, int64_t r) {

@@ -117,6 +117,14 @@ std::vector<uint8_t> repack_for_kernels(WeightView& w);
 // Converts K floats to a weight type's storage format (F16/BF16 rounding, Q8_0 quantization).
 void convert_row(uint8_t* out, const float* x, int64_t K, GgmlType type);
 
+// The SIMD kernels matmul can take, best last: none, AVX2 (with FMA and F16C), AVX-512 VNNI
+// (with BW and VL). Every level gives the same bits.
+enum class SimdLevel { Portable, Avx2, Avx512Vnni };
+// The best level this build has and this CPU runs (CPUID, checked once).
+SimdLevel simd_level();
+// "portable", "avx2" or "avx512-vnni".
+const char* simd_level_name(SimdLevel level);
+
 // Activations x (T, K) converted to the dot type of a weight type (F32: as is; F16/BF16:
 // rounded; quantized types: their partner's format, kernels/quant.h).
 struct PackedActivations {
@@ -133,14 +141,17 @@ struct PackedActivations {
 // come from, in order, summing to T (their RowShape; empty: every row alone, as a decode step).
 void pack_activations(PackedActivations& out, const float* x, int64_t T, int64_t K, GgmlType weight_type,
                       std::span<const int32_t> chunks = {});
+// The same bytes, quantized with the kernels of a level at most simd_level().
+void pack_activations_at(PackedActivations& out, const float* x, int64_t T, int64_t K, GgmlType weight_type,
+                         std::span<const int32_t> chunks, SimdLevel level);
 
 // y[t * ldy + n] = dot(x[t], W[n]) for t < T, n < N. Multi-threaded over n (OpenMP).
 void matmul(float* y, int64_t ldy, const PackedActivations& x, const WeightView& w);
-// The same arithmetic without SIMD (the reference the tests hold the SIMD path to, bitwise).
-void matmul_portable(float* y, int64_t ldy, const PackedActivations& x, const WeightView& w);
-// True when matmul uses the SIMD path: this build has it and this CPU has its features (CPUID).
-bool matmul_has_simd();
-// The kernel path matmul takes for this matrix on this build and CPU: "avx512-vnni" or "portable".
+// The same arithmetic with the kernels of a level at most simd_level() (the tests hold every
+// level to the portable one, bitwise).
+void matmul_at(float* y, int64_t ldy, const PackedActivations& x, const WeightView& w, SimdLevel level);
+// The kernel path matmul takes for this matrix on this build and CPU: simd_level_name of the
+// level whose tile runs, "portable" where there is no tile for the matrix.
 const char* matmul_kernel_path(const WeightView& w);
 
 // Row r of W as floats (exact dequantization: Q8_0 gives d * q), either layout. out: (K)

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/fp16.h"
 #include "kernels/quant_internal.h"
+#include "support/simd_levels.h"
 
 namespace ponder {
 namespace {
@@ -63,8 +64,6 @@ class MatmulTypes : public ::testing::TestWithParam<GgmlType> {};
 
 TEST_P(MatmulTypes, MatchesFloat64ReferenceAndPortablePathBitwise) {
   const GgmlType type = GetParam();
-  if (!matmul_has_simd())
-    std::printf("[ note ] no SIMD matmul path compiled in: SIMD and portable are the same code here\n");
   const bool q8 = type == GgmlType::Q8_0;
   for (int64_t K : q8 ? std::vector<int64_t>{32, 64, 896} : std::vector<int64_t>{1, 7, 64, 172, 896}) {
     for (int64_t N : {1, 3, 4, 13}) {
@@ -76,17 +75,22 @@ TEST_P(MatmulTypes, MatchesFloat64ReferenceAndPortablePathBitwise) {
         pack_activations(p, x.data(), T, K, type);
         std::vector<float> y(size_t(T * N)), yp(size_t(T * N));
         matmul(y.data(), N, p, w.view);
-        matmul_portable(yp.data(), N, p, w.view);
-        if (q8) {  // the repacked layout gives the same bits, SIMD and portable
+        matmul_at(yp.data(), N, p, w.view, SimdLevel::Portable);
+        for (const SimdLevel level : simd_levels()) {
+          std::vector<float> yl(size_t(T * N));
+          matmul_at(yl.data(), N, p, w.view, level);
+          ASSERT_EQ(yl, yp) << simd_level_name(level);
+        }
+        if (q8) {  // the repacked layout gives the same bits at every level
           const auto packed = repack_q8x8(w.view);
           WeightView rv = w.view;
           rv.data = packed.data();
           rv.layout = WeightLayout::Q8x8;
-          std::vector<float> yr(size_t(T * N)), yrp(size_t(T * N));
-          matmul(yr.data(), N, p, rv);
-          matmul_portable(yrp.data(), N, p, rv);
-          EXPECT_EQ(yr, y);
-          EXPECT_EQ(yrp, y);
+          for (const SimdLevel level : simd_levels()) {
+            std::vector<float> yr(size_t(T * N));
+            matmul_at(yr.data(), N, p, rv, level);
+            EXPECT_EQ(yr, y) << simd_level_name(level);
+          }
           std::vector<float> row_a(static_cast<size_t>(K)), row_b(static_cast<size_t>(K));
           for (int64_t n = 0; n < N; ++n) {
             dequantize_row(row_a.data(), w.view, n);
@@ -183,7 +187,6 @@ float llamacpp_order_float(const float* w, const float* x, int64_t K, bool doubl
 }
 
 TEST(Matmul, FollowsLlamaCppSummationOrderBitwise) {
-  if (!matmul_has_simd()) std::printf("[ note ] no SIMD matmul path compiled in: checking the portable path only\n");
   for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::Q8_0}) {
     const bool q8 = type == GgmlType::Q8_0;
     for (int64_t K : q8 ? std::vector<int64_t>{32, 256, 896} : std::vector<int64_t>{7, 64, 172, 896}) {
@@ -200,23 +203,24 @@ TEST(Matmul, FollowsLlamaCppSummationOrderBitwise) {
         view.data = packed.data();
         view.layout = WeightLayout::Q8x8;
       }
-      std::vector<float> y(size_t(T * N)), yp(size_t(T * N));
-      matmul(y.data(), N, p, view);
-      matmul_portable(yp.data(), N, p, view);
       std::vector<float> wr(static_cast<size_t>(K)), xr(static_cast<size_t>(K));
-      for (int64_t t = 0; t < T; ++t)
-        for (int64_t n = 0; n < N; ++n) {
-          float want;
-          if (q8) {
-            want = llamacpp_order_q8_0(w.view, n, p, t);
-          } else {
-            dequantize_row(wr.data(), w.view, n);
-            dequantize_row(xr.data(), WeightView{.type = p.type, .data = p.row(t), .n_rows = 1, .n_cols = K}, 0);
-            want = llamacpp_order_float(wr.data(), xr.data(), K, type == GgmlType::F16);
+      for (const SimdLevel level : simd_levels()) {
+        std::vector<float> y(size_t(T * N));
+        matmul_at(y.data(), N, p, view, level);
+        for (int64_t t = 0; t < T; ++t)
+          for (int64_t n = 0; n < N; ++n) {
+            float want;
+            if (q8) {
+              want = llamacpp_order_q8_0(w.view, n, p, t);
+            } else {
+              dequantize_row(wr.data(), w.view, n);
+              dequantize_row(xr.data(), WeightView{.type = p.type, .data = p.row(t), .n_rows = 1, .n_cols = K}, 0);
+              want = llamacpp_order_float(wr.data(), xr.data(), K, type == GgmlType::F16);
+            }
+            ASSERT_EQ(fp32_to_bits(y[size_t(t * N + n)]), fp32_to_bits(want))
+                << simd_level_name(level) << ", t=" << t << " n=" << n;
           }
-          ASSERT_EQ(fp32_to_bits(y[size_t(t * N + n)]), fp32_to_bits(want)) << "t=" << t << " n=" << n;
-          ASSERT_EQ(fp32_to_bits(yp[size_t(t * N + n)]), fp32_to_bits(want)) << "portable, t=" << t << " n=" << n;
-        }
+      }
     }
   }
 }
@@ -256,8 +260,8 @@ TEST(DotF32, EqualsOneByOneF32Matmul) {
     PackedActivations p;
     pack_activations(p, b.data(), 1, n, GgmlType::F32);
     float y = 0;
-    matmul_portable(&y, 1, p, WeightView{.type = GgmlType::F32, .data = reinterpret_cast<const uint8_t*>(a.data()),
-                                         .n_rows = 1, .n_cols = n});
+    const WeightView w{.type = GgmlType::F32, .data = reinterpret_cast<const uint8_t*>(a.data()), .n_rows = 1, .n_cols = n};
+    matmul_at(&y, 1, p, w, SimdLevel::Portable);
     EXPECT_EQ(fp32_to_bits(dot_f32(a.data(), b.data(), n)), fp32_to_bits(y)) << "n=" << n;
   }
 }
@@ -298,15 +302,14 @@ TEST(MatmulQ4x8, SimdPortableAndRowsAgreeBitwise) {
     const auto x = random_acts(T, K, uint32_t(T));
     PackedActivations p;
     pack_activations(p, x.data(), T, K, GgmlType::Q4_0);
-    std::vector<float> want(size_t(T * N)), simd(want.size()), portable(want.size());
-    matmul_portable(want.data(), N, p, rows);
+    std::vector<float> want(size_t(T * N)), got(want.size());
+    matmul_at(want.data(), N, p, rows, SimdLevel::Portable);
     for (int threads : {1, 2}) {
       omp_set_num_threads(threads);
-      matmul(simd.data(), N, p, repacked);
-      matmul_portable(portable.data(), N, p, repacked);
-      for (size_t i = 0; i < want.size(); ++i) {
-        ASSERT_EQ(fp32_to_bits(simd[i]), fp32_to_bits(want[i])) << "T=" << T << " i=" << i;
-        ASSERT_EQ(fp32_to_bits(portable[i]), fp32_to_bits(want[i])) << "T=" << T << " i=" << i;
+      for (const SimdLevel level : simd_levels()) {
+        matmul_at(got.data(), N, p, repacked, level);
+        for (size_t i = 0; i < want.size(); ++i)
+          ASSERT_EQ(fp32_to_bits(got[i]), fp32_to_bits(want[i])) << simd_level_name(level) << " T=" << T << " i=" << i;
       }
     }
     for (int64_t t = 0; t < T; ++t)

@@ -11,9 +11,11 @@
 #include <vector>
 
 #include "core/cpu.h"
+#include "core/error.h"
 #include "core/fp16.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
+#include "support/simd_levels.h"
 
 namespace ponder {
 namespace {
@@ -75,13 +77,10 @@ std::vector<std::vector<int32_t>> chunk_lists(int32_t T) {
   return lists;
 }
 
-std::vector<float> run(const PackedActivations& p, const WeightView& w, bool simd, int threads) {
+std::vector<float> run(const PackedActivations& p, const WeightView& w, SimdLevel level, int threads) {
   std::vector<float> y(size_t(p.n_rows * w.n_rows));
   omp_set_num_threads(threads);
-  if (simd)
-    matmul(y.data(), w.n_rows, p, w);
-  else
-    matmul_portable(y.data(), w.n_rows, p, w);
+  matmul_at(y.data(), w.n_rows, p, w, level);
   return y;
 }
 
@@ -92,6 +91,7 @@ TEST_P(QuantSimd, MatchesPortableBitwiseAtEveryBatchChunkAndThreadCount) {
   const QuantType* q = quant_type(s.type);
   ASSERT_NE(q, nullptr);
   const int saved = omp_get_max_threads();
+  const std::vector<SimdLevel> levels = simd_levels();
   // 24 rows: the 8-row orders where llama.cpp has them; 13 rows: the one-row order, a partial tile.
   for (const int64_t N : {24, 13}) {
     const int64_t K = 1024;
@@ -106,14 +106,14 @@ TEST_P(QuantSimd, MatchesPortableBitwiseAtEveryBatchChunkAndThreadCount) {
       for (const auto& chunks : chunk_lists(T)) {
         PackedActivations p;
         pack_activations(p, x.data(), T, K, s.type, chunks);
-        const std::vector<float> want = run(p, rows, false, 1);
+        const std::vector<float> want = run(p, rows, SimdLevel::Portable, 1);
         for (const int threads : {1, 2})
-          for (const bool simd : {true, false}) {
-            const std::vector<float> got = run(p, packed, simd, threads);
+          for (const SimdLevel level : levels) {
+            const std::vector<float> got = run(p, packed, level, threads);
             for (size_t i = 0; i < want.size(); ++i)
               ASSERT_EQ(fp32_to_bits(got[i]), fp32_to_bits(want[i]))
                   << name(s.type) << " N=" << N << " T=" << T << " chunks=" << chunks.size() << " threads=" << threads
-                  << (simd ? " simd" : " portable") << " token " << i / size_t(N) << " row " << i % size_t(N) << ": "
+                  << " " << simd_level_name(level) << " token " << i / size_t(N) << " row " << i % size_t(N) << ": "
                   << got[i] << " vs " << want[i];
           }
       }
@@ -129,7 +129,7 @@ TEST_P(QuantSimd, MatchesPortableBitwiseAtEveryBatchChunkAndThreadCount) {
   omp_set_num_threads(saved);
 }
 
-// The types with SIMD tiles (those of llama.cpp's Q4_K_M files first) run them on an AVX-512 VNNI build.
+// The types with SIMD tiles (every type but Q2_K, Q3_K and IQ4_XS) run them at the CPU's level.
 TEST_P(QuantSimd, KernelPathNamesTheTiles) {
   const BlockShape& s = GetParam();
   const int64_t N = 16, K = 256;
@@ -138,15 +138,8 @@ TEST_P(QuantSimd, KernelPathNamesTheTiles) {
   WeightView w{.type = s.type, .data = bytes.data(), .n_rows = N, .n_cols = K,
                .order = has_x8_order(*q) ? DotOrder::Interleaved8 : DotOrder::Row};
   const auto repacked = repack_for_kernels(w);
-  const std::string path = matmul_kernel_path(w);
-  EXPECT_TRUE(path == "avx512-vnni" || path == "portable") << path;
   const bool tiled = s.type != GgmlType::Q2_K && s.type != GgmlType::Q3_K && s.type != GgmlType::IQ4_XS;
-  if (matmul_has_simd() && tiled) {
-    EXPECT_EQ(path, "avx512-vnni") << name(s.type);
-  }
-  if (!matmul_has_simd()) {
-    EXPECT_EQ(path, "portable");
-  }
+  EXPECT_STREQ(matmul_kernel_path(w), tiled ? simd_level_name(simd_level()) : "portable") << name(s.type);
 }
 
 INSTANTIATE_TEST_SUITE_P(QuantSimdTypes, QuantSimd, ::testing::ValuesIn(block_shapes()),
@@ -155,17 +148,29 @@ INSTANTIATE_TEST_SUITE_P(QuantSimdTypes, QuantSimd, ::testing::ValuesIn(block_sh
 // pack_activations (SIMD quantizers where the build has them) writes the bytes of the portable
 
 // The SIMD tiles run exactly when the CPU reports every feature they use (CPUID, checked at run
-// time): a binary built for plain x86-64 takes them on an AVX-512 VNNI machine and the portable
-// path elsewhere, and a native build on a CPU without them never reaches an AVX-512 instruction.
+// time): a binary built for plain x86-64 takes the AVX-512 VNNI tiles on a machine that has it, the
+// AVX2 tiles on one with AVX2, FMA and F16C only, and the portable path elsewhere, and a native
+// build on a CPU without AVX-512 never reaches an AVX-512 instruction.
 TEST(QuantSimdDispatch, TilesRunExactlyWhenTheCpuHasTheirFeatures) {
 #if defined(__x86_64__)
-  EXPECT_EQ(matmul_has_simd(), cpu_features().avx512_kernels()) << cpu_features_string();
+  const CpuFeatures& c = cpu_features();
+  const SimdLevel want = c.avx512_kernels() ? SimdLevel::Avx512Vnni
+                         : c.avx2_kernels() ? SimdLevel::Avx2
+                                            : SimdLevel::Portable;
+  EXPECT_EQ(simd_level(), want) << cpu_features_string();
 #else
-  EXPECT_FALSE(matmul_has_simd());
+  EXPECT_EQ(simd_level(), SimdLevel::Portable);
 #endif
   std::vector<uint8_t> bytes(size_t(ggml_row_size(GgmlType::Q6_K, 256)) * 4);
   const WeightView w{.type = GgmlType::Q6_K, .data = bytes.data(), .n_rows = 4, .n_cols = 256};
-  EXPECT_STREQ(matmul_kernel_path(w), matmul_has_simd() ? "avx512-vnni" : "portable");
+  EXPECT_STREQ(matmul_kernel_path(w), simd_level_name(simd_level()));
+  // A level above the CPU's is refused, not run.
+  if (simd_level() != SimdLevel::Avx512Vnni) {
+    PackedActivations p;
+    std::vector<float> x(256), y(4);
+    pack_activations(p, x.data(), 1, 256, GgmlType::Q6_K);
+    EXPECT_THROW(matmul_at(y.data(), 4, p, w, SimdLevel::Avx512Vnni), InvalidArgument);
+  }
 }
 
 // quantize_activation_row for every partner format, edge cases included.
@@ -178,16 +183,18 @@ TEST(QuantSimdActivations, PackedBytesEqualPortableQuantizer) {
   for (int64_t k = 0; k < K; ++k) x[size_t(4 * K + k)] = k % 32 == 0 ? 127.f : float(k % 64) - 31.5f;
   // Row 5: tiny values (their fp16 scales round to zero).
   for (int64_t k = 0; k < K; ++k) x[size_t(5 * K + k)] = float(int(k % 7) - 3) * 1e-30f;
-  for (const GgmlType weight : {GgmlType::Q5_0, GgmlType::Q4_1, GgmlType::Q4_K}) {
-    const GgmlType partner = quant_type(weight)->partner;
-    PackedActivations p;
-    pack_activations(p, x.data(), T, K, weight);
-    std::vector<uint8_t> want(size_t(activation_row_bytes(partner, K)));
-    for (int64_t t = 0; t < T; ++t) {
-      quantize_activation_row(want.data(), x.data() + t * K, K, partner);
-      ASSERT_EQ(std::memcmp(p.row(t), want.data(), want.size()), 0) << name(partner) << " row " << t;
+  for (const SimdLevel level : simd_levels())
+    for (const GgmlType weight : {GgmlType::Q5_0, GgmlType::Q4_1, GgmlType::Q4_K}) {
+      const GgmlType partner = quant_type(weight)->partner;
+      PackedActivations p;
+      pack_activations_at(p, x.data(), T, K, weight, {}, level);
+      std::vector<uint8_t> want(size_t(activation_row_bytes(partner, K)));
+      for (int64_t t = 0; t < T; ++t) {
+        quantize_activation_row(want.data(), x.data() + t * K, K, partner);
+        ASSERT_EQ(std::memcmp(p.row(t), want.data(), want.size()), 0)
+            << name(partner) << " " << simd_level_name(level) << " row " << t;
+      }
     }
-  }
 }
 
 }  // namespace
