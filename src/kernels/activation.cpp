@@ -5,7 +5,7 @@
 
 #include "kernels/dot.h"
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #include <immintrin.h>
 #endif
 
@@ -35,6 +35,33 @@ inline __m512 exp16(__m512 x) {
                                             _mm512_set1_ps(INFINITY), _mm512_setzero_ps());
   return _mm512_mask_blend_ps(out_of_range, result, limit);
 }
+#elif defined(__AVX2__) && defined(__FMA__)
+#define PONDER_EXP8 1
+// 2^k for 8 integers k in [-126, 127].
+inline __m256 pow2_8(__m256i k) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23)); }
+
+// exp16's arithmetic in 8 lanes, the same bits: AVX2 has no scalef, so p * 2^n is taken as
+// (p * 2^(n/2)) * 2^(n - n/2): the first product is exact (|n/2| <= 96 keeps it a normal float),
+// the second rounds once, as scalef does (NaN stays NaN through both).
+inline __m256 exp8(__m256 x) {
+  const __m256 shift = _mm256_set1_ps(0x1.8p23f);
+  const __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), shift);
+  const __m256 n = _mm256_sub_ps(z, shift);
+  const __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f),
+                                    _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
+  const __m256 u = _mm256_mul_ps(b, b);
+  const __m256 hi = _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f)),
+                                    u, _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f)));
+  const __m256 p = _mm256_fmadd_ps(hi, u, _mm256_fmadd_ps(_mm256_set1_ps(0x1.ffffecp-1f), b, _mm256_set1_ps(1.0f)));
+  const __m256 abs_n = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), n);
+  const __m256 out_of_range = _mm256_cmp_ps(abs_n, _mm256_set1_ps(192), _CMP_GT_OQ);
+  const __m256i ni = _mm256_cvttps_epi32(_mm256_andnot_ps(out_of_range, n));  // n, or 0 where out of range
+  const __m256i n1 = _mm256_srai_epi32(ni, 1);
+  const __m256 result = _mm256_mul_ps(_mm256_mul_ps(p, pow2_8(n1)), pow2_8(_mm256_sub_epi32(ni, n1)));
+  if (_mm256_testz_ps(out_of_range, out_of_range)) return result;
+  const __m256 limit = _mm256_and_ps(_mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_GT_OQ), _mm256_set1_ps(INFINITY));
+  return _mm256_blendv_ps(result, limit, out_of_range);
+}
 #endif
 
 }  // namespace
@@ -60,6 +87,13 @@ void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) {
     const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), g));
     _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, e)), _mm512_loadu_ps(up + i)));
   }
+#elif PONDER_EXP8
+  const __m256 one = _mm256_set1_ps(1.0f);
+  for (; i < n - n % 16; i += 8) {  // the 16-lane groups, 8 lanes at a time
+    const __m256 g = _mm256_loadu_ps(gate + i);
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), g));
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+  }
 #else
   for (; i < n - n % 16; ++i) out[i] = gate[i] / (1.0f + exp_ggml(0.0f - gate[i])) * up[i];  // the lanes' arithmetic
 #endif
@@ -79,6 +113,15 @@ void swiglu_backward(float* dgate, float* dup, const float* dout, const float* g
     _mm512_storeu_ps(dup + i, _mm512_mul_ps(_mm512_mul_ps(d, g), sg));
     const __m512 t = _mm512_fmadd_ps(g, _mm512_sub_ps(one, sg), one);
     _mm512_storeu_ps(dgate + i, _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(d, _mm512_loadu_ps(up + i)), sg), t));
+  }
+#elif PONDER_EXP8
+  const __m256 one = _mm256_set1_ps(1.0f);
+  for (; i < n - n % 16; i += 8) {  // the 16-lane groups, 8 lanes at a time
+    const __m256 g = _mm256_loadu_ps(gate + i), d = _mm256_loadu_ps(dout + i);
+    const __m256 sg = _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), g))));
+    _mm256_storeu_ps(dup + i, _mm256_mul_ps(_mm256_mul_ps(d, g), sg));
+    const __m256 t = _mm256_fmadd_ps(g, _mm256_sub_ps(one, sg), one);
+    _mm256_storeu_ps(dgate + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(d, _mm256_loadu_ps(up + i)), sg), t));
   }
 #else
   for (; i < n - n % 16; ++i) {  // the lanes' arithmetic
@@ -107,6 +150,10 @@ void exp_shifted(float* x, int64_t n, float mx) {
     i = n;
   }
 #else
+#if PONDER_EXP8
+  const __m256 m = _mm256_set1_ps(mx);
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), m)));
+#endif
   for (; i < n; ++i) x[i] = exp_ggml(x[i] - mx);
 #endif
 }
@@ -126,6 +173,23 @@ void softmax_forward(float* x, int64_t n) {
     const __m512 e = _mm512_maskz_mov_ps(k, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m)));
     _mm512_mask_storeu_ps(x + i, k, e);
     sum += double(_mm512_reduce_add_ps(e));
+  }
+#elif PONDER_EXP8
+  const __m256 m = _mm256_set1_ps(mx);
+  for (; i + 16 <= n; i += 16) {  // halving_sum16 of a group is hsum8(low half + high half)
+    const __m256 lo = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), m));
+    const __m256 hi = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), m));
+    _mm256_storeu_ps(x + i, lo);
+    _mm256_storeu_ps(x + i + 8, hi);
+    const __m256 v = _mm256_add_ps(lo, hi);
+    const __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    sum += double(_mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q))));
+  }
+  for (; i < n; i += 16) {
+    float e[16] = {};
+    for (int j = 0; j < 16 && i + j < n; ++j) x[i + j] = e[j] = exp_ggml(x[i + j] - mx);
+    sum += double(halving_sum16(e));
   }
 #else
   for (; i < n; i += 16) {
