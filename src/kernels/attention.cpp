@@ -6,7 +6,7 @@
 #include "kernels/activation.h"
 #include "kernels/dot.h"
 
-#if defined(__AVX512VL__) && defined(__FMA__)
+#if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define PONDER_ATTN_SIMD 1
 #else
