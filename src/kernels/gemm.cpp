@@ -27,6 +27,7 @@
 #include <array>
 #include <atomic>
 #include <cassert>
+#include <cmath>
 #include <cstddef>
 #include <new>
 #include <utility>
@@ -35,8 +36,14 @@
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #define PONDER_GEMM_AVX512 1
+#define PONDER_GEMM_AVX2 0
+#elif defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define PONDER_GEMM_AVX512 0
+#define PONDER_GEMM_AVX2 1
 #else
 #define PONDER_GEMM_AVX512 0
+#define PONDER_GEMM_AVX2 0
 #endif
 
 namespace ponder {
@@ -241,6 +248,84 @@ void pack_b_trans(float* dst, const float* src, int64_t ldb, int64_t kc, int nr)
     }
 }
 
+#else
+
+#if PONDER_GEMM_AVX2
+// AVX2 (16 registers): a micro-tile runs as sub-tiles of up to kSubRows rows by 16 columns (12
+// accumulators, two B vectors, one broadcast), each over the whole K block: per element the same
+// in-order fma chain and the same epilogue as the AVX-512 kernel, so the same bits.
+constexpr int kSubRows = 6;
+
+// Lanes below n (n may be <= 0 or >= 8) as a maskload/maskstore mask.
+inline __m256i lane_mask8(int64_t n) {
+  const int m = int(std::clamp<int64_t>(n, 0, 8));
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(m), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// Rows i0..i0+R-1, columns j0..j0+15 (those below t.nr) of the tile; mr: the tile's rows (the
+// packed A stride).
+template <int R, bool kPackedA>
+void sub_tile(const Tile& t, int mr, int i0, int j0) {
+  const int64_t n_cols = t.nr - j0;
+  const bool full = n_cols >= 16;
+  const __m256i m0 = lane_mask8(n_cols), m1 = lane_mask8(n_cols - 8);
+  __m256 c0[R], c1[R];
+  for (int i = 0; i < R; ++i) c0[i] = c1[i] = _mm256_setzero_ps();
+  const float* a = kPackedA ? t.a + i0 : t.a + i0 * t.lda;
+  const float* b = t.b + j0;
+  const int64_t lda = t.lda, ldb = t.ldb, kc = t.kc;
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = full ? _mm256_loadu_ps(b) : _mm256_maskload_ps(b, m0);
+    const __m256 b1 = full ? _mm256_loadu_ps(b + 8) : _mm256_maskload_ps(b + 8, m1);
+    for (int i = 0; i < R; ++i) {
+      const __m256 av = _mm256_set1_ps(kPackedA ? a[i] : a[i * lda]);
+      c0[i] = _mm256_fmadd_ps(av, b0, c0[i]);
+      c1[i] = _mm256_fmadd_ps(av, b1, c1[i]);
+    }
+    a += kPackedA ? mr : 1;
+    b += ldb;
+  }
+  // Masked moves only at the right edge (they are slow: microcoded stores on some CPUs).
+  auto load_c = [&](const float* c, __m256i m) { return full ? _mm256_loadu_ps(c) : _mm256_maskload_ps(c, m); };
+  const __m256 va = _mm256_set1_ps(t.alpha), vb = _mm256_set1_ps(t.beta);
+  for (int i = 0; i < R; ++i) {
+    float* c = t.c + (i0 + i) * t.ldc + j0;
+    __m256 r0, r1;
+    if (!t.first) {
+      r0 = _mm256_fmadd_ps(va, c0[i], load_c(c, m0));
+      r1 = _mm256_fmadd_ps(va, c1[i], load_c(c + 8, m1));
+    } else if (t.beta == 0.0f) {
+      r0 = _mm256_mul_ps(va, c0[i]);
+      r1 = _mm256_mul_ps(va, c1[i]);
+    } else {
+      r0 = _mm256_fmadd_ps(va, c0[i], _mm256_mul_ps(vb, load_c(c, m0)));
+      r1 = _mm256_fmadd_ps(va, c1[i], _mm256_mul_ps(vb, load_c(c + 8, m1)));
+    }
+    if (full) {
+      _mm256_storeu_ps(c, r0);
+      _mm256_storeu_ps(c + 8, r1);
+    } else {
+      _mm256_maskstore_ps(c, m0, r0);
+      _mm256_maskstore_ps(c + 8, m1, r1);
+    }
+  }
+}
+
+using SubTileFn = void (*)(const Tile&, int, int, int);
+
+template <bool kPackedA, int... I>
+constexpr auto make_sub_tile_table(std::integer_sequence<int, I...>) {
+  return std::array<SubTileFn, sizeof...(I)>{&sub_tile<I + 1, kPackedA>...};
+}
+constexpr auto kSubTilesInPlaceA = make_sub_tile_table<false>(std::make_integer_sequence<int, kSubRows>());
+constexpr auto kSubTilesPackedA = make_sub_tile_table<true>(std::make_integer_sequence<int, kSubRows>());
+
+void run_tile(const Tile& t, int mr, bool packed_a) {
+  const auto& table = packed_a ? kSubTilesPackedA : kSubTilesInPlaceA;
+  for (int i0 = 0; i0 < mr; i0 += kSubRows)
+    for (int j0 = 0; j0 < t.nr; j0 += 16) table[std::min(kSubRows, mr - i0) - 1](t, mr, i0, j0);
+}
+
 #else  // portable path: the same blocking and the same order of operations, one float at a time
 
 void run_tile(const Tile& t, int mr, bool packed_a) {
@@ -249,21 +334,23 @@ void run_tile(const Tile& t, int mr, bool packed_a) {
     const float* b = t.b + k * t.ldb;
     for (int i = 0; i < mr; ++i) {
       const float a = packed_a ? t.a[k * mr + i] : t.a[i * t.lda + k];
-      for (int j = 0; j < t.nr; ++j) acc[i][j] += a * b[j];
+      for (int j = 0; j < t.nr; ++j) acc[i][j] = std::fma(a, b[j], acc[i][j]);
     }
   }
   for (int i = 0; i < mr; ++i) {
     float* c = t.c + i * t.ldc;
     for (int j = 0; j < t.nr; ++j) {
       if (!t.first)
-        c[j] = t.alpha * acc[i][j] + c[j];
+        c[j] = std::fma(t.alpha, acc[i][j], c[j]);
       else if (t.beta == 0.0f)
         c[j] = t.alpha * acc[i][j];
       else
-        c[j] = t.alpha * acc[i][j] + t.beta * c[j];
+        c[j] = std::fma(t.alpha, acc[i][j], t.beta * c[j]);
     }
   }
 }
+
+#endif
 
 void pack_a_block(float* dst, const float* src, int64_t lda, int64_t kc, int64_t m, int64_t n_strips) {
   for (int64_t k = 0; k < kc; ++k)

@@ -127,6 +127,41 @@ TEST(Sgemm, RandomShapesAlphaBetaMatchReference) {
   }
 }
 
+// The documented numerics, bit for bit, whichever kernel the build has (AVX-512, AVX2, portable):
+// per K block of 256 an in-order fma chain from +0, then C = alpha * acc_0 (beta 0) or
+// fma(alpha, acc_0, beta * C), and C = fma(alpha, acc_p, C) for each later block.
+TEST(Sgemm, EveryElementIsTheDocumentedFmaChainBitwise) {
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int64_t> dim(1, 70);
+  for (int it = 0; it < 24; ++it) {
+    const Case c{.trans_a = bool(it & 1), .trans_b = bool(it & 2), .M = dim(rng), .N = dim(rng),
+                 .K = it % 3 == 0 ? 600 : dim(rng), .pad_a = it % 3, .pad_b = it % 2, .pad_c = 1,
+                 .alpha = it % 4 == 0 ? 1.f : -0.75f, .beta = it % 3 == 1 ? 0.f : 0.5f};
+    Operands o = make_operands(c, uint32_t(77 + it));
+    const Operands in = o;
+    run(c, o);
+    for (int64_t i = 0; i < c.M; ++i)
+      for (int64_t j = 0; j < c.N; ++j) {
+        float out = in.C[size_t(i * in.ldc + j)];
+        for (int64_t k0 = 0; k0 < c.K; k0 += 256) {
+          float acc = 0.f;
+          for (int64_t k = k0; k < std::min<int64_t>(c.K, k0 + 256); ++k) {
+            const float a = c.trans_a ? in.A[size_t(k * in.lda + i)] : in.A[size_t(i * in.lda + k)];
+            const float b = c.trans_b ? in.B[size_t(j * in.ldb + k)] : in.B[size_t(k * in.ldb + j)];
+            acc = std::fma(a, b, acc);
+          }
+          if (k0 > 0)
+            out = std::fma(c.alpha, acc, out);
+          else
+            out = c.beta == 0.f ? c.alpha * acc : std::fma(c.alpha, acc, c.beta * out);
+        }
+        const float got = o.C[size_t(i * o.ldc + j)];
+        ASSERT_EQ(std::memcmp(&got, &out, sizeof(float)), 0)
+            << describe(c) << " at (" << i << ", " << j << "): " << got << " vs " << out;
+      }
+  }
+}
+
 TEST(Sgemm, ZeroDepthScalesC) {
   for (float beta : {0.f, 1.f, 0.5f}) {
     const Case c{.trans_a = false, .trans_b = false, .M = 3, .N = 5, .K = 0, .pad_c = 2, .beta = beta};
