@@ -2,7 +2,7 @@
 # Installs the Debian packages ponder needs to build and test. Idempotent: installs only what is missing.
 set -euo pipefail
 packages=(cmake g++ make clang libomp-dev libclang-rt-dev nlohmann-json3-dev libpcre2-dev libcli11-dev
-          libgtest-dev libgmock-dev libbenchmark-dev python3)
+          libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

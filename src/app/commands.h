@@ -24,6 +24,7 @@ void add_quantize(CLI::App& app);
 void add_sample(CLI::App& app);
 void add_demo(CLI::App& app);
 void add_task(CLI::App& app);
+void add_serve(CLI::App& app);
 
 // Prompt text from -p or the file of -f (exactly one of them); throws InvalidArgument.
 std::string read_prompt(const std::string& text, const std::string& file, bool text_given, bool file_given);

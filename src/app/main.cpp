@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
   ponder::app::add_sample(app);
   ponder::app::add_demo(app);
   ponder::app::add_task(app);
+  ponder::app::add_serve(app);
   std::string known;
   bool is_command = false;
   for (const CLI::App* sub : app.get_subcommands({})) {

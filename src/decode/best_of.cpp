@@ -28,7 +28,7 @@ size_t answer_start(const Path& p, LanguageModel& lm) {
 }  // namespace
 
 GenerateResult generate_best_of(LanguageModel& lm, const GenerateRequest& r, const BestOfOptions& o) {
-  GenerateResult out{.paths = run_paths(lm, r.prompt, {.n = o.n_samples, .sampling = o.sampling, .seed = o.seed}, r.stop)};
+  GenerateResult out{.paths = run_paths(lm, r.prompt, {.n = o.n_samples, .sampling = o.sampling, .seed = o.seed, .top_logprobs = r.top_logprobs}, r.stop)};
   out.tokens_generated = count_tokens(out.paths);  // the paths not returned included
   for (Path& p : out.paths) p.score = mean_logprob(p, o.score_answer_only ? answer_start(p, lm) : 0);
   std::stable_sort(out.paths.begin(), out.paths.end(), [](const Path& a, const Path& b) { return a.score > b.score; });

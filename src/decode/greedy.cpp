@@ -8,6 +8,7 @@ GenerateResult generate_greedy(LanguageModel& lm, const GenerateRequest& r, cons
   PathsOptions p;
   p.sampling.temperature = 0;
   p.on_token = r.on_token;
+  p.top_logprobs = r.top_logprobs;
   GenerateResult out{.paths = run_paths(lm, r.prompt, p, r.stop)};
   out.tokens_generated = count_tokens(out.paths);
   return out;

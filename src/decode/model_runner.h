@@ -32,6 +32,10 @@ class ModelRunner : public LanguageModel {
 
   const Model& model() const { return model_; }
   const KvPool& pool() const { return pool_; }
+  // For a scheduler that shares blocks across requests (server/scheduler.h): the pool and a
+  // sequence's block table.
+  KvPool& pool() { return pool_; }
+  KvSeq& kv(SeqId seq) { return get(seq); }
   int peak_blocks_used() const { return peak_used_; }  // the most blocks in use after any step
 
  private:

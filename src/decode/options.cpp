@@ -54,6 +54,7 @@ void validate(const GenerateRequest& r, int32_t n_vocab) {
   r.stop.validate();
   if (r.prompt.empty()) throw InvalidArgument("the prompt has no tokens (empty text and the model adds no BOS)");
   for (int32_t t : r.prompt) require(t >= 0 && t < n_vocab, "prompt token", "in [0, " + std::to_string(n_vocab) + ")", std::to_string(t));
+  require(r.top_logprobs >= 0 && r.top_logprobs <= 20, "top_logprobs", "in [0, 20]", std::to_string(r.top_logprobs));
   std::visit(
       [&](const auto& o) {
         using T = std::decay_t<decltype(o)>;

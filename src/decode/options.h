@@ -72,6 +72,7 @@ struct GenerateRequest {
   Strategy strategy;
   StopOptions stop;
   TokenCallback on_token;  // optional; sampled strategies only (beams are not final until the end)
+  int top_logprobs = 0;    // > 0: record each token's most probable alternatives (Path::top_logprobs)
 };
 
 // Throws InvalidArgument naming the field, the allowed range and the value.

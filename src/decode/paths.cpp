@@ -17,6 +17,18 @@ float token_logprob(std::span<const float> logits, int32_t id, float temperature
   return float(double(scaled[size_t(id)]) - log_sum_exp(scaled.data(), int64_t(scaled.size())));
 }
 
+std::vector<std::pair<int32_t, float>> top_logprobs(std::span<const float> logits, int k, float temperature) {
+  std::vector<int32_t> ids(logits.size());
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t(i);
+  k = std::min(k, int(ids.size()));
+  std::partial_sort(ids.begin(), ids.begin() + k, ids.end(), [&](int32_t a, int32_t b) {
+    return logits[size_t(a)] != logits[size_t(b)] ? logits[size_t(a)] > logits[size_t(b)] : a < b;
+  });
+  std::vector<std::pair<int32_t, float>> out;
+  for (int i = 0; i < k; ++i) out.emplace_back(ids[size_t(i)], token_logprob(logits, ids[size_t(i)], temperature));
+  return out;
+}
+
 int64_t count_tokens(std::span<const Path> paths) {
   int64_t n = 0;
   for (const Path& p : paths) n += int64_t(p.tokens.size());
@@ -28,6 +40,7 @@ namespace {
 struct RunningPath {
   SeqId seq = -1;
   float logprob_temperature = 1.0f;
+  int top_logprobs = 0;
   Sampler sampler;
   PathText text;
   Path path;
@@ -50,6 +63,7 @@ void advance(RunningPath& p, std::span<const float> logits, LanguageModel& lm, c
     tok = p.sampler.sample(logits);
   }
   const float lp = token_logprob(logits, tok, p.logprob_temperature);
+  if (p.top_logprobs > 0) p.path.top_logprobs.push_back(top_logprobs(logits, p.top_logprobs, p.logprob_temperature));
   p.path.tokens.push_back(tok);
   p.path.logprobs.push_back(lp);
   p.path.cumulative_logprob += lp;
@@ -92,6 +106,7 @@ std::vector<std::vector<Path>> run_paths_batch(LanguageModel& lm, std::span<cons
                        .text = PathText(stop), .path = {}, .forced = {}});
       paths.back().path.index = int64_t(o.path_offset) + i;
       paths.back().logprob_temperature = o.logprob_temperature;
+      paths.back().top_logprobs = o.top_logprobs;
       paths.back().sampler.set_prompt(prompts[q]);
     }
   std::vector<float> logits;

@@ -18,6 +18,7 @@ struct PathsOptions {
   uint64_t path_offset = 0;  // path i uses Rng::derive(seed, path_offset + i)
   TokenCallback on_token;    // optional streaming
   float logprob_temperature = 1.0f;  // path log-probs from softmax(logits / this) (GRPO: the rollout temperature)
+  int top_logprobs = 0;              // > 0: record this many alternatives per token (Path::top_logprobs)
 };
 
 // Paths in index order; score = cumulative log-prob. Text is filled; reasoning/answer are not.
@@ -35,5 +36,7 @@ int64_t count_tokens(std::span<const Path> paths);
 
 // log-softmax of logits / temperature at `id`. (V)
 float token_logprob(std::span<const float> logits, int32_t id, float temperature = 1.0f);
+// The k most probable ids with their token_logprob, most probable first, ties to the lower id. (V)
+std::vector<std::pair<int32_t, float>> top_logprobs(std::span<const float> logits, int k, float temperature = 1.0f);
 
 }  // namespace ponder

@@ -14,6 +14,9 @@ struct Path {
   std::vector<int32_t> tokens;      // generated ids (an end-of-generation token included)
   std::vector<float> logprobs;      // per token: log-softmax of the model's raw logits
                                     // (beam search: of the processed distribution it ranks by)
+  // Per token, when asked for (GenerateRequest::top_logprobs): the most probable ids and their
+  // log-probs (as logprobs), most probable first (ties to the lower id). Sampled strategies only.
+  std::vector<std::vector<std::pair<int32_t, float>>> top_logprobs;
   double cumulative_logprob = 0;
   double score = 0;                 // what the strategy ranked by
   FinishReason finish = FinishReason::Length;

@@ -11,7 +11,7 @@
 namespace ponder {
 
 GenerateResult generate_vote(LanguageModel& lm, const GenerateRequest& r, const VoteOptions& o) {
-  GenerateResult out{.paths = run_paths(lm, r.prompt, {.n = o.n_samples, .sampling = o.sampling, .seed = o.seed}, r.stop)};
+  GenerateResult out{.paths = run_paths(lm, r.prompt, {.n = o.n_samples, .sampling = o.sampling, .seed = o.seed, .top_logprobs = r.top_logprobs}, r.stop)};
   out.tokens_generated = count_tokens(out.paths);
   for (Path& p : out.paths) {
     finish_path(p);

@@ -71,4 +71,8 @@ void KvPool::release(KvSeq& seq) {
   seq.n_pos = 0;
 }
 
+void KvPool::release(int32_t block) {
+  if (--ref_count_[size_t(block)] == 0) free_.push_back(block);
+}
+
 }  // namespace ponder

@@ -34,6 +34,10 @@ class KvPool {
   KvSeq fork(const KvSeq& seq);
   // Drop seq's blocks; seq becomes empty.
   void release(KvSeq& seq);
+  // One more / one fewer reference to a single block (a prefix cache holding full blocks that
+  // sequences share); a block whose count drops to zero is free again.
+  void retain(int32_t block) { ++ref_count_[size_t(block)]; }
+  void release(int32_t block);
 
   // Keys and values of one block and layer: (block_size, kv_dim).
   float* k(int32_t block, int layer) { return data_.data() + offset(block, layer, 0); }
