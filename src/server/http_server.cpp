@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <random>
+#include <sys/socket.h>
 
 #include "core/error.h"
 #include "server/web_page.h"
@@ -52,7 +53,8 @@ struct HttpServer::Impl {
   std::atomic<const ServedModel*> model{nullptr};
   std::atomic<Scheduler*> scheduler{nullptr};
   std::atomic<int64_t> next_id{0};
-  std::atomic<int64_t> rejected{0}, http_errors{0};
+  std::atomic<int64_t> rejected{0};
+  int listen_fd = -1;
   std::random_device random;
   std::mutex random_mu;
 
@@ -103,6 +105,11 @@ void HttpServer::Impl::routes() {
   const int threads = std::max(8, options.http_threads);
   svr.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
   svr.set_keep_alive_timeout(5);
+  svr.set_socket_options([this](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    listen_fd = sock;
+  });
 
   svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (options.api_key.empty() || req.path == "/health" || req.path == "/") return httplib::Server::HandlerResponse::Unhandled;
@@ -359,6 +366,9 @@ int HttpServer::bind() {
   if (port < 0)
     throw InvalidArgument("cannot listen on " + impl_->options.host + ":" + std::to_string(impl_->options.port) +
                           " (address in use, or not an address of this machine)");
+  // The library listens with a backlog of 5: a burst of clients would overflow it (their
+  // connections stall, then fail). Listening again only raises the backlog.
+  if (impl_->listen_fd >= 0) ::listen(impl_->listen_fd, SOMAXCONN);
   return port;
 }
 

@@ -155,8 +155,9 @@ Scheduler::Scheduler(const Model& model, SchedulerOptions options)
     : model_(model), options_(options), runner_(model, options.kv_blocks * ModelRunner::kBlockSize) {
   if (options_.kv_blocks <= 0) throw InvalidArgument("kv blocks must be > 0, got " + std::to_string(options_.kv_blocks));
   if (options_.max_queue < 0) throw InvalidArgument("max queue must be >= 0, got " + std::to_string(options_.max_queue));
-  if (options_.prefill_chunk <= 0)
-    throw InvalidArgument("prefill chunk must be > 0 tokens, got " + std::to_string(options_.prefill_chunk));
+  if (options_.prefill_chunk <= 0 || options_.prefill_chunk % ModelRunner::kBlockSize != 0)
+    throw InvalidArgument("prefill chunk must be a positive multiple of " + std::to_string(ModelRunner::kBlockSize) +
+                          " tokens (the KV block size), got " + std::to_string(options_.prefill_chunk));
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -291,10 +292,13 @@ void Scheduler::run_step(std::unique_lock<std::mutex>& lk) {
         }
         const size_t left = p.tokens.size() - p.done;
         if (left == 0) continue;
-        size_t n = 1;  // a decode token always goes in
-        if (left > 1) {
-          n = std::min(left, size_t(std::max(budget, 0)));
-          if (n == 0) continue;  // prompt tokens wait for the next step
+        // The next piece: up to the next multiple of prefill_chunk (fixed boundaries, so the
+        // numerics do not depend on the load). A decode token always goes in; a piece goes in
+        // while the step's prompt budget lasts, the first one in any case.
+        const size_t P = size_t(options_.prefill_chunk);
+        const size_t n = std::min(left, P - p.done % P);
+        if (n > 1) {
+          if (int(n) > budget && budget < options_.prefill_chunk) continue;  // the next step
           budget -= int(n);
         }
         items.push_back({w.get(), &p, n});
@@ -366,18 +370,24 @@ uint64_t block_key(uint64_t parent, std::span<const int32_t> tokens) {
 int Scheduler::take_cached_prefix(KvSeq& seq, std::span<const int32_t> tokens) {
   constexpr size_t bs = ModelRunner::kBlockSize;
   const size_t max_blocks = (tokens.size() - 1) / bs;  // at least one token is run, for its logits
+  std::vector<int32_t> found;
   uint64_t key = 0;
-  size_t n = 0;
-  for (; n < max_blocks; ++n) {
+  for (size_t n = 0; n < max_blocks; ++n) {
     key = block_key(key, tokens.subspan(n * bs, bs));
     auto it = prefix_.find(key);
     if (it == prefix_.end()) break;
     lru_.splice(lru_.end(), lru_, it->second.lru);  // most recently used last
-    runner_.pool().retain(it->second.block);
-    seq.blocks.push_back(it->second.block);
+    found.push_back(it->second.block);
   }
-  seq.n_pos = int(n * bs);
-  return int(n * bs);
+  // Whole pieces only: the rest is then run in the pieces it would have been run in anyway.
+  const size_t per_piece = size_t(options_.prefill_chunk) / bs;
+  found.resize(found.size() / per_piece * per_piece);
+  for (int32_t b : found) {
+    runner_.pool().retain(b);
+    seq.blocks.push_back(b);
+  }
+  seq.n_pos = int(found.size() * bs);
+  return seq.n_pos;
 }
 
 void Scheduler::remember_prefix(const KvSeq& seq, std::span<const int32_t> tokens) {

@@ -8,6 +8,10 @@
 // scheduler waits until every running worker is asleep in step() (or finished), then builds one
 // batch of all their inputs: every decode token, and prompt tokens up to `prefill_chunk` per step
 // (a long prompt is prefilled over several steps, so running streams keep a bounded step time).
+// A prompt is cut into pieces at fixed multiples of prefill_chunk, whatever else runs: the
+// numerics of a chunk depend on its size (the attention order of 1 vs 2+ tokens, and for quantized
+// weights the activation grouping llama.cpp uses), so fixed pieces keep a request's output
+// independent of the load. Up to prefill_chunk prompt tokens go into a step, at least one piece.
 // No model call happens on an HTTP thread; workers touch the pool only under the model lock.
 //
 // Admission: a request reserves the KV blocks its worst case needs (kv_positions_for: the prompt
@@ -17,7 +21,8 @@
 //
 // Prefix sharing: full prompt blocks are kept in a prefix cache keyed by the hash of (the previous
 // block's key, this block's tokens), as vLLM's automatic prefix caching does. A new sequence whose
-// first step is a prompt starts from the longest cached run of its blocks (no recomputation); cached
+// first step is a prompt starts from the longest cached run of its blocks that ends at a piece
+// boundary (so the rest runs in the pieces it would run in without the cache); cached
 // blocks no running sequence uses are evicted, least recently used first, when admission needs them.
 //
 // Batch invariance (DESIGN.md) makes a path's logits independent of the other inputs of its step,
@@ -55,7 +60,7 @@ struct Cancelled : std::runtime_error {
 struct SchedulerOptions {
   int kv_blocks = 0;          // pool size in blocks of ModelRunner::kBlockSize positions
   int max_queue = 64;         // requests waiting for admission before submit() refuses
-  int prefill_chunk = 256;    // prompt tokens per step, over all prompts
+  int prefill_chunk = 512;    // prompt piece and per-step prompt budget; a multiple of the block size
   bool prefix_cache = true;   // share full prompt blocks across requests
 };
 
