@@ -116,3 +116,25 @@ rm -rf "$ck_seeds"
 mkdir -p "$ck_seeds" "$out/checkpoint_corpus"
 CHECKPOINT_FUZZ_SEED="$ck_seeds/small.ck" "$out/checkpoint_fuzz" >/dev/null 2>&1
 fuzz checkpoint_fuzz "$out/checkpoint_corpus" "$ck_seeds" -timeout=10
+
+# request_fuzz: the HTTP API's request parser and streaming text splitter, linked with the library
+# objects built above (the tokenizer and chat templates it needs) and the decode options.
+echo "fuzz.sh: building $out/request_fuzz" >&2
+rq_objs="$out/request_obj"
+rm -rf "$rq_objs"
+mkdir -p "$rq_objs"
+printf '%s\n' src/server/openai_api.cpp src/decode/options.cpp src/decode/sampling.cpp src/decode/reasoning.cpp \
+  fuzz/request_fuzz.cpp |
+  xargs -P "${JOBS:-2}" -I{} sh -c '"$0" -std=c++20 -O1 -g -fsanitize=fuzzer-no-link,address,undefined \
+    -fno-sanitize-recover=undefined -fno-omit-frame-pointer -fopenmp -Isrc -c "$1" -o "$2/$(echo "$1" | tr / _).o"' \
+    "$cxx" {} "$rq_objs"
+"$cxx" -fsanitize=fuzzer,address,undefined -fopenmp "$rq_objs"/*.o $lib_objs -lpcre2-8 -o "$out/request_fuzz"
+rq_seeds="$out/request_seeds"
+rm -rf "$rq_seeds"
+mkdir -p "$rq_seeds" "$out/request_corpus"
+python3 tools/make_request_seeds.py "$rq_seeds"
+if [ -f "$root/../shared/models/stories260K.gguf" ]; then
+  PONDER_FUZZ_MODEL="$root/../shared/models/stories260K.gguf" fuzz request_fuzz "$out/request_corpus" "$rq_seeds" -timeout=10
+else
+  echo "fuzz.sh: request_fuzz skipped: ../shared/models/stories260K.gguf not found" >&2
+fi

@@ -7,11 +7,21 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+# Node.js and npm run the test client of `ponder serve` (the openai SDK); a machine may have them
+# from elsewhere (NodeSource), so Debian's packages are installed only when the commands are missing.
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}" >&2
+  sudo_cmd=""
+  if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
+  $sudo_cmd apt-get update -qq || true
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
 fi
-echo "install-deps: installing ${missing[*]}" >&2
-sudo_cmd=""
-if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
-$sudo_cmd apt-get update -qq || true
-DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
+
+# The openai SDK at the version package-lock.json pins (test client only), when not installed yet.
+sdk="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/openai_sdk"
+if [ ! -f "$sdk/node_modules/openai/package.json" ] || [ "$sdk/package-lock.json" -nt "$sdk/node_modules/.package-lock.json" ]; then
+  echo "install-deps: npm ci in tests/openai_sdk (the openai SDK for the server tests)" >&2
+  (cd "$sdk" && npm ci --no-audit --no-fund --loglevel=error)
+fi
