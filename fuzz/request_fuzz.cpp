@@ -1,6 +1,6 @@
 // libFuzzer target for the HTTP API's request parser (server/openai_api.h): request bodies are
-// untrusted bytes, so any input is either refused (a JSON parse error, or ApiError with status 400
-// and a message) or becomes a request whose limits hold (a non-empty prompt of valid ids within the
+// untrusted bytes, so any input is either refused (ApiError with status 400 and a message: not
+// JSON, or not a valid request) or becomes a request whose limits hold (a non-empty prompt of valid ids within the
 // context, max_tokens within what is left of it, choices <= paths). Never another exception, a
 // crash or undefined behaviour. The same bytes also drive the streaming text splitter
 // (ChoiceStream): whatever the pieces, the deltas it sends add up to a prefix of what it sends in
@@ -75,8 +75,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const ServedModel& m = served();
   nlohmann::json body;
   try {
-    body = nlohmann::json::parse(data, data + size);
-  } catch (const nlohmann::json::parse_error&) {
+    body = parse_body(std::string_view(reinterpret_cast<const char*>(data), size));
+  } catch (const ApiError& e) {
+    if (e.status != 400) broken("a body that is not JSON is not a 400");
     return 0;
   }
   for (Endpoint ep : {Endpoint::Chat, Endpoint::Completion}) {

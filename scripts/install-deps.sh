@@ -2,7 +2,8 @@
 # Installs the Debian packages ponder needs to build and test. Idempotent: installs only what is missing.
 set -euo pipefail
 packages=(cmake g++ make clang libomp-dev libclang-rt-dev nlohmann-json3-dev libpcre2-dev libcli11-dev
-          libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev python3)
+          libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev python3
+          chromium)  # chromium: the web page test of `ponder serve` (headless, driven by playwright-core)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -19,9 +20,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
 fi
 
-# The openai SDK at the version package-lock.json pins (test client only), when not installed yet.
-sdk="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/openai_sdk"
+# The test clients of `ponder serve` (the openai SDK, playwright-core) at the versions
+# package-lock.json pins, when not installed yet.
+sdk="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/node"
 if [ ! -f "$sdk/node_modules/openai/package.json" ] || [ "$sdk/package-lock.json" -nt "$sdk/node_modules/.package-lock.json" ]; then
-  echo "install-deps: npm ci in tests/openai_sdk (the openai SDK for the server tests)" >&2
+  echo "install-deps: npm ci in tests/node (test clients of the server: openai SDK, playwright-core)" >&2
   (cd "$sdk" && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -27,13 +27,7 @@ void send_error(httplib::Response& res, const ApiError& e) {
   send_json(res, e.status, error_json(e));
 }
 
-json parse_body(const httplib::Request& req) {
-  try {
-    return json::parse(req.body);
-  } catch (const json::parse_error& e) {
-    throw ApiError(400, std::string("the request body is not valid JSON: ") + e.what(), "body");
-  }
-}
+json parse_body(const httplib::Request& req) { return server::parse_body(req.body); }
 
 bool is_streamable(const Strategy& s) {
   return std::holds_alternative<GreedyOptions>(s) || std::holds_alternative<SampleOptions>(s);

@@ -21,6 +21,14 @@ json error_json(const ApiError& e) {
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
+json parse_body(std::string_view body) {
+  try {
+    return json::parse(body);
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for numbers like 1e99999
+    throw ApiError(400, std::string("the request body is not valid JSON: ") + e.what(), "body");
+  }
+}
+
 namespace {
 
 std::string type_name(const json& v) {

@@ -62,6 +62,10 @@ struct ApiRequest {
   uint64_t seed = 0;
 };
 
+// Parses a request body as JSON; anything that is not JSON (a syntax error, a number beyond a
+// double's range, invalid UTF-8 in a string) -> ApiError 400 naming "body".
+nlohmann::json parse_body(std::string_view body);
+
 // Parses and validates a request body. Throws ApiError (400) naming the field, the expected and
 // the actual value; unknown fields are ignored, as OpenAI's SDKs expect. `random_seed` is the seed
 // when the request gives none.

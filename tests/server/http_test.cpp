@@ -256,8 +256,11 @@ TEST(Http, ErrorsNameTheFieldWithTheRightStatus) {
     EXPECT_EQ(e["type"], "invalid_request_error");
     EXPECT_FALSE(e["message"].get<std::string>().empty());
   }
-  auto bad_json = s.client().Post("/v1/chat/completions", "{not json", "application/json");
-  EXPECT_EQ(bad_json->status, 400);
+  for (const char* body : {"{not json", R"({"messages": 1e99999})", "[1, 2", "\xff"}) {
+    auto bad_json = s.client().Post("/v1/chat/completions", body, "application/json");
+    EXPECT_EQ(bad_json->status, 400) << body;  // (1e99999 overflows a double: found by the fuzz target)
+    EXPECT_EQ(json::parse(bad_json->body)["error"]["param"], "body");
+  }
   auto ctx = s.post("/v1/completions", {{"prompt", std::vector<int>(600, 100)}});
   EXPECT_EQ(ctx->status, 400);
   EXPECT_EQ(json::parse(ctx->body)["error"]["code"], "context_length_exceeded");

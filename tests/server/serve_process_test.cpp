@@ -1,6 +1,6 @@
-// `ponder serve` as a process: the official openai npm SDK as its client (tests/openai_sdk, its
-// version pinned in package-lock.json, installed by scripts/install-deps.sh), and SIGTERM letting a
-// running stream finish before the server exits.
+// `ponder serve` as a process: the official openai npm SDK as its client and its web page in
+// headless Chromium (tests/node: versions pinned in package-lock.json, installed by
+// scripts/install-deps.sh), and SIGTERM letting a running stream finish before the server exits.
 #include <httplib.h>
 #include <gtest/gtest.h>
 
@@ -78,15 +78,22 @@ struct ServeProcess {
   int port = 0;
 };
 
+// Skips (fails in CI) when a test client is not installed.
+#define REQUIRE_CLIENT(path, what)                                                                 \
+  do {                                                                                             \
+    if (std::system("node --version > /dev/null 2>&1") != 0 || !std::filesystem::exists(path)) {   \
+      const std::string why = std::string(what) + " is not installed (scripts/install-deps.sh)";   \
+      if (::ponder::testing::shared_is_required()) FAIL() << why;                                  \
+      GTEST_SKIP() << why;                                                                         \
+    }                                                                                              \
+  } while (0)
+
+const std::string kClients = std::string(PONDER_SOURCE_DIR) + "/tests/node";
+
 TEST(ServeProcess, TheOfficialOpenAiSdkAsClient) {
   PONDER_REQUIRE_SHARED("models/tiny-r1distill-random.gguf");
-  const std::string dir = std::string(PONDER_SOURCE_DIR) + "/tests/openai_sdk";
-  const bool have_node = std::system("node --version > /dev/null 2>&1") == 0;
-  if (!have_node || !std::filesystem::exists(dir + "/node_modules/openai/package.json")) {
-    const std::string why = "the openai SDK is not installed (node and tests/openai_sdk/node_modules: scripts/install-deps.sh)";
-    if (::ponder::testing::shared_is_required()) FAIL() << why;
-    GTEST_SKIP() << why;
-  }
+  REQUIRE_CLIENT(kClients + "/node_modules/openai/package.json", "the openai SDK (node, tests/node/node_modules)");
+  const std::string& dir = kClients;
   ServeProcess s({"-m", shared_path("models/tiny-r1distill-random.gguf"), "--api-key", "test-key", "--alias", "tiny-r1",
                   "--ctx", "512", "--kv-blocks", "1024"});
   ASSERT_NE(s.port, 0);
@@ -97,6 +104,30 @@ TEST(ServeProcess, TheOfficialOpenAiSdkAsClient) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << slurp(out) << "\nserver log:\n" << slurp(s.log);
   EXPECT_NE(slurp(out).find("# pass 8"), std::string::npos) << slurp(out);
   EXPECT_EQ(s.stop(), 0) << slurp(s.log);
+}
+
+TEST(ServeProcess, TheWebPageInHeadlessChromium) {
+  PONDER_REQUIRE_SHARED("models/tiny-r1distill-random.gguf");
+  REQUIRE_CLIENT(kClients + "/node_modules/playwright-core/package.json", "playwright-core (node, tests/node/node_modules)");
+  REQUIRE_CLIENT("/usr/bin/chromium", "chromium");
+  ServeProcess s({"-m", shared_path("models/tiny-r1distill-random.gguf"), "--api-key", "k", "--ctx", "512"});
+  ASSERT_NE(s.port, 0);
+  const std::string out = temp_path("page_out.txt"), shot = temp_path("page.png");
+  const std::string cmd = "cd '" + kClients + "' && PONDER_URL=http://127.0.0.1:" + std::to_string(s.port) +
+                          " PONDER_KEY=k PONDER_SCREENSHOT='" + shot + "' node --test page_test.mjs > '" + out + "' 2>&1";
+  const int status = std::system(cmd.c_str());
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << slurp(out) << "\nserver log:\n" << slurp(s.log);
+  // The screenshot: a PNG of the page's width (1200 pixels).
+  const std::string png = slurp(shot);
+  ASSERT_GT(png.size(), 24u) << "no screenshot";
+  EXPECT_EQ(png.substr(1, 3), "PNG");
+  const auto be32 = [&](size_t at) {
+    return uint32_t(uint8_t(png[at])) << 24 | uint32_t(uint8_t(png[at + 1])) << 16 | uint32_t(uint8_t(png[at + 2])) << 8 |
+           uint32_t(uint8_t(png[at + 3]));
+  };
+  EXPECT_EQ(be32(16), 1200u) << "IHDR width";
+  EXPECT_GE(be32(20), 800u) << "IHDR height";
+  if (const char* keep = std::getenv("PONDER_KEEP_SCREENSHOT")) std::filesystem::copy_file(shot, keep, std::filesystem::copy_options::overwrite_existing);
 }
 
 TEST(ServeProcess, SigtermLetsARunningStreamFinishThenExits) {

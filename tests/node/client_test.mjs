@@ -1,6 +1,6 @@
-// The official openai SDK against a running `ponder serve` (started by tests/server/openai_sdk_test.cpp
+// The official openai SDK against a running `ponder serve` (started by tests/server/serve_process_test.cpp
 // on the tiny R1-Distill fixture, with an API key). Run: PONDER_URL=http://127.0.0.1:PORT/v1
-// PONDER_KEY=KEY node --test tests/openai_sdk/client_test.mjs
+// PONDER_KEY=KEY node --test tests/node/client_test.mjs
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
