@@ -4,9 +4,13 @@
 #include <httplib.h>
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
 #include <atomic>
 #include <map>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <thread>
+#include <unistd.h>
 
 #include "decode/generate.h"
 #include "decode/model_runner.h"
@@ -419,6 +423,54 @@ TEST(Http, AClientThatHangsUpMidStreamIsCancelledAndItsBlocksFreed) {
   EXPECT_EQ(m.running, 0) << "cancelled within seconds";
   EXPECT_EQ(m.requests_cancelled, 1);
   EXPECT_EQ(m.kv_blocks_used - m.kv_blocks_cached_idle, 0);
+}
+
+}  // namespace
+}  // namespace ponder::server
+
+namespace ponder::server {
+namespace {
+
+// A non-streamed request runs for longer than a second: the server writes a byte of JSON
+// whitespace once a second, so a client that gave up is noticed and its request cancelled.
+TEST(Http, AClientThatGivesUpOnAWholeResponseIsCancelled) {
+  REQUIRE_R1();
+  TestServer s({.kv_blocks = 2048});
+  // A raw connection: send the request, wait 1.5 s, hang up.
+  const std::string body = chat("Go on", {{"max_tokens", 200}, {"n", 8}, {"seed", 3}}).dump();
+  const std::string request = "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                              "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(uint16_t(s.port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(send(fd, request.data(), request.size(), 0), ssize_t(request.size()));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  ASSERT_EQ(s.metrics().running, 1) << "the request ended before the client gave up; make it longer";
+  close(fd);
+  for (int i = 0; i < 300 && s.metrics().running > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const SchedulerMetrics m = s.metrics();
+  EXPECT_EQ(m.running, 0) << "cancelled within seconds";
+  EXPECT_EQ(m.requests_cancelled, 1);
+  EXPECT_EQ(m.kv_blocks_used - m.kv_blocks_cached_idle, 0);
+}
+
+// A whole response that takes longer than a second arrives as chunks of leading whitespace and
+// then the JSON, which parses as usual.
+TEST(Http, ALongWholeResponseIsValidJsonAfterItsHeartbeats) {
+  REQUIRE_R1();
+  TestServer s({.kv_blocks = 2048});
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = s.post("/v1/chat/completions", chat("Go on", {{"max_tokens", 200}, {"n", 8}, {"seed", 3}}));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  const json j = json::parse(r->body);
+  EXPECT_EQ(j["choices"].size(), 8u);
+  EXPECT_EQ(j["usage"]["completion_tokens"], 8 * 200);
+  if (seconds > 1.5) EXPECT_EQ(r->body[0], ' ') << "heartbeats before the JSON";
 }
 
 }  // namespace
