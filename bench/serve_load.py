@@ -29,7 +29,7 @@ WORDS = ("the quick brown fox jumps over a lazy dog while seven wizards quietly 
 
 
 def prompt_of(i, n_words):
-    return " ".join(WORDS[(i * 7 + k) % len(WORDS)] for k in range(n_words))
+    return f"Request {i}: " + " ".join(WORDS[(i * 7 + k) % len(WORDS)] for k in range(n_words))
 
 
 def percentile(xs, p):
@@ -79,6 +79,7 @@ def stream_request(url, prompt, max_tokens, seed):
 
 
 def run_level(url, clients, total, max_tokens):
+    # Prompts differ between levels too, so no server answers from a cache of the previous level.
     lock = threading.Lock()
     ttft, itl, tokens, errors = [], [], [0], []
     next_id = [0]
@@ -91,7 +92,7 @@ def run_level(url, clients, total, max_tokens):
                     return
                 next_id[0] += 1
             try:
-                first, gaps, n, _ = stream_request(url, prompt_of(i, 8 + (i % 4) * 24), max_tokens, i)
+                first, gaps, n, _ = stream_request(url, prompt_of(1000 * clients + i, 8 + (i % 4) * 24), max_tokens, i)
             except Exception as e:  # noqa: BLE001 (reported below)
                 with lock:
                     errors.append(str(e))

@@ -21,7 +21,7 @@ namespace {
 
 struct ServeArgs {
   std::string model, host = "127.0.0.1", api_key, alias;
-  int port = 8080, ctx = 0, kv_blocks = 0, max_queue = 64, threads = 0, prefill_chunk = 512, http_threads = 256;
+  int port = 8080, ctx = 0, kv_blocks = 0, max_queue = 64, threads = 0, prefill_chunk = 64, http_threads = 256;
   double drain = 30;
   size_t max_body = 1 << 20;
   bool no_prefix_cache = false;
@@ -103,7 +103,7 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--max-queue", a->max_queue, "requests waiting for KV blocks before new ones get 429");
   cmd->add_option("--api-key", a->api_key, "require \"Authorization: Bearer KEY\" on every route but /health and /");
   cmd->add_option("--alias", a->alias, "model name in /v1/models and responses (default: the file name)");
-  cmd->add_option("--prefill-chunk", a->prefill_chunk, "prompt tokens per batched step, a multiple of 16 (bounds the step time of running streams; a prompt is cut at multiples of it)");
+  cmd->add_option("--prefill-chunk", a->prefill_chunk, "prompt tokens per batched step, a multiple of 16: bounds the step time of running streams; prompts are cut, and share cached blocks, at multiples of it");
   cmd->add_option("--max-body", a->max_body, "largest request body in bytes (413 beyond)");
   cmd->add_option("--http-threads", a->http_threads, "connections served at once");
   cmd->add_option("--drain", a->drain, "seconds running requests get to finish after SIGINT/SIGTERM");

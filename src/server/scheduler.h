@@ -60,7 +60,7 @@ struct Cancelled : std::runtime_error {
 struct SchedulerOptions {
   int kv_blocks = 0;          // pool size in blocks of ModelRunner::kBlockSize positions
   int max_queue = 64;         // requests waiting for admission before submit() refuses
-  int prefill_chunk = 512;    // prompt piece and per-step prompt budget; a multiple of the block size
+  int prefill_chunk = 64;     // prompt piece and per-step prompt budget; a multiple of the block size
   bool prefix_cache = true;   // share full prompt blocks across requests
 };
 
