@@ -192,7 +192,8 @@ void run_generate(const GenerateArgs& a, const CLI::App& cmd, bool text_given, b
   if (stream) {
     std::fwrite(prompt_text.data(), 1, prompt_text.size(), stdout);
     std::fflush(stdout);
-    req.on_token = [&](int64_t, int32_t id) {
+    req.on_token = [&](const Path& path) {
+      const int32_t id = path.tokens.back();
       if (tok.is_eog(id)) return;
       const std::string piece = tok.token_to_piece(id, true);
       std::fwrite(piece.data(), 1, piece.size(), stdout);

@@ -7,6 +7,7 @@
 #include <variant>
 #include <vector>
 
+#include "decode/result.h"
 #include "decode/sampling.h"
 
 namespace ponder {
@@ -64,8 +65,9 @@ struct VoteOptions {
 
 using Strategy = std::variant<GreedyOptions, SampleOptions, BeamOptions, BestOfOptions, VoteOptions>;
 
-// Called with (path index, token id) as each sampled path chooses a token: streaming.
-using TokenCallback = std::function<void(int64_t, int32_t)>;
+// Called with the path as each sampled path chooses a token (streaming): the token is
+// path.tokens.back(), its log-prob path.logprobs.back() (and top_logprobs.back() when recorded).
+using TokenCallback = std::function<void(const Path&)>;
 
 struct GenerateRequest {
   std::vector<int32_t> prompt;

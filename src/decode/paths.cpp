@@ -68,7 +68,7 @@ void advance(RunningPath& p, std::span<const float> logits, LanguageModel& lm, c
   p.path.logprobs.push_back(lp);
   p.path.cumulative_logprob += lp;
   p.last = tok;
-  if (on_token) on_token(p.path.index, tok);
+  if (on_token) on_token(p.path);
   if (lm.is_eog(tok)) {
     p.path.finish = FinishReason::Eos;
     p.done = true;

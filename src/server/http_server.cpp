@@ -255,26 +255,48 @@ void HttpServer::Impl::stream_response(httplib::Response& res, std::shared_ptr<A
     std::vector<ChoiceStream> streams;
     for (int i = 0; i < q->n_choices; ++i) streams.emplace_back(*q, i);
     const bool live = is_streamable(q->generate.strategy);
+    // Per choice, the tokens chosen since its last chunk: their log-probs go with the next chunk.
+    struct Unsent {
+      std::vector<int32_t> ids;
+      std::vector<float> logprobs;
+      std::vector<std::vector<std::pair<int32_t, float>>> top;
+      size_t text_offset = 0;  // bytes of the tokens sent before (completions' text_offset)
+    };
+    std::vector<Unsent> unsent(streams.size());
+    auto take_logprobs = [&](size_t i) -> json {
+      if (!q->logprobs) return nullptr;
+      Unsent& u = unsent[i];
+      json j = logprobs_json(*q, tok, u.ids, u.logprobs, u.top, u.text_offset);
+      for (int32_t id : u.ids) u.text_offset += tok.token_to_piece(id, true).size();
+      u.ids.clear();
+      u.logprobs.clear();
+      u.top.clear();
+      return j;
+    };
     std::vector<Job::TokenEvent> events;
     auto gone = [&] {
       job->cancel();
       return false;
     };
-    auto send = [&](ChoiceStream& cs, const ChoiceStream::Delta& d, const Path* finished) {
+    auto send = [&](ChoiceStream& cs, const ChoiceStream::Delta& d, const Path* finished, const json& logprobs) {
       const bool first = !cs.started;
       cs.started = true;
-      return write(sink, sse(chunk_json(*q, m, meta, cs.index(), d, first, finished)));
+      return write(sink, sse(chunk_json(*q, m, meta, cs.index(), d, first, finished, logprobs)));
     };
     auto last_write = std::chrono::steady_clock::now();
     for (;;) {
       events.clear();
       const bool done = job->wait(events, std::chrono::milliseconds(100));
-      for (const Job::TokenEvent& e : events) {
+      for (Job::TokenEvent& e : events) {
         if (!live || e.path < 0 || e.path >= int64_t(streams.size()) || tok.is_eog(e.token)) continue;
         ChoiceStream& cs = streams[size_t(e.path)];
+        Unsent& u = unsent[size_t(e.path)];
+        u.ids.push_back(e.token);
+        u.logprobs.push_back(e.logprob);
+        if (!e.top.empty()) u.top.push_back(std::move(e.top));
         const ChoiceStream::Delta d = cs.push(tok.token_to_piece(e.token, true));
         if (d.empty() && cs.started) continue;
-        if (!send(cs, d, nullptr)) return gone();
+        if (!send(cs, d, nullptr, take_logprobs(size_t(e.path)))) return gone();
         last_write = std::chrono::steady_clock::now();
       }
       if (done) break;
@@ -305,7 +327,8 @@ void HttpServer::Impl::stream_response(httplib::Response& res, std::shared_ptr<A
           p = &r.paths[size_t(cs.index())];
         }
         if (!p) continue;
-        if (!send(cs, cs.finish(p->text), p)) return gone();
+        const json logprobs = live ? take_logprobs(size_t(cs.index())) : q->logprobs ? path_logprobs_json(*q, *p, tok) : json(nullptr);
+        if (!send(cs, cs.finish(p->text), p, logprobs)) return gone();
       }
       if (q->include_usage && !write(sink, sse(usage_chunk_json(*q, r, m, meta)))) return gone();
     }

@@ -358,36 +358,46 @@ size_t shown_tokens(const Path& p, const Tokenizer& tok) {
   return n;
 }
 
-json chat_logprobs(const Path& p, const Tokenizer& tok) {
-  json content = json::array();
-  for (size_t i = 0; i < shown_tokens(p, tok) && i < p.logprobs.size(); ++i) {
-    const std::string piece = tok.token_to_piece(p.tokens[i], true);
-    json top = json::array();
-    if (i < p.top_logprobs.size())
-      for (const auto& [id, lp] : p.top_logprobs[i]) {
-        const std::string t = tok.token_to_piece(id, true);
-        top.push_back({{"token", t}, {"logprob", lp}, {"bytes", bytes_of(t)}});
-      }
-    content.push_back({{"token", piece}, {"logprob", p.logprobs[i]}, {"bytes", bytes_of(piece)}, {"top_logprobs", top}});
+}  // namespace
+
+json logprobs_json(const ApiRequest& q, const Tokenizer& tok, std::span<const int32_t> tokens, std::span<const float> lps,
+                   std::span<const std::vector<std::pair<int32_t, float>>> tops, size_t text_offset) {
+  if (q.endpoint == Endpoint::Chat) {
+    json content = json::array();
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      const std::string piece = tok.token_to_piece(tokens[i], true);
+      json top = json::array();
+      if (i < tops.size())
+        for (const auto& [id, lp] : tops[i]) {
+          const std::string t = tok.token_to_piece(id, true);
+          top.push_back({{"token", t}, {"logprob", lp}, {"bytes", bytes_of(t)}});
+        }
+      content.push_back({{"token", piece}, {"logprob", lps[i]}, {"bytes", bytes_of(piece)}, {"top_logprobs", top}});
+    }
+    return {{"content", content}};
   }
-  return {{"content", content}};
+  json pieces = json::array(), values = json::array(), top_maps = json::array(), offsets = json::array();
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const std::string piece = tok.token_to_piece(tokens[i], true);
+    pieces.push_back(piece);
+    values.push_back(lps[i]);
+    offsets.push_back(text_offset);
+    text_offset += piece.size();
+    json top = json::object();
+    if (i < tops.size())
+      for (const auto& [id, lp] : tops[i]) top[tok.token_to_piece(id, true)] = lp;
+    top_maps.push_back(top);
+  }
+  return {{"tokens", pieces}, {"token_logprobs", values}, {"top_logprobs", top_maps}, {"text_offset", offsets}};
 }
 
-json completion_logprobs(const Path& p, const Tokenizer& tok) {
-  json tokens = json::array(), lps = json::array(), tops = json::array(), offsets = json::array();
-  size_t offset = 0;
-  for (size_t i = 0; i < shown_tokens(p, tok) && i < p.logprobs.size(); ++i) {
-    const std::string piece = tok.token_to_piece(p.tokens[i], true);
-    tokens.push_back(piece);
-    lps.push_back(p.logprobs[i]);
-    offsets.push_back(offset);
-    offset += piece.size();
-    json top = json::object();
-    if (i < p.top_logprobs.size())
-      for (const auto& [id, lp] : p.top_logprobs[i]) top[tok.token_to_piece(id, true)] = lp;
-    tops.push_back(top);
-  }
-  return {{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offsets}};
+namespace {
+
+// The shown tokens' log-probs of a whole path.
+json path_logprobs(const ApiRequest& q, const Path& p, const Tokenizer& tok) {
+  const size_t n = std::min(shown_tokens(p, tok), p.logprobs.size());
+  return logprobs_json(q, tok, std::span(p.tokens).first(n), std::span(p.logprobs).first(n),
+                       std::span(p.top_logprobs).first(std::min(n, p.top_logprobs.size())), 0);
 }
 
 // Tokens up to and including the one that closes the reasoning (all of them when it stays open).
@@ -450,11 +460,10 @@ json response_json(const ApiRequest& q, const GenerateResult& r, const ServedMod
     if (q.endpoint == Endpoint::Chat) {
       auto [reasoning, content] = split_message(q, p.text);
       c["message"] = {{"role", "assistant"}, {"content", content}, {"reasoning_content", reasoning}, {"reasoning", reasoning}};
-      c["logprobs"] = q.logprobs ? chat_logprobs(p, tok) : json(nullptr);
     } else {
       c["text"] = p.text;
-      c["logprobs"] = q.logprobs ? completion_logprobs(p, tok) : json(nullptr);
     }
+    c["logprobs"] = q.logprobs ? path_logprobs(q, p, tok) : json(nullptr);
     choices.push_back(c);
   }
   return {{"id", meta.id},
@@ -528,10 +537,11 @@ ChoiceStream::Delta ChoiceStream::emit(std::string_view text) {
   return d;
 }
 
+json path_logprobs_json(const ApiRequest& q, const Path& p, const Tokenizer& tok) { return path_logprobs(q, p, tok); }
+
 json chunk_json(const ApiRequest& q, const ServedModel& m, const ResponseMeta& meta, int index, const ChoiceStream::Delta& d,
-                bool first, const Path* finished) {
+                bool first, const Path* finished, const json& logprobs) {
   json c = {{"index", index}, {"finish_reason", finished ? json(finish_reason(finished->finish)) : json(nullptr)}};
-  const Tokenizer& tok = m.model->tokenizer;
   if (q.endpoint == Endpoint::Chat) {
     json delta = json::object();
     if (first) delta["role"] = "assistant";
@@ -541,11 +551,10 @@ json chunk_json(const ApiRequest& q, const ServedModel& m, const ResponseMeta& m
     }
     if (!d.content.empty()) delta["content"] = d.content;
     c["delta"] = delta;
-    c["logprobs"] = finished && q.logprobs ? chat_logprobs(*finished, tok) : json(nullptr);
   } else {
     c["text"] = d.content;
-    c["logprobs"] = finished && q.logprobs ? completion_logprobs(*finished, tok) : json(nullptr);
   }
+  c["logprobs"] = q.logprobs ? logprobs : json(nullptr);
   return {{"id", meta.id},
           {"object", q.endpoint == Endpoint::Chat ? "chat.completion.chunk" : "text_completion"},
           {"created", meta.created},

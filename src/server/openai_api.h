@@ -16,6 +16,7 @@
 // completion without "</think>" is all reasoning. Completions (/v1/completions) are not split.
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -107,9 +108,19 @@ class ChoiceStream {
   size_t sent_reasoning_ = 0, sent_content_ = 0;
 };
 
-// One chunk of a stream: a delta (and, for the last, finish_reason and the choice's logprobs).
+// The log-probs of some generated tokens in the endpoint's shape: chat {"content": [{token,
+// logprob, bytes, top_logprobs}]}, completions {tokens, token_logprobs, top_logprobs, text_offset}
+// (offsets from text_offset on).
+nlohmann::json logprobs_json(const ApiRequest& q, const Tokenizer& tok, std::span<const int32_t> tokens,
+                             std::span<const float> logprobs, std::span<const std::vector<std::pair<int32_t, float>>> top,
+                             size_t text_offset);
+// The same for a whole path's shown tokens (an end-of-generation token is not shown).
+nlohmann::json path_logprobs_json(const ApiRequest& q, const Path& p, const Tokenizer& tok);
+
+// One chunk of a stream: a delta, finish_reason on a choice's last chunk, and (with logprobs) the
+// log-probs of the tokens since the previous chunk.
 nlohmann::json chunk_json(const ApiRequest& q, const ServedModel& m, const ResponseMeta& meta, int index,
-                          const ChoiceStream::Delta& d, bool first, const Path* finished);
+                          const ChoiceStream::Delta& d, bool first, const Path* finished, const nlohmann::json& logprobs);
 // The final chunk of a stream with stream_options.include_usage: no choices, the usage.
 nlohmann::json usage_chunk_json(const ApiRequest& q, const GenerateResult& r, const ServedModel& m, const ResponseMeta& meta);
 

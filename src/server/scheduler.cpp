@@ -10,10 +10,12 @@ namespace ponder::server {
 
 // ---- Job ----
 
-void Job::push(int64_t path, int32_t token) {
+void Job::push(const Path& path) {
+  TokenEvent e{.path = path.index, .token = path.tokens.back(), .logprob = path.logprobs.back(), .top = {}};
+  if (!path.top_logprobs.empty()) e.top = path.top_logprobs.back();
   {
     std::lock_guard lk(mu_);
-    tokens_.push_back({path, token});
+    tokens_.push_back(std::move(e));
   }
   cv_.notify_all();
 }
@@ -31,7 +33,7 @@ void Job::finish(std::optional<GenerateResult> result, std::exception_ptr error)
 bool Job::wait(std::vector<TokenEvent>& tokens, std::chrono::milliseconds timeout) {
   std::unique_lock lk(mu_);
   cv_.wait_for(lk, timeout, [&] { return done_ || !tokens_.empty(); });
-  tokens.insert(tokens.end(), tokens_.begin(), tokens_.end());
+  tokens.insert(tokens.end(), std::make_move_iterator(tokens_.begin()), std::make_move_iterator(tokens_.end()));
   tokens_.clear();
   return done_;
 }
@@ -172,7 +174,7 @@ std::shared_ptr<Job> Scheduler::submit(GenerateRequest request, bool stream) {
   auto job = std::make_shared<Job>();
   job->request_ = std::move(request);
   job->stream_ = stream;
-  if (stream) job->request_.on_token = [j = job.get()](int64_t path, int32_t token) { j->push(path, token); };
+  if (stream) job->request_.on_token = [j = job.get()](const Path& path) { j->push(path); };
   job->reserved_blocks_ = blocks_needed(job->request_);
   if (job->reserved_blocks_ > options_.kv_blocks)
     throw InvalidArgument("the request needs up to " + std::to_string(job->reserved_blocks_) + " KV blocks (" +

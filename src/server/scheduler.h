@@ -80,6 +80,8 @@ class Job {
   struct TokenEvent {
     int64_t path = 0;
     int32_t token = 0;
+    float logprob = 0;
+    std::vector<std::pair<int32_t, float>> top;  // when the request asked for top_logprobs
   };
 
   // Waits up to `timeout` for news; moves the tokens chosen since the last call into `tokens`.
@@ -95,7 +97,7 @@ class Job {
  private:
   friend class Scheduler;
   friend class RequestModel;
-  void push(int64_t path, int32_t token);
+  void push(const Path& path);
   void finish(std::optional<GenerateResult> result, std::exception_ptr error);
 
   GenerateRequest request_;

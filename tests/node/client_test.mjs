@@ -34,8 +34,10 @@ test("chat: reasoning_content beside content, usage with reasoning tokens", asyn
 });
 
 test("streaming: reasoning deltas, then content deltas, add up to the whole message", async () => {
-  const body = { model: "tiny-r1", messages, max_tokens: 16, temperature: 0, thinking_token_budget: 4 };
-  const whole = (await client.chat.completions.create(body)).choices[0].message;
+  const body = { model: "tiny-r1", messages, max_tokens: 16, temperature: 0, thinking_token_budget: 4, logprobs: true };
+  const wholeChoice = (await client.chat.completions.create(body)).choices[0];
+  const whole = wholeChoice.message;
+  const logprobs = [];
   const stream = await client.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } });
   let reasoning = "", content = "", sawContentBeforeReasoningEnded = false, usage = null, finish = null;
   for await (const chunk of stream) {
@@ -47,11 +49,13 @@ test("streaming: reasoning deltas, then content deltas, add up to the whole mess
       }
       if (c.delta.content) content += c.delta.content;
       if (c.finish_reason) finish = c.finish_reason;
+      if (c.logprobs) logprobs.push(...c.logprobs.content);
     }
   }
   assert.equal(reasoning.trim(), whole.reasoning_content);
   assert.equal(content, whole.content);
   assert.equal(sawContentBeforeReasoningEnded, false);
+  assert.deepEqual(logprobs, wholeChoice.logprobs.content); // each chunk carries its tokens' log-probs
   assert.ok(finish);
   assert.equal(usage.completion_tokens, 16);
 });

@@ -144,8 +144,8 @@ TEST(Http, ChatSplitsReasoningAsDecodingAloneDoes) {
 TEST(Http, StreamedDeltasAddUpToTheMessage) {
   REQUIRE_R1();
   TestServer s;
-  for (const json& extra : {json{{"temperature", 0}, {"thinking_token_budget", 4}},
-                            json{{"n", 3}, {"seed", 9}, {"thinking_token_budget", 2}, {"max_tokens", 12}},
+  for (const json& extra : {json{{"temperature", 0}, {"thinking_token_budget", 4}, {"logprobs", true}, {"top_logprobs", 2}},
+                            json{{"n", 3}, {"seed", 9}, {"thinking_token_budget", 2}, {"max_tokens", 12}, {"logprobs", true}},
                             json{{"ponder", {{"strategy", "vote"}, {"samples", 4}}}, {"n", 2}, {"seed", 4}},
                             json{{"use_beam_search", true}, {"n", 2}, {"max_tokens", 8}}}) {
     const json whole = json::parse(s.post("/v1/chat/completions", chat("Tell me a story", extra))->body);
@@ -161,6 +161,7 @@ TEST(Http, StreamedDeltasAddUpToTheMessage) {
     const size_t n = whole["choices"].size();
     std::vector<std::string> reasoning(n), content(n), finish(n);
     std::vector<int> roles(n, 0);
+    std::vector<json> logprobs(n, json::array());  // each chunk carries its own tokens' log-probs
     for (size_t e = 0; e + 2 < events.size(); ++e) {
       const json c = json::parse(events[e]);
       EXPECT_EQ(c["object"], "chat.completion.chunk");
@@ -172,6 +173,8 @@ TEST(Http, StreamedDeltasAddUpToTheMessage) {
       reasoning[i] += ch["delta"].value("reasoning_content", "");
       content[i] += ch["delta"].value("content", "");
       if (!ch["finish_reason"].is_null()) finish[i] = ch["finish_reason"];
+      if (ch["logprobs"].is_object())
+        for (const json& t : ch["logprobs"]["content"]) logprobs[i].push_back(t);
     }
     const json usage = json::parse(events[events.size() - 2]);
     EXPECT_TRUE(usage["choices"].empty());
@@ -188,6 +191,10 @@ TEST(Http, StreamedDeltasAddUpToTheMessage) {
       EXPECT_EQ(trim(reasoning[i]), msg["reasoning_content"]) << extra.dump() << " choice " << i;
       EXPECT_EQ(content[i], msg["content"]) << extra.dump() << " choice " << i;
       EXPECT_EQ(finish[i], whole["choices"][k]["finish_reason"]);
+      if (extra.contains("logprobs")) {
+        EXPECT_EQ(logprobs[i], whole["choices"][k]["logprobs"]["content"]) << extra.dump() << " choice " << i;
+        EXPECT_GT(logprobs[i].size(), 0u);
+      }
     }
   }
 }
