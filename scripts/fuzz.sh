@@ -6,7 +6,7 @@
 #  * checkpoint_fuzz: the training checkpoint loader (every size checked against the model
 #    config), seeded with a small valid checkpoint the target writes itself.
 # Usage: scripts/fuzz.sh [OUT_DIR]   (default build/fuzz; `make fuzz` passes $(BUILD)/fuzz)
-# Environment: FUZZ_SECONDS per target (default 30), CXX_FUZZ (default clang++, else clang++-14),
+# Environment: FUZZ_SECONDS per target (default 20), CXX_FUZZ (default clang++, else clang++-14),
 # JOBS (parallel compiles, default 2).
 # OUT_DIR keeps the binaries, the seeds, the growing corpora (kept between runs) and, on failure,
 # the crashing input (crash-*, leak-*, oom-*, timeout-*). Exits non-zero on any crash, leak or UB.
@@ -16,7 +16,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="${1:-build/fuzz}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
-seconds="${FUZZ_SECONDS:-30}"
+seconds="${FUZZ_SECONDS:-20}"
 
 cxx="${CXX_FUZZ:-}"
 if [ -z "$cxx" ]; then
