@@ -154,7 +154,7 @@ class RequestModel : public LanguageModel {
 // ---- Scheduler ----
 
 Scheduler::Scheduler(const Model& model, SchedulerOptions options)
-    : model_(model), options_(options), runner_(model, options.kv_blocks * ModelRunner::kBlockSize) {
+    : options_(options), runner_(model, options.kv_blocks * ModelRunner::kBlockSize) {
   if (options_.kv_blocks <= 0) throw InvalidArgument("kv blocks must be > 0, got " + std::to_string(options_.kv_blocks));
   if (options_.max_queue < 0) throw InvalidArgument("max queue must be >= 0, got " + std::to_string(options_.max_queue));
   if (options_.prefill_chunk <= 0 || options_.prefill_chunk % ModelRunner::kBlockSize != 0)
@@ -173,7 +173,6 @@ int Scheduler::blocks_needed(const GenerateRequest& r) const {
 std::shared_ptr<Job> Scheduler::submit(GenerateRequest request, bool stream) {
   auto job = std::make_shared<Job>();
   job->request_ = std::move(request);
-  job->stream_ = stream;
   if (stream) job->request_.on_token = [j = job.get()](const Path& path) { j->push(path); };
   job->reserved_blocks_ = blocks_needed(job->request_);
   if (job->reserved_blocks_ > options_.kv_blocks)

@@ -102,7 +102,6 @@ class Job {
 
   GenerateRequest request_;
   int reserved_blocks_ = 0;
-  bool stream_ = false;
   std::atomic<bool> cancelled_{false};
   std::atomic<int64_t> cached_tokens_{0};
   std::mutex mu_;
@@ -148,7 +147,6 @@ class Scheduler {
   int take_cached_prefix(KvSeq& seq, std::span<const int32_t> tokens);
   void remember_prefix(const KvSeq& seq, std::span<const int32_t> tokens);
 
-  const Model& model_;
   SchedulerOptions options_;
   ModelRunner runner_;
 
