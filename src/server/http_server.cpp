@@ -29,6 +29,19 @@ void send_error(httplib::Response& res, const ApiError& e) {
 
 json parse_body(const httplib::Request& req) { return server::parse_body(req.body); }
 
+// The reply to a request whose worker failed (cancelled, or an error inside the strategy).
+ApiError job_error(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const Cancelled& e) {
+    return ApiError(503, e.what(), "", "unavailable_error", "cancelled");
+  } catch (const InvalidArgument& e) {
+    return ApiError(400, e.what());
+  } catch (const std::exception& e) {
+    return ApiError(500, std::string("internal error: ") + e.what(), "", "server_error");
+  }
+}
+
 bool is_streamable(const Strategy& s) {
   return std::holds_alternative<GreedyOptions>(s) || std::holds_alternative<SampleOptions>(s);
 }
@@ -204,15 +217,8 @@ void HttpServer::Impl::delayed_response(httplib::Response& res, std::shared_ptr<
                                         ResponseMeta meta, const ServedModel& m) {
   auto reply = [q, job, &m](ResponseMeta meta) -> std::pair<int, json> {
     if (job->error()) {
-      try {
-        std::rethrow_exception(job->error());
-      } catch (const Cancelled& e) {
-        return {503, error_json(ApiError(503, e.what(), "", "unavailable_error", "cancelled"))};
-      } catch (const InvalidArgument& e) {
-        return {400, error_json(ApiError(400, e.what()))};
-      } catch (const std::exception& e) {
-        return {500, error_json(ApiError(500, std::string("internal error: ") + e.what(), "", "server_error"))};
-      }
+      const ApiError e = job_error(job->error());
+      return {e.status, error_json(e)};
     }
     meta.cached_tokens = job->cached_tokens();
     return {200, response_json(*q, job->result(), m, meta)};
@@ -306,15 +312,7 @@ void HttpServer::Impl::stream_response(httplib::Response& res, std::shared_ptr<A
       }
     }
     if (job->error()) {
-      ApiError e(500, "internal error");
-      try {
-        std::rethrow_exception(job->error());
-      } catch (const Cancelled& c) {
-        e = ApiError(503, c.what(), "", "unavailable_error", "cancelled");
-      } catch (const std::exception& x) {
-        e = ApiError(500, std::string("internal error: ") + x.what(), "", "server_error");
-      }
-      write(sink, sse(error_json(e)));
+      write(sink, sse(error_json(job_error(job->error()))));
     } else {
       meta.cached_tokens = job->cached_tokens();
       const GenerateResult& r = job->result();
