@@ -23,6 +23,7 @@ void add_export(CLI::App& app);
 void add_quantize(CLI::App& app);
 void add_sample(CLI::App& app);
 void add_demo(CLI::App& app);
+void add_eval(CLI::App& app);
 void add_task(CLI::App& app);
 void add_serve(CLI::App& app);
 

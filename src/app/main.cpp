@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
   ponder::app::add_quantize(app);
   ponder::app::add_sample(app);
   ponder::app::add_demo(app);
+  ponder::app::add_eval(app);
   ponder::app::add_task(app);
   ponder::app::add_serve(app);
   std::string known;

@@ -17,7 +17,7 @@ double mean_logprob(const Path& p, size_t first) {
 }
 
 // Index of the first token after the one that completes "</think>", or the path length.
-size_t answer_start(const Path& p, LanguageModel& lm) {
+size_t answer_start(const Path& p, const LanguageModel& lm) {
   std::string text;
   for (size_t i = 0; i < p.tokens.size(); ++i) {
     text += lm.token_text(p.tokens[i]);
@@ -28,7 +28,11 @@ size_t answer_start(const Path& p, LanguageModel& lm) {
 }  // namespace
 
 GenerateResult generate_best_of(LanguageModel& lm, const GenerateRequest& r, const BestOfOptions& o) {
-  GenerateResult out{.paths = run_paths(lm, r.prompt, {.n = o.n_samples, .sampling = o.sampling, .seed = o.seed, .top_logprobs = r.top_logprobs}, r.stop)};
+  return select_best_of(lm, run_paths(lm, r.prompt, {.n = o.n_samples, .sampling = o.sampling, .seed = o.seed, .top_logprobs = r.top_logprobs}, r.stop), o);
+}
+
+GenerateResult select_best_of(const LanguageModel& lm, std::vector<Path> paths, const BestOfOptions& o) {
+  GenerateResult out{.paths = std::move(paths)};
   out.tokens_generated = count_tokens(out.paths);  // the paths not returned included
   for (Path& p : out.paths) p.score = mean_logprob(p, o.score_answer_only ? answer_start(p, lm) : 0);
   std::stable_sort(out.paths.begin(), out.paths.end(), [](const Path& a, const Path& b) { return a.score > b.score; });

@@ -22,7 +22,9 @@ GenerateResult generate(LanguageModel& lm, const GenerateRequest& request) {
         else if constexpr (std::is_same_v<T, SampleOptions>) return generate_sample(lm, request, o);
         else if constexpr (std::is_same_v<T, BeamOptions>) return generate_beam(lm, request, o);
         else if constexpr (std::is_same_v<T, BestOfOptions>) return generate_best_of(lm, request, o);
-        else return generate_vote(lm, request, o);
+        else if constexpr (std::is_same_v<T, VoteOptions>) return generate_vote(lm, request, o);
+        else if constexpr (std::is_same_v<T, VerifyOptions>) return generate_verify(lm, request, o);
+        else return generate_mcts(lm, request, o);
       },
       request.strategy);
   for (Path& p : r.paths)

@@ -30,6 +30,19 @@ int kv_positions_for(int64_t prompt_tokens, int64_t n_prompts, int n_paths, int 
   return int(prompt_tokens + n_prompts * per_prompt);
 }
 
+int kv_positions_for(int64_t prompt_tokens, const Strategy& s, int max_new_tokens) {
+  const auto* m = std::get_if<MctsOptions>(&s);
+  if (!m) return kv_positions_for(prompt_tokens, 1, n_paths(s), max_new_tokens);
+  constexpr int64_t bs = ModelRunner::kBlockSize, limit = std::numeric_limits<int>::max();
+  const int64_t budget = std::clamp<int64_t>(m->budget_tokens, 0, int64_t(1) << 24);
+  const int64_t sequences = budget + std::clamp<int64_t>(m->expand, 0, 1 << 16);
+  const int64_t positions = std::max<int64_t>(prompt_tokens, 0) + budget + 2 * bs * sequences + bs;
+  if (positions > limit)
+    throw InvalidArgument("MCTS with a budget of " + std::to_string(m->budget_tokens) + " tokens over a prompt of " +
+                          std::to_string(prompt_tokens) + " tokens needs more KV positions than the pool can index");
+  return int(positions);
+}
+
 int kv_positions_for(std::span<const std::vector<int32_t>> prompts, int n_paths, int max_new_tokens) {
   int64_t tokens = 0;
   for (const auto& p : prompts) tokens += int64_t(p.size());

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "decode/language_model.h"
+#include "decode/options.h"
 #include "model/forward.h"
 #include "model/kv_pool.h"
 #include "model/model.h"
@@ -59,6 +60,12 @@ class ModelRunner : public LanguageModel {
 // from a partly filled block copies it once), each prompt one more block. Computed in int64:
 // throws InvalidArgument naming the counts when the job needs more than 2^31 - 1 positions.
 int kv_positions_for(int64_t prompt_tokens, int64_t n_prompts, int n_paths, int max_new_tokens);
+// One prompt decoded by a strategy: the rule above with n_paths(s), except MCTS, whose tree stores
+// every generated token once (children share their parents' blocks) plus at most a partly filled
+// block and a copy-on-write copy per sequence it holds (a leaf or a running rollout; each holds at
+// least one generated token, so there are at most budget + expand of them):
+// prompt + budget + 2 * block * (budget + expand) + block.
+int kv_positions_for(int64_t prompt_tokens, const Strategy& s, int max_new_tokens);
 // The same for prompts given as token lists.
 int kv_positions_for(std::span<const std::vector<int32_t>> prompts, int n_paths, int max_new_tokens);
 

@@ -1,6 +1,7 @@
 #include "decode/options.h"
 
 #include <cmath>
+#include <iterator>
 
 #include "core/error.h"
 #include "decode/result.h"
@@ -40,13 +41,15 @@ int n_paths(const Strategy& s) {
         if constexpr (std::is_same_v<T, GreedyOptions>) return 1;
         else if constexpr (std::is_same_v<T, SampleOptions>) return o.n;
         else if constexpr (std::is_same_v<T, BeamOptions>) return o.num_beams;
+        else if constexpr (std::is_same_v<T, MctsOptions>) return o.expand;
         else return o.n_samples;
       },
       s);
 }
 
 std::string strategy_name(const Strategy& s) {
-  static const char* names[] = {"greedy", "sample", "beam", "best-of", "vote"};
+  static const char* names[] = {"greedy", "sample", "beam", "best-of", "vote", "verify", "mcts"};
+  static_assert(std::size(names) == std::variant_size_v<Strategy>);
   return names[s.index()];
 }
 
@@ -80,6 +83,23 @@ void validate(const GenerateRequest& r, int32_t n_vocab) {
           o.sampling.validate(n_vocab);
         } else if constexpr (std::is_same_v<T, VoteOptions>) {
           require(o.n_samples >= 1 && o.n_samples <= 1024, "samples (vote)", "in [1, 1024]", std::to_string(o.n_samples));
+          o.sampling.validate(n_vocab);
+        } else if constexpr (std::is_same_v<T, VerifyOptions>) {
+          require(o.n_samples >= 1 && o.n_samples <= 1024, "samples (verify)", "in [1, 1024]", std::to_string(o.n_samples));
+          require(bool(r.verifier), "verifier", "given for verify (a task or data with answers to check against)", "none");
+          o.sampling.validate(n_vocab);
+        } else if constexpr (std::is_same_v<T, MctsOptions>) {
+          require(o.simulations >= 1 && o.simulations <= 100000, "simulations", "in [1, 100000]", std::to_string(o.simulations));
+          require(o.expand >= 1 && o.expand <= 64, "expand (K)", "in [1, 64]", std::to_string(o.expand));
+          require(std::isfinite(o.c_puct) && o.c_puct >= 0, "c_puct", "finite and >= 0", str(o.c_puct));
+          require(std::isfinite(o.rollout_temperature) && o.rollout_temperature >= 0, "rollout_temperature",
+                  "finite and >= 0", str(o.rollout_temperature));
+          require(!o.step_delim.empty(), "step_delim", "a non-empty text", "\"\"");
+          require(o.budget_tokens >= 1 && o.budget_tokens <= (int64_t(1) << 24), "budget_tokens", "in [1, 16777216]",
+                  std::to_string(o.budget_tokens));
+          require(o.sampling.temperature > 0, "temperature", "> 0 for MCTS expansion (children are sampled)",
+                  str(o.sampling.temperature));
+          require(r.stop.think_budget < 0, "think_budget", "unset with MCTS", std::to_string(r.stop.think_budget));
           o.sampling.validate(n_vocab);
         }
       },

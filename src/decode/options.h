@@ -63,7 +63,40 @@ struct VoteOptions {
   uint64_t seed = 0;
 };
 
-using Strategy = std::variant<GreedyOptions, SampleOptions, BeamOptions, BestOfOptions, VoteOptions>;
+// Sample n_samples paths, return the one the request's verifier scores highest (ties to the higher
+// mean token log-prob, then the lower index): selection by a reward, as a reward model would,
+// beside best-of (by probability) and vote (by count). Needs GenerateRequest::verifier.
+struct VerifyOptions {
+  int n_samples = 8;
+  SamplingOptions sampling;
+  uint64_t seed = 0;
+};
+
+// Monte Carlo tree search over reasoning steps (decode/mcts.cpp has the whole design). A step is
+// the text up to and including step_delim; a node is a sequence forked from its parent at a step
+// boundary; a simulation selects a leaf by PUCT, expands it into up to `expand` distinct child
+// steps (K draws, repeats merged), rolls each new child out to an answer at
+// rollout_temperature and backs the rollouts' values up (the verifier's score, or without one the
+// agreement of the rollout's answer with the other rollouts'). Every `simulations` simulations the
+// search commits to the root's most visited child and releases the other subtrees. Every token of
+// every expansion and rollout counts against budget_tokens, which is never exceeded.
+struct MctsOptions {
+  int simulations = 8;             // per committed step
+  int expand = 4;                  // K: child steps sampled per expansion
+  float c_puct = 1.0f;             // exploration weight of PUCT
+  SamplingOptions sampling;        // how child steps are drawn (temperature 1 by default)
+  float rollout_temperature = 1.0f;
+  std::string step_delim = "\n";   // a step ends with the token that completes this text
+  int64_t budget_tokens = 1024;    // generated tokens, every expansion and rollout counted
+  uint64_t seed = 0;
+};
+
+using Strategy = std::variant<GreedyOptions, SampleOptions, BeamOptions, BestOfOptions, VoteOptions, VerifyOptions,
+                              MctsOptions>;
+
+// A reward of a completion (the generated text, cut at a stop string, the end-of-sequence token not
+// rendered): e.g. a task's rule-based accuracy reward. Finite; higher is better.
+using Verifier = std::function<double(const std::string& completion)>;
 
 // Called with the path as each sampled path chooses a token (streaming): the token is
 // path.tokens.back(), its log-prob path.logprobs.back() (and top_logprobs.back() when recorded).
@@ -75,6 +108,7 @@ struct GenerateRequest {
   StopOptions stop;
   TokenCallback on_token;  // optional; sampled strategies only (beams are not final until the end)
   int top_logprobs = 0;    // > 0: record each token's most probable alternatives (Path::top_logprobs)
+  Verifier verifier;       // verify: required; mcts: the rollout value (else answer agreement)
 };
 
 // Throws InvalidArgument naming the field, the allowed range and the value.
@@ -84,7 +118,7 @@ void validate(const GenerateRequest& request, int32_t n_vocab);
 // so the limit is min(max_tokens, n_ctx - prompt_tokens). Throws InvalidArgument naming both
 // counts when new tokens are asked for and the prompt alone fills the context.
 int max_tokens_within_context(int max_tokens, int64_t prompt_tokens, int n_ctx);
-// Paths a request runs at once (for sizing the KV pool).
+// Paths a request runs at once (for sizing the KV pool; MCTS: its rollouts at once).
 int n_paths(const Strategy& s);
 std::string strategy_name(const Strategy& s);
 

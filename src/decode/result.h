@@ -31,12 +31,25 @@ struct VoteEntry {
   double weight = 0;   // sum over its paths of exp(mean token log-prob)
 };
 
+// What a tree search did (MCTS only).
+struct SearchStats {
+  int64_t simulations = 0;      // selections that expanded a leaf or re-scored a finished one
+  int64_t nodes = 0;            // step nodes created (the root not counted)
+  int64_t rollouts = 0;         // completions scored (rollouts and finished child steps)
+  int64_t moves = 0;            // steps committed at the root
+  int peak_sequences = 0;       // most sequences held at once (tree leaves and running rollouts)
+  double best_value = 0;        // the highest value of any completion scored
+  std::vector<int> root_visits; // visits of the first root's children, in child order (by prior)
+  std::vector<double> root_priors;
+};
+
 struct GenerateResult {
   std::vector<Path> paths;        // best first
   std::vector<VoteEntry> votes;   // vote strategy only, winner first
   std::string winner;             // vote strategy only
   int64_t tokens_generated = 0;   // every token any path or beam produced, returned or not
                                   // (beam search: each step's running beams' new tokens)
+  SearchStats search;             // mcts only
 };
 
 }  // namespace ponder

@@ -11,7 +11,11 @@
 namespace ponder {
 
 GenerateResult generate_vote(LanguageModel& lm, const GenerateRequest& r, const VoteOptions& o) {
-  GenerateResult out{.paths = run_paths(lm, r.prompt, {.n = o.n_samples, .sampling = o.sampling, .seed = o.seed, .top_logprobs = r.top_logprobs}, r.stop)};
+  return select_vote(run_paths(lm, r.prompt, {.n = o.n_samples, .sampling = o.sampling, .seed = o.seed, .top_logprobs = r.top_logprobs}, r.stop), o);
+}
+
+GenerateResult select_vote(std::vector<Path> paths, const VoteOptions& o) {
+  GenerateResult out{.paths = std::move(paths)};
   out.tokens_generated = count_tokens(out.paths);
   for (Path& p : out.paths) {
     finish_path(p);

@@ -1,7 +1,10 @@
 #include "eval/evaluate.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 
+#include "core/error.h"
 #include "core/rng.h"
 #include "decode/generate.h"
 #include "decode/model_runner.h"
@@ -10,68 +13,141 @@
 
 namespace ponder {
 
+Verifier item_verifier(const TaskItem& item) {
+  return [item](const std::string& completion) { return double(accuracy_reward(completion, item)); };
+}
+
+std::pair<double, double> wilson_interval(double p, int n) {
+  if (n <= 0) return {0, 0};
+  const double z = 1.959964, z2n = z * z / n;
+  const double centre = (p + z2n / 2) / (1 + z2n);
+  const double half = z / (1 + z2n) * std::sqrt(std::max(0.0, p * (1 - p) / n + z2n / (4.0 * n)));
+  return {std::max(0.0, centre - half), std::min(1.0, centre + half)};
+}
+
 namespace {
 
-struct Tally {
-  EvalResult r;
-  void add(const Path& chosen, int64_t tokens_all_paths, const TaskItem& item) {
-    r.accuracy += accuracy_reward(chosen.text, item);
-    r.format_rate += format_reward(chosen.text);
-    r.mean_tokens += double(chosen.tokens.size());
-    r.tokens_per_problem += double(tokens_all_paths);
-    ++r.n;
-  }
-  EvalResult finish(double seconds) {
-    if (r.n > 0) {
-      r.accuracy /= r.n, r.format_rate /= r.n, r.mean_tokens /= r.n, r.tokens_per_problem /= r.n;
-      r.seconds_per_problem = seconds / r.n;
+// Strategies whose paths are sampled (or greedy) from the prompt and then selected: every item's
+// paths can step together with other items'.
+bool batched(const Strategy& s) {
+  return !std::holds_alternative<BeamOptions>(s) && !std::holds_alternative<MctsOptions>(s);
+}
+
+// Items per batch: about 256 paths at once.
+size_t chunk_items(const Strategy& s) { return size_t(std::max(1, 256 / std::max(1, n_paths(s)))); }
+
+// The strategy's sampling and seed for the paths of batched strategies.
+PathsOptions paths_options(const Strategy& s, size_t item) {
+  PathsOptions o;
+  std::visit([&](const auto& x) {
+    using T = std::decay_t<decltype(x)>;
+    if constexpr (std::is_same_v<T, GreedyOptions>) {
+      o.sampling.temperature = 0;
+    } else if constexpr (std::is_same_v<T, SampleOptions>) {
+      o = {.n = x.n, .sampling = x.sampling, .seed = x.seed};
+    } else if constexpr (std::is_same_v<T, BestOfOptions> || std::is_same_v<T, VoteOptions> || std::is_same_v<T, VerifyOptions>) {
+      o = {.n = x.n_samples, .sampling = x.sampling, .seed = x.seed};
     }
-    return r;
+  }, s);
+  // Each item draws from its own streams: the strategy's seed mixed with the item index.
+  o.seed = Rng::derive(o.seed, item).next_u64();
+  return o;
+}
+
+ItemOutcome outcome(Path& chosen, int64_t all_tokens, const TaskItem& item) {
+  if (chosen.reasoning.empty() && chosen.answer.empty()) finish_path(chosen);
+  return {.answer = chosen.extracted_answer, .correct = accuracy_reward(chosen.text, item),
+          .formatted = format_reward(chosen.text), .tokens = all_tokens, .chosen_tokens = int64_t(chosen.tokens.size())};
+}
+
+ItemOutcome select(LanguageModel& lm, const Strategy& s, std::vector<Path> paths, const TaskItem& item) {
+  const int64_t all = count_tokens(paths);
+  if (std::holds_alternative<GreedyOptions>(s)) return outcome(paths.at(0), all, item);
+  if (std::holds_alternative<SampleOptions>(s)) {  // every path is an answer: the mean over them
+    ItemOutcome o = outcome(paths.at(0), all, item);
+    o.correct = o.formatted = 0;
+    for (const Path& p : paths) o.correct += accuracy_reward(p.text, item), o.formatted += format_reward(p.text);
+    o.correct /= double(paths.size()), o.formatted /= double(paths.size());
+    return o;
   }
-};
+  GenerateResult r;
+  if (const auto* b = std::get_if<BestOfOptions>(&s)) r = select_best_of(lm, std::move(paths), *b);
+  else if (const auto* v = std::get_if<VoteOptions>(&s)) r = select_vote(std::move(paths), *v);
+  else r = select_verify(std::move(paths), item_verifier(item));
+  return outcome(r.paths.at(0), all, item);
+}
 
 }  // namespace
 
-EvalResult evaluate(const Model& model, std::span<const TaskItem> items, const Strategy& strategy,
-                    const StopOptions& stop) {
+EvalResult evaluate(LanguageModel& lm, std::span<const TaskItem> items, std::span<const std::vector<int32_t>> prompts,
+                    const Strategy& strategy, const StopOptions& stop, std::span<const int64_t> mcts_budgets) {
+  if (prompts.size() != items.size()) throw InvalidArgument("evaluate: one prompt per item");
+  if (!mcts_budgets.empty() && mcts_budgets.size() != items.size())
+    throw InvalidArgument("evaluate: one MCTS budget per item, got " + std::to_string(mcts_budgets.size()) + " for " +
+                          std::to_string(items.size()) + " items");
   const auto t0 = std::chrono::steady_clock::now();
-  std::vector<std::vector<int32_t>> prompts;
-  for (const TaskItem& it : items) {
-    prompts.push_back(model.tokenizer.encode(it.prompt, true, false));
-  }
-  Tally tally;
-  const int paths = n_paths(strategy);
-  if (std::holds_alternative<GreedyOptions>(strategy) || std::holds_alternative<SampleOptions>(strategy)) {
-    std::vector<PathsOptions> opts(items.size());
-    if (const auto* s = std::get_if<SampleOptions>(&strategy))
-      for (size_t i = 0; i < items.size(); ++i)
-        opts[i] = {.n = s->n, .sampling = s->sampling, .seed = Rng::derive(s->seed, i).next_u64()};
-    else
-      for (PathsOptions& o : opts) o.sampling.temperature = 0;
-    ModelRunner runner(model, kv_positions_for(prompts, paths, stop.max_tokens));
-    const auto results = run_paths_batch(runner, prompts, opts, stop);
-    for (size_t i = 0; i < items.size(); ++i) {
-      int64_t all = 0;  // every path is returned
-      for (const Path& p : results[i]) all += int64_t(p.tokens.size());
-      tally.add(results[i][0], all, items[i]);
+  EvalResult r;
+  if (batched(strategy)) {
+    // Validated as generate() would, once for all items.
+    if (!items.empty()) {
+      GenerateRequest check{.prompt = prompts[0], .strategy = strategy, .stop = stop};
+      if (std::holds_alternative<VerifyOptions>(strategy)) check.verifier = item_verifier(items[0]);
+      validate(check, lm.n_vocab());
+    }
+    const size_t chunk = chunk_items(strategy);
+    for (size_t first = 0; first < items.size(); first += chunk) {
+      const size_t n = std::min(chunk, items.size() - first);
+      std::vector<PathsOptions> opts;
+      for (size_t i = first; i < first + n; ++i) opts.push_back(paths_options(strategy, i));
+      auto results = run_paths_batch(lm, prompts.subspan(first, n), opts, stop);
+      for (size_t i = 0; i < n; ++i) r.items.push_back(select(lm, strategy, std::move(results[i]), items[first + i]));
     }
   } else {
-    size_t longest = 0;
-    for (const auto& p : prompts) longest = std::max(longest, p.size());
-    ModelRunner runner(model, kv_positions_for(int64_t(longest), 1, paths, stop.max_tokens));
     for (size_t i = 0; i < items.size(); ++i) {
-      // Each item draws from its own streams: the strategy's seed mixed with the item index.
       Strategy s = strategy;
       std::visit([&](auto& o) {
         if constexpr (requires { o.seed; }) o.seed = Rng::derive(o.seed, i).next_u64();
       }, s);
-      GenerateRequest req{.prompt = prompts[i], .strategy = s, .stop = stop};
-      const GenerateResult r = generate(runner, req);
-      // Beams and best-of's unreturned samples count too: the decode layer's own count.
-      tally.add(r.paths.at(0), r.tokens_generated, items[i]);
+      if (auto* m = std::get_if<MctsOptions>(&s); m && !mcts_budgets.empty()) m->budget_tokens = std::max<int64_t>(1, mcts_budgets[i]);
+      GenerateRequest req{.prompt = prompts[i], .strategy = s, .stop = stop, .verifier = item_verifier(items[i])};
+      GenerateResult g = generate(lm, req);
+      // Beams and rollouts count too: the decode layer's own count.
+      r.items.push_back(outcome(g.paths.at(0), g.tokens_generated, items[i]));
     }
   }
-  return tally.finish(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  for (const ItemOutcome& o : r.items) {
+    r.accuracy += o.correct, r.format_rate += o.formatted;
+    r.mean_tokens += double(o.chosen_tokens), r.tokens_per_problem += double(o.tokens);
+  }
+  r.n = int(r.items.size());
+  if (r.n > 0) {
+    r.accuracy /= r.n, r.format_rate /= r.n, r.mean_tokens /= r.n, r.tokens_per_problem /= r.n;
+    r.seconds_per_problem = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / r.n;
+  }
+  std::tie(r.ci_low, r.ci_high) = wilson_interval(r.accuracy, r.n);
+  return r;
+}
+
+EvalResult evaluate(const Model& model, std::span<const TaskItem> items, const Strategy& strategy,
+                    const StopOptions& stop, std::span<const int64_t> mcts_budgets) {
+  std::vector<std::vector<int32_t>> prompts;
+  for (const TaskItem& it : items) prompts.push_back(model.tokenizer.encode(it.prompt, true, false));
+  int positions = 0;
+  if (batched(strategy)) {
+    const size_t chunk = chunk_items(strategy);
+    for (size_t first = 0; first < prompts.size(); first += chunk)
+      positions = std::max(positions, kv_positions_for(std::span(prompts).subspan(first, std::min(chunk, prompts.size() - first)),
+                                                       n_paths(strategy), stop.max_tokens));
+  } else {
+    Strategy sized = strategy;
+    if (auto* m = std::get_if<MctsOptions>(&sized); m && !mcts_budgets.empty())
+      m->budget_tokens = std::max<int64_t>(1, *std::max_element(mcts_budgets.begin(), mcts_budgets.end()));
+    size_t longest = 0;
+    for (const auto& p : prompts) longest = std::max(longest, p.size());
+    positions = kv_positions_for(int64_t(longest), sized, stop.max_tokens);
+  }
+  ModelRunner runner(model, std::max(positions, ModelRunner::kBlockSize));
+  return evaluate(runner, items, prompts, strategy, stop, mcts_budgets);
 }
 
 std::vector<std::vector<int32_t>> greedy_completions(const Model& model, std::span<const TaskItem> items,
