@@ -307,10 +307,12 @@ class Search {
 
     std::vector<int> made;
     double max_lp = -INFINITY;
+    std::vector<bool> repeat(kids.size(), false);
+    for (size_t k = 0; k < kids.size(); ++k)
+      for (size_t e = 0; e < k && !repeat[k]; ++e) repeat[k] = !kids[e].cut && kids[e].tokens == kids[k].tokens;
     for (size_t k = 0; k < kids.size(); ++k) {
       Growth& g = kids[k];
-      const bool repeat = std::any_of(kids.begin(), kids.begin() + ptrdiff_t(k), [&](const Growth& e) { return e.tokens == g.tokens; });
-      if (g.cut || repeat) {  // an incomplete step, or the same step as an earlier child: dropped
+      if (g.cut || repeat[k]) {  // an incomplete step, or the same step as an earlier child: dropped
         release(g.seq);
         continue;
       }
