@@ -1,7 +1,8 @@
-// ponder demo: the whole system on one machine in minutes. Trains the built-in model on `arith`
-// (a small SFT cold start, then GRPO), evaluates the held-out split with greedy, beam 4, best-of 8
-// (by log-prob) and vote@8, prints a table, and writes out/demo/results.json, the metrics, the
-// plots and the GGUF model.
+// ponder demo: the whole system on one machine in minutes. Trains the built-in model on
+// `countdown` (a small SFT cold start, then GRPO), evaluates the held-out split with greedy, beam 4,
+// best-of 8 (by log-prob), vote@8 (by count), verify@8 (by the task's verifier) and MCTS at vote@8's
+// tokens, prints a table, and writes out/demo/results.json, the metrics, the plots (tradeoff.svg:
+// accuracy against tokens per problem) and the GGUF model.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include "app/commands.h"
 #include "app/evaluators.h"
 #include "core/error.h"
+#include "eval/compare.h"
 #include "eval/evaluate.h"
 #include "eval/training_plots.h"
 #include "train/grpo.h"
@@ -23,9 +25,9 @@ namespace {
 
 struct DemoArgs {
   std::string out = "out/demo";
-  std::string task = "arith";
-  int difficulty = -1;  // the task's default, as every command: arith 0, three single-digit operands
-                        // (learnable in a minute, not solved by SFT alone)
+  std::string task = "countdown";
+  int difficulty = -1;  // the task's default, as every command: countdown 1, three numbers 1..20
+                        // (a search: greedy decoding solves a minority, so the strategies differ)
   std::string preset = "small";
   int sft_steps = 700, grpo_steps = 150, eval_count = 200;
   uint64_t seed = 1;
@@ -113,27 +115,32 @@ void run_demo(const DemoArgs& a) {
 
   std::printf("== 3/3 decoding strategies on %d held-out problems\n", a.eval_count);
   const auto model = load_model(model_rel);
-  // Samples for best-of and voting: a low temperature. This task has one reasoning path per
-  // problem, so the most likely answer is almost always greedy's; hotter samples only add errors
-  // (measured: vote@8 at T 0.3 / 0.5 / 0.7 / 1.0 scored 96.5 / 96.0 / 95.0 / 95.0% where greedy
-  // scored 96.0%).
-  const SamplingOptions warm{.temperature = 0.4f};
+  // Every strategy at 8 paths, MCTS at vote8's tokens on each problem. Samples at temperature 0.7:
+  // countdown has many ways to a wrong answer and few to the target, so sampled paths disagree
+  // and the ways of choosing among them (probability, count, verifier, tree search) differ.
+  const SamplingOptions warm{.temperature = 0.7f};
   const StopOptions stop{.max_tokens = 64};
-  const std::vector<std::pair<std::string, Strategy>> strategies = {
-      {"greedy", GreedyOptions{}},
-      {"beam4", BeamOptions{.num_beams = 4, .num_return = 1, .length_penalty = 1.0f}},
-      {"best_of8", BestOfOptions{.n_samples = 8, .n_return = 1, .sampling = warm, .seed = a.seed}},
-      {"vote8", VoteOptions{.n_samples = 8, .sampling = warm, .seed = a.seed}},
+  MctsOptions mcts{.simulations = 8, .expand = 4, .c_puct = 1.0f, .sampling = warm, .rollout_temperature = 0.7f,
+                   .step_delim = " ", .seed = a.seed};
+  const std::vector<StrategySpec> specs = {
+      {"greedy", GreedyOptions{}, ""},
+      {"beam4", BeamOptions{.num_beams = 4, .num_return = 1, .length_penalty = 1.0f}, ""},
+      {"best_of8", BestOfOptions{.n_samples = 8, .n_return = 1, .sampling = warm, .seed = a.seed}, ""},
+      {"vote8", VoteOptions{.n_samples = 8, .sampling = warm, .seed = a.seed}, ""},
+      {"verify8", VerifyOptions{.n_samples = 8, .sampling = warm, .seed = a.seed}, ""},
+      {"mcts_vote8", mcts, "vote8"},
   };
   nlohmann::json rows = nlohmann::json::array();
-  std::printf("\n   %-10s %9s %12s %18s\n", "strategy", "accuracy", "mean tokens", "seconds/problem");
-  for (const auto& [name, strategy] : strategies) {
-    const EvalResult e = evaluate(*model, items, strategy, stop);
-    std::printf("   %-10s %9.3f %12.1f %18.4f\n", name.c_str(), e.accuracy, e.mean_tokens, e.seconds_per_problem);
-    rows.push_back({{"name", name}, {"accuracy", e.accuracy}, {"mean_tokens", e.mean_tokens},
-                    {"seconds_per_problem", e.seconds_per_problem}, {"tokens_per_problem", e.tokens_per_problem},
-                    {"format_rate", e.format_rate}});
-  }
+  std::printf("\n   %s\n", table_header().c_str());
+  const auto compared = compare_strategies(*model, items, specs, stop, [&](const StrategyRow& row) {
+    std::printf("   %s\n", table_line(row).c_str());
+    std::fflush(stdout);
+    const EvalResult& e = row.result;
+    rows.push_back({{"name", row.spec.name}, {"accuracy", e.accuracy}, {"ci95", {e.ci_low, e.ci_high}},
+                    {"mean_tokens", e.mean_tokens}, {"seconds_per_problem", e.seconds_per_problem},
+                    {"tokens_per_problem", e.tokens_per_problem}, {"format_rate", e.format_rate}});
+  });
+  write_tradeoff_plots(a.out + "/tradeoff.svg", compared, "decoding strategies, " + std::to_string(items.size()) + " held-out problems");
   // The exported GGUF read back against the trained weights in memory (the GRPO Evaluator's copy).
   const bool same = greedy_completions(*model, check_items, check_stop) == trained_greedy;
   const nlohmann::json results = {
@@ -151,8 +158,8 @@ void run_demo(const DemoArgs& a) {
   std::ofstream(a.out + "/results.json") << results.dump(2) << "\n";
   std::printf("\n   GGUF model %s (greedy outputs identical to the trained weights: %s)\n", model_rel.c_str(),
               same ? "yes" : "NO");
-  std::printf("   results: %s/results.json; plots: %s/sft/sft_loss.svg, %s/grpo/grpo_reward.svg, %s/grpo/grpo_length.svg\n",
-              a.out.c_str(), a.out.c_str(), a.out.c_str(), a.out.c_str());
+  std::printf("   results: %s/results.json; plots: %s/tradeoff.svg, %s/sft/sft_loss.svg, %s/grpo/grpo_reward.svg, %s/grpo/grpo_length.svg\n",
+              a.out.c_str(), a.out.c_str(), a.out.c_str(), a.out.c_str(), a.out.c_str());
   std::printf("   ask it a question: ponder generate -m %s --chat -p '%s'\n", model_rel.c_str(),
               items.empty() ? "3+7-5=" : chat_question(items[0]).c_str());
   std::printf("   total %.0f s\n", seconds_since(t_all));

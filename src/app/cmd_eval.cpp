@@ -27,20 +27,6 @@ struct EvalArgs {
   bool chat = false;
 };
 
-// "\n", "\t" and "\\" in a flag's text (a newline is awkward to type in a shell).
-std::string unescape(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '\\' || i + 1 == s.size()) {
-      out += s[i];
-      continue;
-    }
-    const char c = s[++i];
-    out += c == 'n' ? '\n' : c == 't' ? '\t' : c;
-  }
-  return out;
-}
-
 void run_eval(const EvalArgs& a) {
   set_threads(a.threads);
   if (a.task.name.empty() == a.data.empty())
@@ -49,7 +35,7 @@ void run_eval(const EvalArgs& a) {
   if (a.max_tokens < 1) throw InvalidArgument("--max-tokens must be >= 1, got " + std::to_string(a.max_tokens));
   SpecDefaults d{.sampling = {.temperature = a.temp, .top_k = a.top_k, .top_p = a.top_p}, .seed = a.seed};
   d.mcts = {.simulations = a.simulations, .expand = a.expand, .c_puct = a.c_puct, .rollout_temperature = a.rollout_temp,
-            .step_delim = unescape(a.step_delim)};
+            .step_delim = unescape_flag(a.step_delim)};
   d.mcts.sampling = d.sampling;
   d.mcts.sampling.temperature = a.temp > 0 ? a.temp : 1.0f;
   const std::vector<StrategySpec> specs = parse_strategy_specs(a.strategies, d);

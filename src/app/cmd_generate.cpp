@@ -1,4 +1,4 @@
-// ponder generate: decode a prompt with a strategy (greedy, sample, beam, best-of, vote),
+// ponder generate: decode a prompt with a strategy (greedy, sample, beam, best-of, vote, mcts),
 // streaming text for a single greedy/sampled path, or JSON with every path.
 #include <algorithm>
 #include <chrono>
@@ -19,9 +19,12 @@ namespace {
 
 struct GenerateArgs {
   std::string model, prompt, file, strategy = "greedy", early_stopping = "false", chat_format, system;
+  std::string step_delim = "\\n";
   int n_predict = 128, num_return = 1, beams = 4, samples = 0, top_k = 0, think_budget = -1, threads = 0;
+  int simulations = 8, expand = 4;
+  int64_t budget_tokens = 1024;
   float length_penalty = 1.0f, temp = 0.8f, top_p = 1.0f, min_p = 0.0f, repeat_penalty = 1.0f, frequency_penalty = 0,
-        presence_penalty = 0;
+        presence_penalty = 0, c_puct = 1.0f, rollout_temp = 1.0f;
   uint64_t seed = 0;
   std::vector<std::string> stop, logit_bias;
   bool json = false, no_parse_special = false, chat = false, weighted = false, answer_only = false, beam_sample = false;
@@ -64,7 +67,8 @@ EarlyStopping parse_early_stopping(const std::string& s) {
 
 bool is_beam(const GenerateArgs& a) { return a.strategy == "beam"; }
 bool is_sampled(const GenerateArgs& a) { return a.strategy == "sample" || a.strategy == "best-of" || a.strategy == "vote"; }
-bool draws_tokens(const GenerateArgs& a) { return is_sampled(a) || (is_beam(a) && a.beam_sample); }
+bool is_mcts(const GenerateArgs& a) { return a.strategy == "mcts"; }
+bool draws_tokens(const GenerateArgs& a) { return is_sampled(a) || is_mcts(a) || (is_beam(a) && a.beam_sample); }
 
 // Which strategies read each strategy flag: a flag given to a strategy that ignores it is an error.
 struct FlagRule {
@@ -72,7 +76,7 @@ struct FlagRule {
   const char* used_by;
   bool (*uses)(const GenerateArgs&);
 };
-constexpr const char* kDrawers = "--strategy sample, best-of, vote and beam with --beam-sample";
+constexpr const char* kDrawers = "--strategy sample, best-of, vote, mcts and beam with --beam-sample";
 const FlagRule kFlagRules[] = {
     {"--beams", "--strategy beam", is_beam},
     {"--length-penalty", "--strategy beam", is_beam},
@@ -92,15 +96,24 @@ const FlagRule kFlagRules[] = {
     {"--frequency-penalty", "--strategy sample, best-of and vote", is_sampled},
     {"--presence-penalty", "--strategy sample, best-of and vote", is_sampled},
     {"--logit-bias", "--strategy sample, best-of and vote", is_sampled},
-    {"--think-budget", "--strategy greedy, sample, best-of and vote", [](const GenerateArgs& a) { return !is_beam(a); }},
+    {"--think-budget", "--strategy greedy, sample, best-of and vote", [](const GenerateArgs& a) { return !is_beam(a) && !is_mcts(a); }},
+    {"--simulations", "--strategy mcts", is_mcts},
+    {"--expand", "--strategy mcts", is_mcts},
+    {"--c-puct", "--strategy mcts", is_mcts},
+    {"--rollout-temp", "--strategy mcts", is_mcts},
+    {"--step-delim", "--strategy mcts", is_mcts},
+    {"--budget-tokens", "--strategy mcts", is_mcts},
 };
 
 // Throws InvalidArgument for an unknown strategy, a strategy flag the strategy ignores, a number
 // that is not finite or a negative -n.
 void check_generate_args(const GenerateArgs& a, const CLI::App& cmd) {
-  static const char* const names[] = {"greedy", "sample", "beam", "best-of", "vote"};
+  static const char* const names[] = {"greedy", "sample", "beam", "best-of", "vote", "mcts"};
+  if (a.strategy == "verify")
+    throw InvalidArgument("--strategy verify needs a verifier, which generate has not: use `ponder eval --strategies verify:N` "
+                          "with a task or data with answers");
   if (std::find(std::begin(names), std::end(names), a.strategy) == std::end(names))
-    throw InvalidArgument("--strategy '" + a.strategy + "': expected greedy, sample, beam, best-of or vote");
+    throw InvalidArgument("--strategy '" + a.strategy + "': expected greedy, sample, beam, best-of, vote or mcts");
   for (const FlagRule& r : kFlagRules) {
     if (cmd.get_option(r.flag)->count() == 0 || r.uses(a)) continue;
     std::string ignoring = "--strategy " + a.strategy;
@@ -144,6 +157,13 @@ Strategy make_strategy(const GenerateArgs& a, const CLI::App& cmd, int32_t n_voc
   if (a.strategy == "best-of")
     return BestOfOptions{.n_samples = samples, .n_return = a.num_return, .score_answer_only = a.answer_only,
                          .sampling = s, .seed = a.seed};
+  if (a.strategy == "mcts") {
+    require_finite("--c-puct", a.c_puct);
+    require_finite("--rollout-temp", a.rollout_temp);
+    return MctsOptions{.simulations = a.simulations, .expand = a.expand, .c_puct = a.c_puct, .sampling = s,
+                       .rollout_temperature = a.rollout_temp, .step_delim = unescape_flag(a.step_delim), .budget_tokens = a.budget_tokens,
+                       .seed = a.seed};
+  }
   return VoteOptions{.n_samples = samples, .weighted = a.weighted, .sampling = s, .seed = a.seed};
 }
 
@@ -200,7 +220,7 @@ void run_generate(const GenerateArgs& a, const CLI::App& cmd, bool text_given, b
       std::fflush(stdout);
     };
   }
-  ModelRunner runner(*m, kv_positions_for(int64_t(req.prompt.size()), 1, n_paths(req.strategy), req.stop.max_tokens));
+  ModelRunner runner(*m, kv_positions_for(int64_t(req.prompt.size()), req.strategy, req.stop.max_tokens));
   const auto t0 = std::chrono::steady_clock::now();
   GenerateResult r;
   try {
@@ -247,14 +267,20 @@ void run_generate(const GenerateArgs& a, const CLI::App& cmd, bool text_given, b
 }  // namespace
 
 void add_generate(CLI::App& app) {
-  auto* cmd = app.add_subcommand("generate", "Generate with a decoding strategy (greedy, sample, beam, best-of, vote)");
+  auto* cmd = app.add_subcommand("generate", "Generate with a decoding strategy (greedy, sample, beam, best-of, vote, mcts)");
   auto a = std::make_shared<GenerateArgs>();
   cmd->add_option("-m,--model", a->model, "GGUF model file")->required();
   auto* p = cmd->add_option("-p,--prompt", a->prompt, "prompt text (the user message with --chat); this or -f is required");
   auto* f = cmd->add_option("-f,--file", a->file, "file holding the prompt; this or -p is required");
   cmd->add_option("-n,--n-predict,--max-tokens", a->n_predict,
                   "maximum new tokens per path (stops at the model's context length)");
-  cmd->add_option("--strategy", a->strategy, "greedy | sample | beam | best-of | vote");
+  cmd->add_option("--strategy", a->strategy, "greedy | sample | beam | best-of | vote | mcts");
+  cmd->add_option("--simulations", a->simulations, "mcts: simulations per committed step");
+  cmd->add_option("--expand", a->expand, "mcts: child steps sampled per expansion (K)");
+  cmd->add_option("--c-puct", a->c_puct, "mcts: exploration weight of PUCT");
+  cmd->add_option("--rollout-temp", a->rollout_temp, "mcts: temperature of the rollouts (--temp: of the child steps)");
+  cmd->add_option("--step-delim", a->step_delim, "mcts: a step ends with this text (\\n, \\t escapes)");
+  cmd->add_option("--budget-tokens", a->budget_tokens, "mcts: generated tokens in all, every expansion and rollout");
   cmd->add_option("--samples", a->samples, "paths sampled by sample, best-of and vote (default: 1 for sample, 8 for best-of and vote)")
       ->default_str("");
   cmd->add_option("--num-return", a->num_return,

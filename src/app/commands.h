@@ -29,6 +29,8 @@ void add_serve(CLI::App& app);
 
 // Prompt text from -p or the file of -f (exactly one of them); throws InvalidArgument.
 std::string read_prompt(const std::string& text, const std::string& file, bool text_given, bool file_given);
+// A flag's text with "\n", "\t" and "\\" escapes decoded (a newline is awkward to type in a shell).
+std::string unescape_flag(const std::string& text);
 // Sets the OpenMP thread count when threads > 0.
 void set_threads(int threads);
 // --task, --difficulty and --task-seed of the training and sampling commands. No task is set by

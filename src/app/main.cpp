@@ -32,6 +32,19 @@ void set_threads(int threads) {
   if (threads > 0) omp_set_num_threads(threads);
 }
 
+std::string unescape_flag(const std::string& text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\\' || i + 1 == text.size()) {
+      out += text[i];
+      continue;
+    }
+    const char c = text[++i];
+    out += c == 'n' ? '\n' : c == 't' ? '\t' : c;
+  }
+  return out;
+}
+
 void add_task_options(CLI::App* cmd, TaskOptions& task, const std::string& task_help) {
   task.name.clear();  // no default task: --data FILE is the other choice (the commands take exactly one)
   cmd->add_option("--task", task.name, task_help + " (this or --data is required)");

@@ -83,8 +83,8 @@ TEST(CliGenerate, AStrategyFlagTheStrategyIgnoresIsAnError) {
       {"--strategy vote --beam-sample", "--beam-sample is used by --strategy beam"},
       {"--strategy best-of --weighted", "--weighted is used by --strategy vote; --strategy best-of ignores it"},
       {"--strategy vote --answer-only", "--answer-only is used by --strategy best-of; --strategy vote ignores it"},
-      {"--temp 0.5", "--temp is used by --strategy sample, best-of, vote and beam with --beam-sample; --strategy greedy ignores it"},
-      {"--strategy beam --top-k 5", "--top-k is used by --strategy sample, best-of, vote and beam with --beam-sample; "
+      {"--temp 0.5", "--temp is used by --strategy sample, best-of, vote, mcts and beam with --beam-sample; --strategy greedy ignores it"},
+      {"--strategy beam --top-k 5", "--top-k is used by --strategy sample, best-of, vote, mcts and beam with --beam-sample; "
                                     "--strategy beam without --beam-sample ignores it"},
       {"--seed 3", "--seed is used by"},
       {"--strategy beam --beam-sample --presence-penalty 1", "--presence-penalty is used by --strategy sample, best-of and vote"},
@@ -92,6 +92,11 @@ TEST(CliGenerate, AStrategyFlagTheStrategyIgnoresIsAnError) {
       {"--strategy beam --samples 3", "--samples is used by"},
       {"--strategy vote --num-return 2", "--num-return is used by --strategy beam, best-of and sample; --strategy vote ignores it"},
       {"--strategy sample --samples 3 --num-return 2", "--samples 3 and --num-return 2 differ"},
+      {"--simulations 3", "--simulations is used by --strategy mcts; --strategy greedy ignores it"},
+      {"--strategy vote --budget-tokens 50", "--budget-tokens is used by --strategy mcts; --strategy vote ignores it"},
+      {"--strategy mcts --think-budget 4", "--think-budget is used by"},
+      {"--strategy verify", "--strategy verify needs a verifier"},
+      {"--strategy mcts --expand 0", "expand (K) must be in [1, 64], got 0"},
   };
   for (const auto& [flags, needle] : cases) {
     const CliResult r = run_cli(generate_args("-n 4 " + flags));
@@ -197,12 +202,20 @@ TEST(CliGenerate, CountsEveryGeneratedToken) {
   const long returned = long(beam_j["paths"][0]["tokens"].size());
   EXPECT_EQ(stderr_count(beam.err), beam_j["tokens_generated"].get<long>());
   EXPECT_GE(beam_j["tokens_generated"].get<long>(), 3 * returned - 2) << "3 beams per step (the last step may end early)";
+  // MCTS: every expansion and rollout counts, within the budget.
+  const CliResult mcts = run_cli(generate_args("-n 12 --json --strategy mcts --budget-tokens 70 --step-delim ' ' --seed 2"));
+  ASSERT_EQ(mcts.exit_code, 0) << mcts.err;
+  const auto mcts_j = nlohmann::json::parse(mcts.out);
+  EXPECT_EQ(stderr_count(mcts.err), mcts_j["tokens_generated"].get<long>());
+  EXPECT_LE(mcts_j["tokens_generated"].get<long>(), 70);
+  EXPECT_GT(mcts_j["tokens_generated"].get<long>(), long(mcts_j["paths"][0]["tokens"].size()));
 }
 
 TEST(CliGenerate, PlainTextEndsWithANewline) {
   PONDER_REQUIRE_SHARED("models/stories260K.gguf");
   for (const char* flags : {"-n 8", "-n 0", "-n 8 --strategy sample --samples 2", "-n 8 --strategy beam --num-return 2",
-                            "-n 8 --strategy vote --samples 3", "-n 8 --strategy best-of --answer-only", "-n 8 --stop time"}) {
+                            "-n 8 --strategy vote --samples 3", "-n 8 --strategy best-of --answer-only", "-n 8 --stop time",
+                            "-n 8 --strategy mcts --budget-tokens 40"}) {
     const CliResult r = run_cli(generate_args(flags));
     ASSERT_EQ(r.exit_code, 0) << flags << "\n" << r.err;
     ASSERT_FALSE(r.out.empty()) << flags;

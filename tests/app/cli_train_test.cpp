@@ -197,9 +197,17 @@ TEST(CliTrain, SmallDemo) {
   for (const char* k : {"task", "difficulty", "preset", "sft", "grpo", "strategies", "model",
                         "gguf_greedy_matches_training", "seconds_total"})
     EXPECT_TRUE(j.contains(k)) << k;
-  EXPECT_EQ(j["difficulty"], 0);
+  EXPECT_EQ(j["task"], "countdown");
+  EXPECT_EQ(j["difficulty"], 1);
   EXPECT_EQ(j["gguf_greedy_matches_training"], true);
+  std::vector<std::string> names;
+  double vote_tokens = -1, mcts_tokens = -1;
   for (const auto& s : j["strategies"]) {
+    names.push_back(s["name"]);
+    EXPECT_LE(s["ci95"][0].get<double>(), s["accuracy"].get<double>()) << s;
+    EXPECT_GE(s["ci95"][1].get<double>(), s["accuracy"].get<double>()) << s;
+    if (s["name"] == "vote8") vote_tokens = s["tokens_per_problem"];
+    if (s["name"] == "mcts_vote8") mcts_tokens = s["tokens_per_problem"];
     if (s["name"] == "beam4") {
       EXPECT_GE(s["tokens_per_problem"].get<double>(), 4 * (s["mean_tokens"].get<double>() - 1)) << s;
     }
@@ -207,7 +215,10 @@ TEST(CliTrain, SmallDemo) {
       EXPECT_GE(s["tokens_per_problem"].get<double>(), 8.0) << s;
     }
   }
-  for (const char* f : {"sft/sft_loss.svg", "sft/sft_eval.svg", "grpo/grpo_reward.svg", "grpo/grpo_length.svg"})
+  EXPECT_EQ(names, (std::vector<std::string>{"greedy", "beam4", "best_of8", "vote8", "verify8", "mcts_vote8"}));
+  EXPECT_GT(mcts_tokens, 0);
+  EXPECT_LE(mcts_tokens, vote_tokens) << "MCTS runs within vote8's tokens on every problem";
+  for (const char* f : {"sft/sft_loss.svg", "sft/sft_eval.svg", "grpo/grpo_reward.svg", "grpo/grpo_length.svg", "tradeoff.svg"})
     EXPECT_TRUE(fs::exists(dir + "/" + f)) << f;
   EXPECT_NE(r.out.find("--chat -p"), std::string::npos) << "says how to ask the model: " << r.out;
 }
