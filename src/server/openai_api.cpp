@@ -5,7 +5,10 @@
 #include <limits>
 
 #include "core/error.h"
+#include "decode/generate.h"
 #include "decode/reasoning.h"
+#include "tasks/answer.h"
+#include "tasks/reward.h"
 
 namespace ponder::server {
 
@@ -236,8 +239,64 @@ Strategy parse_strategy(const json& body, Endpoint ep, int n, const SamplingOpti
     const int64_t samples = integer(x, "samples", 8, std::max(n, 1), 128, "in [n, 128]");
     return VoteOptions{.n_samples = int(samples), .weighted = boolean(x, "weighted", false), .sampling = s, .seed = seed};
   }
-  throw ApiError(400, "'ponder.strategy' must be one of \"greedy\", \"sample\", \"beam\", \"best-of\", \"vote\", got \"" +
-                          name + "\"", "ponder.strategy");
+  if (name == "verify") {
+    const int64_t samples = integer(x, "samples", 8, std::max(n, 1), 128, "in [n, 128]");
+    return VerifyOptions{.n_samples = int(samples), .sampling = s, .seed = seed};
+  }
+  if (name == "mcts") {
+    if (n != 1) throw ApiError(400, "'n' must be 1 with the mcts strategy (one answer), got " + std::to_string(n), "n");
+    MctsOptions m{.simulations = int(integer(x, "simulations", 8, 1, 100000, "in [1, 100000]")),
+                  .expand = int(integer(x, "expand", 4, 1, 64, "in [1, 64]")),
+                  .c_puct = float(number(x, "c_puct", 1.0, 0, 1e6, "in [0, 1e6]")),
+                  .sampling = s,
+                  .rollout_temperature = float(number(x, "rollout_temperature", 1.0, 0, 100, "in [0, 100]")),
+                  .step_delim = string(x, "step_delim", "\n"),
+                  .budget_tokens = integer(x, "budget_tokens", 1024, 1, 1 << 20, "in [1, 1048576]"),
+                  .seed = seed};
+    return m;
+  }
+  throw ApiError(400, "'ponder.strategy' must be one of \"greedy\", \"sample\", \"beam\", \"best-of\", \"vote\", "
+                      "\"verify\", \"mcts\", got \"" + name + "\"", "ponder.strategy");
+}
+
+// "ponder": {"answer": "42"} or {"numbers": [..], "target": N}: the verifier of verify and MCTS,
+// 1 when the completion's extracted answer (decode/generate.h finish_path: <answer>, \boxed{},
+// the last number) is the reference answer (normalized) or a countdown expression reaching the
+// target with the numbers, else 0. Empty when neither is given.
+Verifier parse_verifier(const json& body) {
+  const json* ext = field(body, "ponder");
+  if (!ext || !ext->is_object()) return {};
+  const json* answer = field(*ext, "answer");
+  const json* numbers = field(*ext, "numbers");
+  const json* target = field(*ext, "target");
+  if (answer && numbers) throw ApiError(400, "give 'ponder.answer' or 'ponder.numbers' with 'ponder.target', not both", "ponder.answer");
+  if (answer) {
+    if (!answer->is_string() && !answer->is_number()) bad("ponder.answer", "a string or a number", *answer);
+    const std::string want = normalize_answer(answer->is_string() ? answer->get<std::string>() : answer->dump());
+    return [want](const std::string& completion) {
+      Path p{.text = completion};
+      finish_path(p);
+      return !p.extracted_answer.empty() && p.extracted_answer == want ? 1.0 : 0.0;
+    };
+  }
+  if (numbers || target) {
+    if (!numbers || !target) throw ApiError(400, "'ponder.numbers' and 'ponder.target' go together", numbers ? "ponder.target" : "ponder.numbers");
+    std::vector<int> nums;
+    if (!numbers->is_array() || numbers->empty() || numbers->size() > 16) bad("ponder.numbers", "an array of 1 to 16 integers", *numbers);
+    for (const json& v : *numbers) {
+      if (!v.is_number_integer() || v.get<int64_t>() < -1000000 || v.get<int64_t>() > 1000000)
+        bad("ponder.numbers", "integers in [-1e6, 1e6]", v);
+      nums.push_back(v.get<int>());
+    }
+    if (!target->is_number_integer()) bad("ponder.target", "an integer", *target);
+    const int64_t t = target->get<int64_t>();
+    return [nums, t](const std::string& completion) {
+      Path p{.text = completion};
+      finish_path(p);
+      return check_countdown(p.extracted_answer, nums, t) ? 1.0 : 0.0;
+    };
+  }
+  return {};
 }
 
 bool ends_with_open_think(const std::string& prompt) {
@@ -329,8 +388,11 @@ ApiRequest parse_request(Endpoint ep, const json& body, const ServedModel& m, ui
   q.seed = seed ? uint64_t(integer(body, "seed", 0, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(), "(64-bit)"))
                 : random_seed;
   q.generate.strategy = parse_strategy(body, ep, q.n_choices, sampling, q.seed);
+  q.generate.verifier = parse_verifier(body);
   if (std::holds_alternative<VoteOptions>(q.generate.strategy))
     q.n_choices = std::min(q.n_choices, std::get<VoteOptions>(q.generate.strategy).n_samples);
+  if (std::holds_alternative<VerifyOptions>(q.generate.strategy))
+    q.n_choices = std::min(q.n_choices, std::get<VerifyOptions>(q.generate.strategy).n_samples);
   try {
     validate(q.generate, n_vocab);
   } catch (const InvalidArgument& e) {
@@ -426,6 +488,9 @@ json ponder_json(const ApiRequest& q, const GenerateResult& r) {
     out["votes"] = votes;
     out["winner"] = r.winner;
   }
+  if (std::holds_alternative<MctsOptions>(q.generate.strategy))
+    out["search"] = {{"simulations", r.search.simulations}, {"nodes", r.search.nodes}, {"rollouts", r.search.rollouts},
+                     {"moves", r.search.moves}, {"best_value", r.search.best_value}};
   out["seed"] = q.seed;
   return out;
 }

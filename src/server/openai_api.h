@@ -4,8 +4,11 @@
 // No HTTP, no threads: the server (http_server.cpp) calls these, tests and the fuzz target too.
 //
 // Strategy of a request (the CLI's strategies, decode/options.h):
-//   "ponder": {"strategy": "greedy|sample|beam|best-of|vote", "samples", "beams", "weighted",
-//              "answer_only", "length_penalty", "early_stopping"}   explicit; else
+//   "ponder": {"strategy": "greedy|sample|beam|best-of|vote|verify|mcts", "samples", "beams",
+//              "weighted", "answer_only", "length_penalty", "early_stopping",
+//              mcts: "simulations", "expand", "c_puct", "rollout_temperature", "step_delim",
+//              "budget_tokens"; the verifier of verify (required) and mcts (else answer agreement):
+//              "answer" (the reference) or "numbers" and "target" (a countdown problem)}   explicit; else
 //   "use_beam_search": true (vLLM)   beam search, width best_of or n (the larger), n returned; else
 //   "best_of" > n (completions)      best-of: best_of samples, the n best by mean token log-prob; else
 //   temperature 0, n 1, no penalty   greedy; else

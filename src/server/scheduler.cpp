@@ -166,7 +166,7 @@ Scheduler::Scheduler(const Model& model, SchedulerOptions options)
 Scheduler::~Scheduler() { shutdown(std::chrono::milliseconds(0)); }
 
 int Scheduler::blocks_needed(const GenerateRequest& r) const {
-  const int positions = kv_positions_for(int64_t(r.prompt.size()), 1, n_paths(r.strategy), r.stop.max_tokens);
+  const int positions = kv_positions_for(int64_t(r.prompt.size()), r.strategy, r.stop.max_tokens);
   return int((int64_t(positions) + ModelRunner::kBlockSize - 1) / ModelRunner::kBlockSize);
 }
 

@@ -86,11 +86,11 @@ std::string trim(const std::string& s) {
 }
 
 // What decoding alone gives for the chat prompt of `user`.
-GenerateResult direct(const std::string& user, const Strategy& s, const StopOptions& stop) {
+GenerateResult direct(const std::string& user, const Strategy& s, const StopOptions& stop, Verifier verifier = {}) {
   const Model& m = r1_model();
   GenerateRequest r{.prompt = m.tokenizer.encode(render_chat(ChatFormat::R1Distill, {{{"user", user}}}, true), true, true),
-                    .strategy = s, .stop = stop};
-  ModelRunner runner(m, kv_positions_for(int64_t(r.prompt.size()), 1, n_paths(s), stop.max_tokens));
+                    .strategy = s, .stop = stop, .verifier = std::move(verifier)};
+  ModelRunner runner(m, kv_positions_for(int64_t(r.prompt.size()), s, stop.max_tokens));
   return generate(runner, r);
 }
 
@@ -138,6 +138,50 @@ TEST(Http, ChatSplitsReasoningAsDecodingAloneDoes) {
   for (size_t i = 0; i < lp.size(); ++i) {
     EXPECT_EQ(lp[i]["logprob"].get<float>(), want.paths[0].logprobs[i]);
     EXPECT_EQ(lp[i]["token"], r1_model().tokenizer.token_to_piece(want.paths[0].tokens[i], true));
+  }
+}
+
+// The ponder extension's tree search and verifier: the same paths as decoding alone, the budget
+// kept, a verifier from "answer", and a clear error for verify without one.
+TEST(Http, MctsAndVerifyAsDecodingAlone) {
+  REQUIRE_R1();
+  TestServer s;
+  const json mcts = {{"ponder", {{"strategy", "mcts"}, {"budget_tokens", 60}, {"step_delim", " "}, {"expand", 3}, {"simulations", 4}}},
+                     {"seed", 3}, {"temperature", 0.8}};
+  auto res = s.post("/v1/chat/completions", chat("Tell me a story", mcts));
+  ASSERT_EQ(res->status, 200) << res->body;
+  const json r = json::parse(res->body);
+  const GenerateResult want = direct("Tell me a story", MctsOptions{.simulations = 4, .expand = 3, .sampling = {.temperature = 0.8f},
+                                                                    .step_delim = " ", .budget_tokens = 60, .seed = 3},
+                                     {.max_tokens = 16});
+  EXPECT_EQ(r["ponder"]["strategy"], "mcts");
+  EXPECT_EQ(r["usage"]["completion_tokens"], want.tokens_generated);
+  EXPECT_LE(r["usage"]["completion_tokens"].get<int64_t>(), 60);
+  EXPECT_EQ(r["ponder"]["paths"][0]["tokens"], want.paths[0].tokens.size());
+  EXPECT_EQ(r["ponder"]["paths"][0]["cumulative_logprob"].get<double>(), want.paths[0].cumulative_logprob);
+  EXPECT_EQ(r["ponder"]["search"]["nodes"], want.search.nodes);
+
+  const json no_verifier = {{"ponder", {{"strategy", "verify"}, {"samples", 4}}}, {"seed", 1}};
+  res = s.post("/v1/chat/completions", chat("What is 2+2?", no_verifier));
+  EXPECT_EQ(res->status, 400);
+  EXPECT_NE(res->body.find("verifier"), std::string::npos) << res->body;
+
+  const json verify = {{"ponder", {{"strategy", "verify"}, {"samples", 4}, {"answer", "4"}}}, {"seed", 1}, {"n", 2}};
+  res = s.post("/v1/chat/completions", chat("What is 2+2?", verify));
+  ASSERT_EQ(res->status, 200) << res->body;
+  const json v = json::parse(res->body);
+  EXPECT_EQ(v["choices"].size(), 2u);
+  const Verifier four = [](const std::string& text) {
+    Path p{.text = text};
+    finish_path(p);
+    return p.extracted_answer == "4" ? 1.0 : 0.0;
+  };
+  const GenerateResult vw = direct("What is 2+2?", VerifyOptions{.n_samples = 4, .sampling = {.temperature = 1.0f}, .seed = 1},
+                                   {.max_tokens = 16}, four);
+  ASSERT_EQ(v["ponder"]["paths"].size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(v["ponder"]["paths"][i]["index"], vw.paths[i].index);
+    EXPECT_EQ(v["ponder"]["paths"][i]["score"].get<double>(), vw.paths[i].score);
   }
 }
 
