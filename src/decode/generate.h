@@ -22,7 +22,9 @@ GenerateResult generate_mcts(LanguageModel& lm, const GenerateRequest& r, const 
 // strategy's n_samples, sampling and seed): generate_X is run_paths then select_X, and an
 // evaluation that samples many prompts in one batch applies the same rule to each prompt's paths.
 GenerateResult select_best_of(const LanguageModel& lm, std::vector<Path> paths, const BestOfOptions& o);
-GenerateResult select_vote(std::vector<Path> paths, const VoteOptions& o);
+GenerateResult select_vote(std::vector<Path> paths, const VoteOptions& o, const AnswerKey& key = {});
+// key(answer), or the answer itself when key is empty.
+std::string answer_class(const AnswerKey& key, const std::string& answer);
 GenerateResult select_verify(std::vector<Path> paths, const Verifier& verifier);
 
 // Fills reasoning, answer and extracted_answer from the path's text.

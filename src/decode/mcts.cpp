@@ -24,7 +24,8 @@
 //     rollout_temperature (all rollouts in one batched step per token, forked from the children,
 //     released when done); a finished child is its own completion. A completion's value is the
 //     request's verifier score, or without a verifier the agreement of its extracted answer with
-//     every other completion's so far: (others with the same answer) / (others), 0 for no answer.
+//     every other completion's so far: (others with the same answer) / (others), 0 for no answer
+//     (answers of one class, GenerateRequest::answer_key, count as the same).
 //  5. Backup: each value is added along the path from its child to the current root (N += 1,
 //     W += value), and every node remembers the best completion through it (value, then summed
 //     log-prob).
@@ -389,7 +390,7 @@ class Search {
     for (float lp : c.logprobs) c.logprob += lp;
     Path p{.text = c.text};
     finish_path(p);
-    c.answer = p.extracted_answer;
+    c.answer = p.extracted_answer.empty() ? "" : answer_class(r_.answer_key, p.extracted_answer);
     return c;
   }
 

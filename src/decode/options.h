@@ -97,6 +97,10 @@ using Strategy = std::variant<GreedyOptions, SampleOptions, BeamOptions, BestOfO
 // A reward of a completion (the generated text, cut at a stop string, the end-of-sequence token not
 // rendered): e.g. a task's rule-based accuracy reward. Finite; higher is better.
 using Verifier = std::function<double(const std::string& completion)>;
+// The class of an extracted, normalized answer for voting: answers with the same key are the same
+// answer (e.g. two countdown expressions reaching the same value from the same numbers). Empty:
+// the answer itself.
+using AnswerKey = std::function<std::string(const std::string& answer)>;
 
 // Called with the path as each sampled path chooses a token (streaming): the token is
 // path.tokens.back(), its log-prob path.logprobs.back() (and top_logprobs.back() when recorded).
@@ -109,6 +113,7 @@ struct GenerateRequest {
   TokenCallback on_token;  // optional; sampled strategies only (beams are not final until the end)
   int top_logprobs = 0;    // > 0: record each token's most probable alternatives (Path::top_logprobs)
   Verifier verifier;       // verify: required; mcts: the rollout value (else answer agreement)
+  AnswerKey answer_key;    // vote and mcts's answer agreement: which answers count as the same
 };
 
 // Throws InvalidArgument naming the field, the allowed range and the value.

@@ -9,12 +9,35 @@
 #include "decode/generate.h"
 #include "decode/model_runner.h"
 #include "decode/paths.h"
+#include "tasks/answer.h"
 #include "tasks/reward.h"
 
 namespace ponder {
 
+std::optional<std::string> evaluated_answer(std::string_view completion) {
+  const size_t think_end = completion.find("</think>");
+  const std::string_view answer = think_end == std::string_view::npos ? completion : completion.substr(think_end + 8);
+  if (answer.find("<answer>") == std::string_view::npos && answer.find("\\boxed") == std::string_view::npos) return std::nullopt;
+  return extract_answer(answer);
+}
+
+bool is_correct_completion(std::string_view completion, const TaskItem& item) {
+  const std::optional<std::string> a = evaluated_answer(completion);
+  if (!a) return false;
+  if (item.check == AnswerCheck::Countdown) return check_countdown(*a, item.numbers, item.target);
+  return normalize_answer(*a) == normalize_answer(item.answer);
+}
+
 Verifier item_verifier(const TaskItem& item) {
-  return [item](const std::string& completion) { return double(accuracy_reward(completion, item)); };
+  return [item](const std::string& completion) { return is_correct_completion(completion, item) ? 1.0 : 0.0; };
+}
+
+AnswerKey item_answer_key(const TaskItem& item) {
+  if (item.check != AnswerCheck::Countdown) return {};
+  return [numbers = item.numbers](const std::string& answer) {
+    const std::optional<int64_t> v = countdown_value(answer, numbers);
+    return v ? "value " + std::to_string(*v) : answer;
+  };
 }
 
 std::pair<double, double> wilson_interval(double p, int n) {
@@ -56,7 +79,7 @@ PathsOptions paths_options(const Strategy& s, size_t item) {
 
 ItemOutcome outcome(Path& chosen, int64_t all_tokens, const TaskItem& item) {
   if (chosen.reasoning.empty() && chosen.answer.empty()) finish_path(chosen);
-  return {.answer = chosen.extracted_answer, .correct = accuracy_reward(chosen.text, item),
+  return {.answer = chosen.extracted_answer, .correct = is_correct_completion(chosen.text, item) ? 1.0 : 0.0,
           .formatted = format_reward(chosen.text), .tokens = all_tokens, .chosen_tokens = int64_t(chosen.tokens.size())};
 }
 
@@ -66,13 +89,13 @@ ItemOutcome select(LanguageModel& lm, const Strategy& s, std::vector<Path> paths
   if (std::holds_alternative<SampleOptions>(s)) {  // every path is an answer: the mean over them
     ItemOutcome o = outcome(paths.at(0), all, item);
     o.correct = o.formatted = 0;
-    for (const Path& p : paths) o.correct += accuracy_reward(p.text, item), o.formatted += format_reward(p.text);
+    for (const Path& p : paths) o.correct += is_correct_completion(p.text, item), o.formatted += format_reward(p.text);
     o.correct /= double(paths.size()), o.formatted /= double(paths.size());
     return o;
   }
   GenerateResult r;
   if (const auto* b = std::get_if<BestOfOptions>(&s)) r = select_best_of(lm, std::move(paths), *b);
-  else if (const auto* v = std::get_if<VoteOptions>(&s)) r = select_vote(std::move(paths), *v);
+  else if (const auto* v = std::get_if<VoteOptions>(&s)) r = select_vote(std::move(paths), *v, item_answer_key(item));
   else r = select_verify(std::move(paths), item_verifier(item));
   return outcome(r.paths.at(0), all, item);
 }
@@ -109,7 +132,8 @@ EvalResult evaluate(LanguageModel& lm, std::span<const TaskItem> items, std::spa
         if constexpr (requires { o.seed; }) o.seed = Rng::derive(o.seed, i).next_u64();
       }, s);
       if (auto* m = std::get_if<MctsOptions>(&s); m && !mcts_budgets.empty()) m->budget_tokens = std::max<int64_t>(1, mcts_budgets[i]);
-      GenerateRequest req{.prompt = prompts[i], .strategy = s, .stop = stop, .verifier = item_verifier(items[i])};
+      GenerateRequest req{.prompt = prompts[i], .strategy = s, .stop = stop, .verifier = item_verifier(items[i]),
+                          .answer_key = item_answer_key(items[i])};
       GenerateResult g = generate(lm, req);
       // Beams and rollouts count too: the decode layer's own count.
       r.items.push_back(outcome(g.paths.at(0), g.tokens_generated, items[i]));

@@ -1,7 +1,9 @@
 #pragma once
 // Accuracy of a model on task items with a decoding strategy: the strategy x task evaluation of
 // `ponder eval`, the demo and `ponder train` (held-out accuracy).
+#include <optional>
 #include <span>
+#include <string_view>
 #include <string>
 #include <utility>
 #include <vector>
@@ -13,11 +15,20 @@
 
 namespace ponder {
 
+// The answer an evaluation reads from a completion, as R1-style evaluations do: in the text after
+// the first "</think>" (all of it when there is none), the last complete <answer> block (its
+// \boxed{} content if it holds one), else the last \boxed{}; nullopt when there is neither (no
+// bare-number fallback).
+std::optional<std::string> evaluated_answer(std::string_view completion);
+// That answer is right: the item's reference (normalized) or, for countdown, an expression over the
+// item's numbers reaching its target (tasks/reward.h check_countdown).
+bool is_correct_completion(std::string_view completion, const TaskItem& item);
+
 // One item under one strategy.
 struct ItemOutcome {
   std::string answer;     // the chosen path's extracted, normalized answer ("" when none)
-  double correct = 0;     // the task's accuracy reward of the chosen path (sample:N: the mean over the N paths)
-  double formatted = 0;   // the strict format reward, likewise
+  double correct = 0;     // is_correct_completion of the chosen path (sample:N: the mean over the N paths)
+  double formatted = 0;   // the strict R1-Zero format reward (tasks/reward.h), likewise
   int64_t tokens = 0;     // every token generated for the item (all paths, beams, rollouts)
   int64_t chosen_tokens = 0;
 };
@@ -34,9 +45,14 @@ struct EvalResult {
   std::vector<ItemOutcome> items;
 };
 
-// The verifier of a task item: its accuracy reward (tasks/reward.h), 1 for a correct answer in an
-// <answer> block, else 0. Countdown's needs no reference answer: it checks the expression.
+// The verifier of a task item: 1 when is_correct_completion, else 0. Countdown's needs no
+// reference answer: it checks the expression against the numbers and the target.
 Verifier item_verifier(const TaskItem& item);
+
+// The answer classes of a task item for voting: countdown expressions that reach the same value
+// from the item's numbers are one answer (countdown_value), whatever their text; other items: empty
+// (the normalized answer itself).
+AnswerKey item_answer_key(const TaskItem& item);
 
 // The Wilson score interval (z = 1.959964) of a proportion p measured over n trials; {0, 0} for n = 0.
 std::pair<double, double> wilson_interval(double p, int n);

@@ -12,7 +12,7 @@ namespace ponder {
 namespace {
 
 constexpr double kWidth = 800, kLeft = 78, kRight = 220, kTop = 44, kBottom = 52, kGap = 22;
-const char* const kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"};
+const char* const kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"};
 
 std::string escape(const std::string& s) {
   std::string out;

@@ -161,17 +161,23 @@ constexpr RewardKind kKinds[] = {RewardKind::Accuracy, RewardKind::Format, Rewar
 
 }  // namespace
 
-bool check_countdown(std::string_view expression, std::span<const int> numbers, int64_t target,
-                     CountdownDivision division) {
+std::optional<int64_t> countdown_value(std::string_view expression, std::span<const int> numbers,
+                                       CountdownDivision division) {
   ExpressionParser p{.s = expression, .division = division};
   const std::optional<Rational> value = p.expr();
   p.peek();  // skips trailing whitespace
-  if (!value || p.pos != expression.size()) return false;
-  if (value->den != 1 || value->num != target) return false;
+  if (!value || p.pos != expression.size() || value->den != 1) return std::nullopt;
   std::vector<int64_t> given(numbers.begin(), numbers.end());
   std::sort(given.begin(), given.end());
   std::sort(p.numbers.begin(), p.numbers.end());
-  return given == p.numbers;
+  if (given != p.numbers) return std::nullopt;
+  return value->num;
+}
+
+bool check_countdown(std::string_view expression, std::span<const int> numbers, int64_t target,
+                     CountdownDivision division) {
+  const std::optional<int64_t> value = countdown_value(expression, numbers, division);
+  return value && *value == target;
 }
 
 float accuracy_reward(std::string_view completion, const TaskItem& item, CountdownDivision division) {

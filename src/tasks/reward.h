@@ -24,6 +24,7 @@
 //    L = max_len and C = cache_len: 0 when n <= L - C; (L - C - n) / C when L - C < n <= L (from 0
 //    down to -1); -1 when n > L. Give it a positive weight: the value is already negative.
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -82,5 +83,10 @@ float overlong_penalty(int completion_tokens, int max_len, int cache_len);
 // (each given number used exactly once, nothing else: TinyZero's validate_equation).
 bool check_countdown(std::string_view expression, std::span<const int> numbers, int64_t target,
                      CountdownDivision division = CountdownDivision::Exact);
+// The integer value of an expression that parses and uses exactly `numbers` (the grammar and rules
+// above), else nullopt: what a countdown answer claims to reach. Two answers with the same value
+// make the same claim (answer voting groups them: eval/evaluate.h item_answer_key).
+std::optional<int64_t> countdown_value(std::string_view expression, std::span<const int> numbers,
+                                       CountdownDivision division = CountdownDivision::Exact);
 
 }  // namespace ponder

@@ -1,6 +1,7 @@
 // `ponder eval` through the binary: the same seed gives the same JSON (timings aside), the table
 // has a row per strategy, the plots are written, bad flags are clear errors.
 #include <filesystem>
+#include <fstream>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -52,6 +53,24 @@ TEST(CliEval, SameSeedSameJson) {
   // MCTS spent at most vote:3's tokens on every problem.
   for (size_t i = 0; i < 6; ++i)
     EXPECT_LE(a["strategies"][6]["tokens"][i].get<int64_t>(), a["strategies"][4]["tokens"][i].get<int64_t>()) << i;
+}
+
+// --data: JSONL problems, the first --count of them.
+TEST(CliEval, DataFile) {
+  const std::string data = temp_path("eval_data.jsonl"), json = temp_path("eval_data.json");
+  {
+    std::ofstream f(data);
+    f << R"({"prompt": "Q: 1+2= A: <think>", "answer": "3"})" "\n"
+      << R"({"prompt": "Q: 2+2= A: <think>", "answer": "4"})" "\n"
+      << R"({"prompt": "Q: 3+2= A: <think>", "answer": "5"})" "\n";
+  }
+  const auto r = run_cli("eval -m " + tiny_model() + " --data " + data + " --count 2 -n 8 --strategies greedy,vote:2 --json " + json);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(slurp(json));
+  EXPECT_EQ(j["data"], data);
+  EXPECT_EQ(j["count"], 2);
+  EXPECT_EQ(j["problems"][1]["answer"], "4");
+  EXPECT_EQ(j["strategies"][1]["answers"].size(), 2u);
 }
 
 TEST(CliEval, BadFlagsAreClearErrors) {

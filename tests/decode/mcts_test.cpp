@@ -10,6 +10,7 @@
 #include "decode/model_runner.h"
 #include "support/scripted_model.h"
 #include "support/shared_data.h"
+#include "tasks/reward.h"
 
 namespace ponder {
 namespace {
@@ -175,6 +176,30 @@ TEST(Verify, ChoosesByTheVerifier) {
   EXPECT_EQ(v.paths[0].score, 1.0);
   EXPECT_EQ(v.tokens_generated, 16 * 4);
   for (size_t i = 1; i < v.paths.size(); ++i) EXPECT_LE(v.paths[i].score, v.paths[i - 1].score);
+}
+
+// Voting by answer class: two countdown expressions reaching 57 from {3, 12, 7} are one answer
+// and outvote two others that differ, which a vote by text would not do.
+TEST(Vote, AnswersOfOneClassVoteTogether) {
+  auto path = [](const std::string& answer, double logprob) {
+    return Path{.tokens = {1}, .logprobs = {float(logprob)}, .cumulative_logprob = logprob,
+                .text = " </think> <answer> " + answer + " </answer>"};
+  };
+  const std::vector<Path> paths = {path("12-7-3", -0.1), path("(12+7)*3", -0.9), path("3*(7+12)", -0.8), path("12+7-3", -0.2)};
+  const AnswerKey value = [](const std::string& a) {
+    const std::vector<int> n = {3, 12, 7};
+    const auto v = countdown_value(a, n);
+    return v ? std::to_string(*v) : a;
+  };
+  const GenerateResult by_text = select_vote(paths, VoteOptions{.n_samples = 4});
+  EXPECT_EQ(by_text.votes.size(), 4u);
+  EXPECT_EQ(by_text.winner, "12-7-3") << "four answers of one vote each: the most probable";
+  const GenerateResult by_value = select_vote(paths, VoteOptions{.n_samples = 4}, value);
+  ASSERT_EQ(by_value.votes.size(), 3u);
+  EXPECT_EQ(by_value.winner, "(12+7)*3");
+  EXPECT_EQ(by_value.votes[0].count, 2);
+  EXPECT_EQ(by_value.paths[0].extracted_answer, "3*(7+12)") << "the winning class's paths first, the more probable first";
+  EXPECT_EQ(by_value.paths[1].extracted_answer, "(12+7)*3");
 }
 
 // On a real model's paged cache: the tree shares its parents' blocks, so the blocks in use never

@@ -85,6 +85,21 @@ TEST(EvalScripted, MctsBudgetsPerProblemCapTheTokens) {
   EXPECT_EQ(r.items[2].correct, 1.0);
 }
 
+// R1-style answer reading: after "</think>", an <answer> block or \boxed{}, never a bare number.
+TEST(EvalAnswers, ReadAsR1EvaluationsDo) {
+  EXPECT_EQ(evaluated_answer("so 6*7 = 42</think>\n\nThe answer is \\boxed{42}."), "42");
+  EXPECT_EQ(evaluated_answer(" 3+4=7 </think> <answer> 7 </answer>"), "7");
+  EXPECT_EQ(evaluated_answer("<answer> 1 </answer></think> the answer is 2"), std::nullopt) << "the reasoning's block does not count";
+  EXPECT_EQ(evaluated_answer("</think> the answer is 42"), std::nullopt) << "no bare-number fallback";
+  EXPECT_EQ(evaluated_answer("no think tag, \\boxed{5}"), "5") << "no </think>: the whole text";
+  TaskItem item{.answer = "42"};
+  EXPECT_TRUE(is_correct_completion("</think> \\boxed{42.0}", item));
+  EXPECT_FALSE(is_correct_completion("</think> \\boxed{41}", item));
+  TaskItem countdown{.answer = "(12+7)*3", .numbers = {3, 12, 7}, .target = 57, .check = AnswerCheck::Countdown};
+  EXPECT_TRUE(is_correct_completion("</think> <answer> 3*(7+12) </answer>", countdown));
+  EXPECT_FALSE(is_correct_completion("</think> <answer> 12*3+7 </answer>", countdown));
+}
+
 // Wilson score intervals worked by hand from (p + z^2/2n +- z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n),
 // z = 1.96: 5/10 -> [0.2366, 0.7634] and 0/10 -> [0, 0.2775] (as printed in tables of the
 // interval), 20/20 -> [0.8389, 1], 81/263 -> [0.2553, 0.3662].

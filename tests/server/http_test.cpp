@@ -298,7 +298,7 @@ TEST(Http, ErrorsNameTheFieldWithTheRightStatus) {
       {chat("hi", {{"logit_bias", {{"5", 1000}}}}), "logit_bias[\"5\"]"},
       {chat("hi", {{"top_logprobs", 3}}), "top_logprobs"},
       {chat("hi", {{"stream_options", {{"include_usage", true}}}}), "stream_options"},
-      {chat("hi", {{"ponder", {{"strategy", "mcts"}}}}), "ponder.strategy"},
+      {chat("hi", {{"ponder", {{"strategy", "tree"}}}}), "ponder.strategy"},
       {chat("hi", {{"presence_penalty", "x"}}), "presence_penalty"},
       {{{"messages", {{{"role", "user"}, {"content", {{{"type", "image_url"}}}}}}}}, "messages[0].content[0].type"},
   };

@@ -96,6 +96,18 @@ bool check(std::string_view expression, std::vector<int> numbers, int64_t target
   return check_countdown(expression, numbers, target, division);
 }
 
+// What an expression claims: its value when it parses and uses exactly the numbers.
+TEST(RewardCountdownVerifier, ValueOfAnExpression) {
+  const std::vector<int> n = {3, 12, 7};
+  EXPECT_EQ(countdown_value("(12+7)*3", n), 57);
+  EXPECT_EQ(countdown_value("3*(7+12)", n), 57);
+  EXPECT_EQ(countdown_value("12-7-3", n), 2);
+  EXPECT_EQ(countdown_value("12-7*3", n), -9);
+  EXPECT_EQ(countdown_value("12+7", n), std::nullopt);     // 3 not used
+  EXPECT_EQ(countdown_value("12/7*3", n), std::nullopt);   // inexact division
+  EXPECT_EQ(countdown_value("(12+7)*3)", n), std::nullopt);
+}
+
 TEST(RewardCountdownVerifier, Expressions) {
   const std::vector<int> n = {3, 12, 7};
   EXPECT_TRUE(check("(12+7)*3", n, 57));
