@@ -118,13 +118,14 @@ CHECKPOINT_FUZZ_SEED="$ck_seeds/small.ck" "$out/checkpoint_fuzz" >/dev/null 2>&1
 fuzz checkpoint_fuzz "$out/checkpoint_corpus" "$ck_seeds" -timeout=10
 
 # request_fuzz: the HTTP API's request parser and streaming text splitter, linked with the library
-# objects built above (the tokenizer and chat templates it needs) and the decode options.
+# objects built above (the tokenizer and chat templates it needs), the decode options and the
+# answer checks of the request's verifier.
 echo "fuzz.sh: building $out/request_fuzz" >&2
 rq_objs="$out/request_obj"
 rm -rf "$rq_objs"
 mkdir -p "$rq_objs"
 printf '%s\n' src/server/openai_api.cpp src/decode/options.cpp src/decode/sampling.cpp src/decode/reasoning.cpp \
-  fuzz/request_fuzz.cpp |
+  src/tasks/answer.cpp src/tasks/reward.cpp fuzz/request_fuzz.cpp |
   xargs -P "${JOBS:-2}" -I{} sh -c '"$0" -std=c++20 -O1 -g -fsanitize=fuzzer-no-link,address,undefined \
     -fno-sanitize-recover=undefined -fno-omit-frame-pointer -fopenmp -Isrc -c "$1" -o "$2/$(echo "$1" | tr / _).o"' \
     "$cxx" {} "$rq_objs"

@@ -5,7 +5,6 @@
 #include <limits>
 
 #include "core/error.h"
-#include "decode/generate.h"
 #include "decode/reasoning.h"
 #include "tasks/answer.h"
 #include "tasks/reward.h"
@@ -259,10 +258,17 @@ Strategy parse_strategy(const json& body, Endpoint ep, int n, const SamplingOpti
                       "\"verify\", \"mcts\", got \"" + name + "\"", "ponder.strategy");
 }
 
+// The completion's extracted, normalized answer ("" when none), as finish_path (decode/generate.h)
+// reads it: <answer>, \boxed{}, else the last number, after "</think>" when there is one.
+std::string final_answer(const std::string& completion) {
+  const ReasoningSplit split = split_reasoning(completion);
+  const std::optional<std::string> a = extract_answer(split.has_end_tag ? split.answer : completion);
+  return a ? normalize_answer(*a) : "";
+}
+
 // "ponder": {"answer": "42"} or {"numbers": [..], "target": N}: the verifier of verify and MCTS,
-// 1 when the completion's extracted answer (decode/generate.h finish_path: <answer>, \boxed{},
-// the last number) is the reference answer (normalized) or a countdown expression reaching the
-// target with the numbers, else 0. Empty when neither is given.
+// 1 when the completion's final_answer is the reference answer (normalized) or a countdown
+// expression reaching the target with the numbers, else 0. Empty when neither is given.
 Verifier parse_verifier(const json& body) {
   const json* ext = field(body, "ponder");
   if (!ext || !ext->is_object()) return {};
@@ -274,9 +280,8 @@ Verifier parse_verifier(const json& body) {
     if (!answer->is_string() && !answer->is_number()) bad("ponder.answer", "a string or a number", *answer);
     const std::string want = normalize_answer(answer->is_string() ? answer->get<std::string>() : answer->dump());
     return [want](const std::string& completion) {
-      Path p{.text = completion};
-      finish_path(p);
-      return !p.extracted_answer.empty() && p.extracted_answer == want ? 1.0 : 0.0;
+      const std::string got = final_answer(completion);
+      return !got.empty() && got == want ? 1.0 : 0.0;
     };
   }
   if (numbers || target) {
@@ -290,11 +295,7 @@ Verifier parse_verifier(const json& body) {
     }
     if (!target->is_number_integer()) bad("ponder.target", "an integer", *target);
     const int64_t t = target->get<int64_t>();
-    return [nums, t](const std::string& completion) {
-      Path p{.text = completion};
-      finish_path(p);
-      return check_countdown(p.extracted_answer, nums, t) ? 1.0 : 0.0;
-    };
+    return [nums, t](const std::string& completion) { return check_countdown(final_answer(completion), nums, t) ? 1.0 : 0.0; };
   }
   return {};
 }

@@ -175,12 +175,17 @@ std::shared_ptr<Job> Scheduler::submit(GenerateRequest request, bool stream) {
   job->request_ = std::move(request);
   if (stream) job->request_.on_token = [j = job.get()](const Path& path) { j->push(path); };
   job->reserved_blocks_ = blocks_needed(job->request_);
-  if (job->reserved_blocks_ > options_.kv_blocks)
+  if (job->reserved_blocks_ > options_.kv_blocks) {
+    const std::string have = " and the server has " + std::to_string(options_.kv_blocks);
+    if (const auto* m = std::get_if<MctsOptions>(&job->request_.strategy))
+      throw InvalidArgument("the request needs up to " + std::to_string(job->reserved_blocks_) + " KV blocks (" +
+                            std::to_string(job->request_.prompt.size()) + " prompt tokens, a tree search of " +
+                            std::to_string(m->budget_tokens) + " tokens)" + have + ": lower ponder.budget_tokens");
     throw InvalidArgument("the request needs up to " + std::to_string(job->reserved_blocks_) + " KV blocks (" +
                           std::to_string(job->request_.prompt.size()) + " prompt tokens, " +
                           std::to_string(n_paths(job->request_.strategy)) + " paths of up to " +
-                          std::to_string(job->request_.stop.max_tokens) + " new tokens) and the server has " +
-                          std::to_string(options_.kv_blocks) + ": lower max_tokens or n");
+                          std::to_string(job->request_.stop.max_tokens) + " new tokens)" + have + ": lower max_tokens or n");
+  }
   auto w = std::make_shared<Worker>();
   w->job = job;
   std::lock_guard lk(mu_);

@@ -161,6 +161,10 @@ TEST(Http, MctsAndVerifyAsDecodingAlone) {
   EXPECT_EQ(r["ponder"]["paths"][0]["cumulative_logprob"].get<double>(), want.paths[0].cumulative_logprob);
   EXPECT_EQ(r["ponder"]["search"]["nodes"], want.search.nodes);
 
+  res = s.post("/v1/chat/completions", chat("Tell me a story", {{"ponder", {{"strategy", "mcts"}, {"budget_tokens", 100000}}}}));
+  EXPECT_EQ(res->status, 400);
+  EXPECT_NE(res->body.find("lower ponder.budget_tokens"), std::string::npos) << res->body;
+
   const json no_verifier = {{"ponder", {{"strategy", "verify"}, {"samples", 4}}}, {"seed", 1}};
   res = s.post("/v1/chat/completions", chat("What is 2+2?", no_verifier));
   EXPECT_EQ(res->status, 400);
