@@ -19,10 +19,10 @@ namespace {
 
 struct EvalArgs {
   std::string model, data, strategies = "greedy,beam:4,sample:8,best-of:8,vote:8,verify:8,mcts:vote:8", json, plot;
-  std::string step_delim = "\\n";
   TaskOptions task;
-  int count = 100, max_tokens = 64, top_k = 0, threads = 0, simulations = 8, expand = 4;
-  float temp = 0.7f, top_p = 1.0f, c_puct = 1.0f, rollout_temp = 1.0f;
+  int count = 100, max_tokens = 64, top_k = 0, threads = 0;
+  float temp = 0.7f, top_p = 1.0f;
+  MctsOptions mcts;  // the tree-search flags (add_mcts_flags); the budget comes from the strategy list
   uint64_t seed = 0;
   bool chat = false;
 };
@@ -34,8 +34,8 @@ void run_eval(const EvalArgs& a) {
   if (a.count < 1) throw InvalidArgument("--count must be >= 1, got " + std::to_string(a.count));
   if (a.max_tokens < 1) throw InvalidArgument("--max-tokens must be >= 1, got " + std::to_string(a.max_tokens));
   SpecDefaults d{.sampling = {.temperature = a.temp, .top_k = a.top_k, .top_p = a.top_p}, .seed = a.seed};
-  d.mcts = {.simulations = a.simulations, .expand = a.expand, .c_puct = a.c_puct, .rollout_temperature = a.rollout_temp,
-            .step_delim = unescape_flag(a.step_delim)};
+  d.mcts = a.mcts;
+  d.mcts.step_delim = unescape_flag(a.mcts.step_delim);
   d.mcts.sampling = d.sampling;
   d.mcts.sampling.temperature = a.temp > 0 ? a.temp : 1.0f;
   const std::vector<StrategySpec> specs = parse_strategy_specs(a.strategies, d);
@@ -102,11 +102,7 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--top-k", a->top_k, "top-k of the sampled strategies (0: off)");
   cmd->add_option("--top-p", a->top_p, "top-p of the sampled strategies (1: off)");
   cmd->add_option("--seed", a->seed, "seed of every sampled strategy (problem i draws from (seed, i))");
-  cmd->add_option("--simulations", a->simulations, "mcts: simulations per committed step");
-  cmd->add_option("--expand", a->expand, "mcts: child steps sampled per expansion (K)");
-  cmd->add_option("--c-puct", a->c_puct, "mcts: exploration weight of PUCT");
-  cmd->add_option("--rollout-temp", a->rollout_temp, "mcts: temperature of the rollouts");
-  cmd->add_option("--step-delim", a->step_delim, "mcts: a step ends with this text (\\n, \\t escapes)");
+  add_mcts_flags(cmd, a->mcts);
   cmd->add_flag("--chat", a->chat, "render each prompt as the user message of the model's chat template");
   cmd->add_option("--json", a->json, "write every problem's chosen answer per strategy to this file");
   cmd->add_option("--plot", a->plot, "SVG of accuracy against tokens per problem (and FILE-seconds.svg against seconds)");

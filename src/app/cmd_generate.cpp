@@ -19,12 +19,10 @@ namespace {
 
 struct GenerateArgs {
   std::string model, prompt, file, strategy = "greedy", early_stopping = "false", chat_format, system;
-  std::string step_delim = "\\n";
   int n_predict = 128, num_return = 1, beams = 4, samples = 0, top_k = 0, think_budget = -1, threads = 0;
-  int simulations = 8, expand = 4;
-  int64_t budget_tokens = 1024;
+  MctsOptions mcts;  // --strategy mcts: the tree-search flags (add_mcts_flags) and --budget-tokens
   float length_penalty = 1.0f, temp = 0.8f, top_p = 1.0f, min_p = 0.0f, repeat_penalty = 1.0f, frequency_penalty = 0,
-        presence_penalty = 0, c_puct = 1.0f, rollout_temp = 1.0f;
+        presence_penalty = 0;
   uint64_t seed = 0;
   std::vector<std::string> stop, logit_bias;
   bool json = false, no_parse_special = false, chat = false, weighted = false, answer_only = false, beam_sample = false;
@@ -158,11 +156,13 @@ Strategy make_strategy(const GenerateArgs& a, const CLI::App& cmd, int32_t n_voc
     return BestOfOptions{.n_samples = samples, .n_return = a.num_return, .score_answer_only = a.answer_only,
                          .sampling = s, .seed = a.seed};
   if (a.strategy == "mcts") {
-    require_finite("--c-puct", a.c_puct);
-    require_finite("--rollout-temp", a.rollout_temp);
-    return MctsOptions{.simulations = a.simulations, .expand = a.expand, .c_puct = a.c_puct, .sampling = s,
-                       .rollout_temperature = a.rollout_temp, .step_delim = unescape_flag(a.step_delim), .budget_tokens = a.budget_tokens,
-                       .seed = a.seed};
+    require_finite("--c-puct", a.mcts.c_puct);
+    require_finite("--rollout-temp", a.mcts.rollout_temperature);
+    MctsOptions m = a.mcts;
+    m.sampling = s;
+    m.step_delim = unescape_flag(a.mcts.step_delim);
+    m.seed = a.seed;
+    return m;
   }
   return VoteOptions{.n_samples = samples, .weighted = a.weighted, .sampling = s, .seed = a.seed};
 }
@@ -275,12 +275,8 @@ void add_generate(CLI::App& app) {
   cmd->add_option("-n,--n-predict,--max-tokens", a->n_predict,
                   "maximum new tokens per path (stops at the model's context length)");
   cmd->add_option("--strategy", a->strategy, "greedy | sample | beam | best-of | vote | mcts");
-  cmd->add_option("--simulations", a->simulations, "mcts: simulations per committed step");
-  cmd->add_option("--expand", a->expand, "mcts: child steps sampled per expansion (K)");
-  cmd->add_option("--c-puct", a->c_puct, "mcts: exploration weight of PUCT");
-  cmd->add_option("--rollout-temp", a->rollout_temp, "mcts: temperature of the rollouts (--temp: of the child steps)");
-  cmd->add_option("--step-delim", a->step_delim, "mcts: a step ends with this text (\\n, \\t escapes)");
-  cmd->add_option("--budget-tokens", a->budget_tokens, "mcts: generated tokens in all, every expansion and rollout");
+  add_mcts_flags(cmd, a->mcts);
+  cmd->add_option("--budget-tokens", a->mcts.budget_tokens, "mcts: generated tokens in all, every expansion and rollout");
   cmd->add_option("--samples", a->samples, "paths sampled by sample, best-of and vote (default: 1 for sample, 8 for best-of and vote)")
       ->default_str("");
   cmd->add_option("--num-return", a->num_return,

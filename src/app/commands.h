@@ -4,6 +4,7 @@
 #include <map>
 #include <string>
 
+#include "decode/options.h"
 #include "tasks/task.h"
 
 namespace ponder {
@@ -29,6 +30,10 @@ void add_serve(CLI::App& app);
 
 // Prompt text from -p or the file of -f (exactly one of them); throws InvalidArgument.
 std::string read_prompt(const std::string& text, const std::string& file, bool text_given, bool file_given);
+// The tree-search flags of generate and eval (--simulations, --expand, --c-puct, --rollout-temp,
+// --step-delim), bound to o so that its defaults are the ones shown; --step-delim is kept as typed
+// (o.step_delim = "\\n" to start): decode it with unescape_flag before use.
+void add_mcts_flags(CLI::App* cmd, MctsOptions& o);
 // A flag's text with "\n", "\t" and "\\" escapes decoded (a newline is awkward to type in a shell).
 std::string unescape_flag(const std::string& text);
 // Sets the OpenMP thread count when threads > 0.

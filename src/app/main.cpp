@@ -32,6 +32,15 @@ void set_threads(int threads) {
   if (threads > 0) omp_set_num_threads(threads);
 }
 
+void add_mcts_flags(CLI::App* cmd, MctsOptions& o) {
+  o.step_delim = "\\n";
+  cmd->add_option("--simulations", o.simulations, "mcts: simulations per committed step");
+  cmd->add_option("--expand", o.expand, "mcts: child steps sampled per expansion (K)");
+  cmd->add_option("--c-puct", o.c_puct, "mcts: exploration weight of PUCT");
+  cmd->add_option("--rollout-temp", o.rollout_temperature, "mcts: temperature of the rollouts (--temp: of the child steps)");
+  cmd->add_option("--step-delim", o.step_delim, "mcts: a step ends with this text (\\n, \\t escapes)");
+}
+
 std::string unescape_flag(const std::string& text) {
   std::string out;
   for (size_t i = 0; i < text.size(); ++i) {

@@ -136,15 +136,18 @@ class Search {
     owned_.clear();
   }
 
+  // The nodes from the first root's child down to n (empty for the first root).
+  std::vector<int> chain(int n) const {
+    std::vector<int> c;
+    for (; n > 0; n = nodes_[size_t(n)].parent) c.push_back(n);
+    std::reverse(c.begin(), c.end());
+    return c;
+  }
+
   // The prompt and the generated tokens up to the end of node n (what the samplers' penalties see).
   std::vector<int32_t> history(int n) const {
-    std::vector<int> chain;
-    for (int c = n; c > 0; c = nodes_[size_t(c)].parent) chain.push_back(c);
     std::vector<int32_t> h = r_.prompt;
-    for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
-      const Node& c = nodes_[size_t(*it)];
-      h.insert(h.end(), c.step.begin(), c.step.end());
-    }
+    for (int c : chain(n)) h.insert(h.end(), nodes_[size_t(c)].step.begin(), nodes_[size_t(c)].step.end());
     return h;
   }
 
@@ -317,9 +320,9 @@ class Search {
         release(g.seq);
         continue;
       }
+      const int depth = nodes_[size_t(n)].depth + int(g.tokens.size());
       Node c{.parent = n, .seq = g.seq, .pending = g.pending, .step = std::move(g.tokens),
-             .step_logprobs = std::move(g.logprobs), .depth = 0, .text = g.text};
-      c.depth = nodes_[size_t(n)].depth + int(c.step.size());
+             .step_logprobs = std::move(g.logprobs), .depth = depth, .text = g.text};
       for (float lp : c.step_logprobs) c.step_logprob += lp;
       c.finished = g.finished;
       c.finish = g.finish;
@@ -378,10 +381,8 @@ class Search {
   Completion complete(int node, const std::vector<int32_t>& tail, const std::vector<float>& tail_lp, std::string text,
                       FinishReason finish) const {
     Completion c{.text = std::move(text), .finish = finish};
-    std::vector<int> chain;
-    for (int n = node; n > 0; n = nodes_[size_t(n)].parent) chain.push_back(n);
-    for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
-      const Node& n = nodes_[size_t(*it)];
+    for (int i : chain(node)) {
+      const Node& n = nodes_[size_t(i)];
       c.tokens.insert(c.tokens.end(), n.step.begin(), n.step.end());
       c.logprobs.insert(c.logprobs.end(), n.step_logprobs.begin(), n.step_logprobs.end());
     }
@@ -437,12 +438,9 @@ class Search {
     }
     int best = -1;
     for (int a = n; a >= 0 && best < 0; a = nodes_[size_t(a)].parent) best = nodes_[size_t(a)].best;
-    if (best < 0) {  // nothing was completed: the steps taken so far, cut by the budget
-      const Completion c = complete(n, {}, {}, nodes_[size_t(n)].text.text(), FinishReason::Length);
-      p.tokens = c.tokens, p.logprobs = c.logprobs, p.text = c.text, p.cumulative_logprob = c.logprob;
-      return p;
-    }
-    const Completion& c = completions_[size_t(best)];
+    // Nothing completed: the steps taken so far, cut by the budget (finish "length", score 0).
+    const Completion c = best >= 0 ? completions_[size_t(best)]
+                                   : complete(n, {}, {}, nodes_[size_t(n)].text.text(), FinishReason::Length);
     p.tokens = c.tokens, p.logprobs = c.logprobs, p.text = c.text, p.cumulative_logprob = c.logprob;
     p.finish = c.finish;
     p.score = c.value;

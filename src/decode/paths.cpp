@@ -1,6 +1,7 @@
 #include "decode/paths.h"
 
 #include <algorithm>
+#include <cmath>
 #include <deque>
 
 #include "core/error.h"
@@ -33,6 +34,10 @@ int64_t count_tokens(std::span<const Path> paths) {
   int64_t n = 0;
   for (const Path& p : paths) n += int64_t(p.tokens.size());
   return n;
+}
+
+double mean_token_logprob(const Path& p) {
+  return p.logprobs.empty() ? -INFINITY : p.cumulative_logprob / double(p.logprobs.size());
 }
 
 namespace {

@@ -33,6 +33,9 @@ std::vector<std::vector<Path>> run_paths_batch(LanguageModel& lm, std::span<cons
 
 // Tokens in all the paths (what a strategy that returns every path it ran generated).
 int64_t count_tokens(std::span<const Path> paths);
+// The path's mean token log-prob (cumulative / tokens); -inf for an empty path. What vote weighs
+// and verify breaks ties by.
+double mean_token_logprob(const Path& p);
 
 // log-softmax of logits / temperature at `id`. (V)
 float token_logprob(std::span<const float> logits, int32_t id, float temperature = 1.0f);

@@ -28,7 +28,7 @@ GenerateResult select_verify(std::vector<Path> paths, const Verifier& verifier) 
     Path& p = paths[i];
     finish_path(p);
     p.score = verifier_score(verifier, p.text);
-    key.emplace_back(p.score, p.logprobs.empty() ? -INFINITY : p.cumulative_logprob / double(p.logprobs.size()));
+    key.emplace_back(p.score, mean_token_logprob(p));
     order[i] = i;
   }
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return key[a] > key[b]; });

@@ -23,7 +23,7 @@ GenerateResult select_vote(std::vector<Path> paths, const VoteOptions& o, const 
   std::vector<std::string> classes;  // per vote entry: its answers' class
   for (Path& p : out.paths) {
     finish_path(p);
-    p.score = p.logprobs.empty() ? -INFINITY : p.cumulative_logprob / double(p.logprobs.size());
+    p.score = mean_token_logprob(p);
     if (p.extracted_answer.empty()) continue;
     const std::string c = answer_class(key, p.extracted_answer);
     const size_t at = size_t(std::find(classes.begin(), classes.end(), c) - classes.begin());
