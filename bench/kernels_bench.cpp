@@ -76,10 +76,12 @@ BENCHMARK(BM_Matmul)
     ->Args({int(GgmlType::Q4_K), 512, 8960, 1536})
     ->Args({int(GgmlType::Q4_K), 1, 65536, 1536})  // too big for the caches: streams from memory
     ->Args({int(GgmlType::Q4_K), 1, 512, 1536})    // in L2: the compute rate
+    ->Args({int(GgmlType::Q4_K), 8, 512, 1536})    // in L2: the compute rate at 8 paths
     ->Args({int(GgmlType::Q6_K), 1, 1536, 8960})
     ->Args({int(GgmlType::Q6_K), 512, 1536, 8960})
     ->Args({int(GgmlType::Q6_K), 1, 151936, 1536})
     ->Args({int(GgmlType::Q6_K), 1, 512, 1536})  // in L2: the compute rate
+    ->Args({int(GgmlType::Q6_K), 8, 512, 1536})  // in L2: the compute rate at 8 paths
     ->Args({int(GgmlType::Q6_K), 8, 151936, 1536})
     // Qwen2-0.5B Q4_K_M: FFN up/gate (Q5_0, K = 896 is not a multiple of 256)
     ->Args({int(GgmlType::Q5_0), 1, 4864, 896})

@@ -26,7 +26,13 @@ using TileFn = void (*)(float* y, int64_t ldy, const WeightView& w, int64_t n, i
                         int64_t t, int nt);
 
 // Weight rows a tile covers for this view; threads split the rows in multiples of it.
-inline int tile_rows(const WeightView& w) { return w.layout == WeightLayout::Rows ? kTileRows : kQ8GroupRows; }
+inline int tile_rows(const WeightView& w) {
+  switch (w.layout) {
+    case WeightLayout::Rows: return kTileRows;
+    case WeightLayout::Q4Kx8: return 2 * kQ8GroupRows;  // two groups: the AVX-512 tile takes 16 rows at once
+    default: return kQ8GroupRows;
+  }
+}
 inline int tile_toks(const WeightView& w) {
   switch (w.layout) {
     case WeightLayout::Q8x8: return kQ8TileToks;

@@ -2,6 +2,7 @@
 // quant_x86_k_tiles.inc.
 #include "kernels/matmul_internal.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
