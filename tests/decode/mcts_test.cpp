@@ -97,7 +97,9 @@ TEST(Mcts, TheTokenBudgetIsNeverExceeded) {
       EXPECT_LE(int64_t(r.paths.at(0).tokens.size()), budget);
       EXPECT_EQ(lm.n_live(), 0);
       // A large enough budget is spent or the search ended in a finished root.
-      if (budget >= 100) EXPECT_GT(r.tokens_generated, 30);
+      if (budget >= 100) {
+        EXPECT_GT(r.tokens_generated, 30);
+      }
     }
 }
 
