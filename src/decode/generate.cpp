@@ -9,8 +9,7 @@ void finish_path(Path& p) {
   const ReasoningSplit split = split_reasoning(p.text);
   p.reasoning = split.reasoning;
   p.answer = split.answer;
-  const auto extracted = extract_answer(split.has_end_tag ? split.answer : p.text);
-  p.extracted_answer = extracted ? normalize_answer(*extracted) : "";
+  p.extracted_answer = final_answer(split, p.text);
 }
 
 GenerateResult generate(LanguageModel& lm, const GenerateRequest& request) {

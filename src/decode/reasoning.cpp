@@ -1,6 +1,8 @@
 // Reasoning/answer split of R1-style completions (see reasoning.h).
 #include "decode/reasoning.h"
 
+#include "tasks/answer.h"
+
 namespace ponder {
 namespace {
 
@@ -26,6 +28,11 @@ ReasoningSplit split_reasoning(std::string_view text) {
   if (reasoning.starts_with(kStart)) reasoning.remove_prefix(kStart.size());
   out.reasoning = trim(reasoning);
   return out;
+}
+
+std::string final_answer(const ReasoningSplit& split, std::string_view text) {
+  const std::optional<std::string> a = extract_answer(split.has_end_tag ? std::string_view(split.answer) : text);
+  return a ? normalize_answer(*a) : "";
 }
 
 }  // namespace ponder

@@ -23,4 +23,9 @@ struct ReasoningSplit {
 
 ReasoningSplit split_reasoning(std::string_view text);
 
+// The answer a completion gives, extracted and normalized (tasks/answer.h: <answer>, \boxed{}, else
+// the last number): read from split.answer when the text has "</think>", else from the whole
+// text; "" when there is none. split: split_reasoning(text).
+std::string final_answer(const ReasoningSplit& split, std::string_view text);
+
 }  // namespace ponder

@@ -41,12 +41,14 @@ GenerateResult select_vote(std::vector<Path> paths, const VoteOptions& o, const 
     return a.weight > b.weight;
   });
   if (!out.votes.empty()) out.winner = out.votes.front().answer;
+  // The winner's paths first (each path's class computed once), each group by score.
   const std::string winner_class = out.winner.empty() ? "" : answer_class(key, out.winner);
-  auto wins = [&](const Path& p) { return !out.winner.empty() && !p.extracted_answer.empty() && answer_class(key, p.extracted_answer) == winner_class; };
-  std::stable_sort(out.paths.begin(), out.paths.end(), [&](const Path& a, const Path& b) {
-    const bool wa = wins(a), wb = wins(b);
-    return wa != wb ? wa : a.score > b.score;
+  const auto by_score = [](const Path& a, const Path& b) { return a.score > b.score; };
+  const auto split = std::stable_partition(out.paths.begin(), out.paths.end(), [&](const Path& p) {
+    return !out.winner.empty() && !p.extracted_answer.empty() && answer_class(key, p.extracted_answer) == winner_class;
   });
+  std::stable_sort(out.paths.begin(), split, by_score);
+  std::stable_sort(split, out.paths.end(), by_score);
   return out;
 }
 

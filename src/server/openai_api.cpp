@@ -258,13 +258,8 @@ Strategy parse_strategy(const json& body, Endpoint ep, int n, const SamplingOpti
                       "\"verify\", \"mcts\", got \"" + name + "\"", "ponder.strategy");
 }
 
-// The completion's extracted, normalized answer ("" when none), as finish_path (decode/generate.h)
-// reads it: <answer>, \boxed{}, else the last number, after "</think>" when there is one.
-std::string final_answer(const std::string& completion) {
-  const ReasoningSplit split = split_reasoning(completion);
-  const std::optional<std::string> a = extract_answer(split.has_end_tag ? split.answer : completion);
-  return a ? normalize_answer(*a) : "";
-}
+// The completion's answer as finish_path reads it (decode/reasoning.h final_answer).
+std::string final_answer(const std::string& completion) { return final_answer(split_reasoning(completion), completion); }
 
 // "ponder": {"answer": "42"} or {"numbers": [..], "target": N}: the verifier of verify and MCTS,
 // 1 when the completion's final_answer is the reference answer (normalized) or a countdown

@@ -525,7 +525,9 @@ TEST(Http, ALongWholeResponseIsValidJsonAfterItsHeartbeats) {
   const json j = json::parse(r->body);
   EXPECT_EQ(j["choices"].size(), 8u);
   EXPECT_EQ(j["usage"]["completion_tokens"], 8 * 200);
-  if (seconds > 1.5) EXPECT_EQ(r->body[0], ' ') << "heartbeats before the JSON";
+  if (seconds > 1.5) {
+    EXPECT_EQ(r->body[0], ' ') << "heartbeats before the JSON";
+  }
 }
 
 }  // namespace
