@@ -10,6 +10,8 @@ The model (the same one ponder trains):
   x = h + Wdown(silu(Wgate n2) * Wup n2), n2 = rmsnorm(h); logits = Wout rmsnorm(x)
   RoPE rotates adjacent pairs (2i, 2i+1) by t * base^(-2i/D) (GGUF 'llama' layout); attention is
   causal with grouped KV heads; rmsnorm(x) = x / sqrt(mean(x^2) + eps) * w.
+  arch 'qwen2': Wq n1 + bq, Wk n1 + bk, Wv n1 + bv (Q/K/V biases), and RoPE rotates the pairs
+  (i, i + D/2) (the Hugging Face / NeoX layout the GGUF 'qwen2' files keep).
   loss = -sum(logp[target] over positions with a target) / count.
 """
 import json
@@ -26,11 +28,14 @@ def rmsnorm(x, w, eps):
     return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + eps) * w
 
 
-def rope(x, base):  # x (B, T, heads, D)
+def rope(x, base, neox):  # x (B, T, heads, D)
     B, T, Hn, D = x.shape
     i = torch.arange(D // 2, dtype=torch.float64)
     theta = torch.arange(T, dtype=torch.float64)[:, None] * base ** (-2.0 * i / D)[None, :]
     c, s = torch.cos(theta)[None, :, None, :], torch.sin(theta)[None, :, None, :]
+    if neox:
+        x0, x1 = x[..., : D // 2], x[..., D // 2:]
+        return torch.cat([x0 * c - x1 * s, x0 * s + x1 * c], -1)
     x0, x1 = x[..., 0::2], x[..., 1::2]
     out = torch.empty_like(x)
     out[..., 0::2] = x0 * c - x1 * s
@@ -44,12 +49,14 @@ def forward(p, cfg, tokens):
     D = C // H
     x = p["token_embd.weight"][tokens]
     mask = torch.full((T, T), float("-inf")).triu(1)
+    qwen2 = cfg.get("arch", "llama") == "qwen2"
     for l in range(cfg["n_layers"]):
         g = lambda s: p[f"blk.{l}.{s}"]
+        proj = lambda n, w: n @ g(w + ".weight").T + (g(w + ".bias") if qwen2 else 0)
         n1 = rmsnorm(x, g("attn_norm.weight"), cfg["rms_eps"])
-        q = rope((n1 @ g("attn_q.weight").T).view(B, T, H, D), cfg["rope_base"])
-        k = rope((n1 @ g("attn_k.weight").T).view(B, T, Hkv, D), cfg["rope_base"])
-        v = (n1 @ g("attn_v.weight").T).view(B, T, Hkv, D)
+        q = rope(proj(n1, "attn_q").view(B, T, H, D), cfg["rope_base"], qwen2)
+        k = rope(proj(n1, "attn_k").view(B, T, Hkv, D), cfg["rope_base"], qwen2)
+        v = proj(n1, "attn_v").view(B, T, Hkv, D)
         rep = H // Hkv
         k = k.repeat_interleave(rep, dim=2)
         v = v.repeat_interleave(rep, dim=2)
@@ -78,8 +85,11 @@ def make(name, cfg, B, T, seed):
     shapes = [("token_embd.weight", (V, C))]
     for l in range(cfg["n_layers"]):
         shapes += [(f"blk.{l}.attn_norm.weight", (C,)), (f"blk.{l}.attn_q.weight", (H * D, C)),
-                   (f"blk.{l}.attn_k.weight", (Hkv * D, C)), (f"blk.{l}.attn_v.weight", (Hkv * D, C)),
-                   (f"blk.{l}.attn_output.weight", (C, H * D)), (f"blk.{l}.ffn_norm.weight", (C,)),
+                   (f"blk.{l}.attn_k.weight", (Hkv * D, C)), (f"blk.{l}.attn_v.weight", (Hkv * D, C))]
+        if cfg.get("arch", "llama") == "qwen2":
+            shapes += [(f"blk.{l}.attn_q.bias", (H * D,)), (f"blk.{l}.attn_k.bias", (Hkv * D,)),
+                       (f"blk.{l}.attn_v.bias", (Hkv * D,))]
+        shapes += [(f"blk.{l}.attn_output.weight", (C, H * D)), (f"blk.{l}.ffn_norm.weight", (C,)),
                    (f"blk.{l}.ffn_gate.weight", (F, C)), (f"blk.{l}.ffn_up.weight", (F, C)),
                    (f"blk.{l}.ffn_down.weight", (C, F))]
     shapes.append(("output_norm.weight", (C,)))
@@ -87,7 +97,9 @@ def make(name, cfg, B, T, seed):
         shapes.append(("output.weight", (V, C)))
     params = {}
     for n, s in shapes:
-        if len(s) == 1:
+        if n.endswith(".bias"):
+            t = 0.3 * torch.randn(s, generator=g)
+        elif len(s) == 1:
             t = 1.0 + 0.1 * torch.randn(s, generator=g)
         else:
             t = 0.3 * torch.randn(s, generator=g)
@@ -142,3 +154,5 @@ if __name__ == "__main__":
             "rope_base": 10000.0, "rms_eps": 1e-5}
     make("untied", dict(base, tied=False), B=3, T=8, seed=1234)
     make("tied", dict(base, tied=True), B=2, T=9, seed=99)
+    # The R1-Distill-Qwen shape: qwen2 (biases, NeoX RoPE), tied output, 2 query heads per KV head.
+    make("qwen2", dict(base, tied=True, arch="qwen2", rope_base=1e6, rms_eps=1e-6), B=2, T=9, seed=99)

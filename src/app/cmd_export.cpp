@@ -1,4 +1,4 @@
-// ponder export: a training checkpoint as a GGUF model (llama architecture).
+// ponder export: a training checkpoint as a GGUF model (the architecture it was trained as).
 #include <cstdio>
 
 #include "app/commands.h"

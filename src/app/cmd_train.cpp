@@ -22,7 +22,7 @@ void add_sft(CLI::App* train) {
   add_task_options(cmd, o->task, "built-in task: arith | countdown");
   cmd->add_option("--data", o->data_path, "JSONL file of {\"prompt\", \"completion\"} (this or --task is required)");
   cmd->add_option("--preset", o->preset, "train from scratch: tiny | small | 5m, character vocabulary (this or --model is required)");
-  cmd->add_option("--model", o->init_model, "start from this GGUF, llama architecture (this or --preset is required)");
+  cmd->add_option("--model", o->init_model, "start from this GGUF: llama or qwen2, any vocabulary (this or --preset is required)");
   cmd->add_option("--steps", o->steps, "optimizer steps");
   cmd->add_option("--batch", o->batch_size, "sequences per micro-batch");
   cmd->add_option("--accum", o->grad_accum, "micro-batches per step (gradient accumulation)");

@@ -12,8 +12,6 @@
 #include "kernels/rope.h"
 #include "train/forward_train.h"
 
-#include "core/parallel.h"
-
 namespace ponder {
 
 namespace {
@@ -25,19 +23,34 @@ void linear_backward(float* dx, bool accumulate_dx, float* dw, const float* dy, 
   sgemm(true, false, out, in, N, 1.0f, dy, out, x, in, 1.0f, dw, in);
 }
 
-// dnorm_weight += ..., dx += ... for each row of a norm: rows in fixed chunks, one partial weight
-// gradient per chunk, the chunks added in order, so the result does not depend on the threads.
-void norm_backward(float* dx, float* dweight, const float* dout, const float* x, const float* weight, const float* rstd,
-                   int64_t N, int C) {
+// out (n) += the sum over rows 0..N-1 of each row's contribution, row(i, partial) adding row i's
+// into partial (n): rows in fixed chunks, one partial sum per chunk, the chunks added in order, so
+// the result does not depend on the threads.
+template <typename RowFn>
+void sum_over_rows(float* out, int n, int64_t N, RowFn row) {
   constexpr int64_t kChunk = 128;
   const int64_t n_chunks = (N + kChunk - 1) / kChunk;
-  std::vector<float> partial(size_t(n_chunks) * C, 0.0f);
+  std::vector<float> partial(size_t(n_chunks) * n, 0.0f);
 #pragma omp parallel for schedule(static)
   for (int64_t ch = 0; ch < n_chunks; ++ch)
-    for (int64_t i = ch * kChunk; i < std::min(N, (ch + 1) * kChunk); ++i)
-      rmsnorm_backward(dx + i * C, partial.data() + ch * C, dout + i * C, x + i * C, weight, rstd + i, 1, C);
+    for (int64_t i = ch * kChunk; i < std::min(N, (ch + 1) * kChunk); ++i) row(i, partial.data() + ch * n);
   for (int64_t ch = 0; ch < n_chunks; ++ch)
-    for (int j = 0; j < C; ++j) dweight[j] += partial[size_t(ch * C + j)];
+    for (int j = 0; j < n; ++j) out[j] += partial[size_t(ch * n + j)];
+}
+
+// dnorm_weight += ..., dx += ... for each row of a norm.
+void norm_backward(float* dx, float* dweight, const float* dout, const float* x, const float* weight, const float* rstd,
+                   int64_t N, int C) {
+  sum_over_rows(dweight, C, N, [&](int64_t i, float* partial) {
+    rmsnorm_backward(dx + i * C, partial, dout + i * C, x + i * C, weight, rstd + i, 1, C);
+  });
+}
+
+// For y (N, n) = ... + bias: dbias (n) += the column sums of dy.
+void bias_backward(float* dbias, const float* dy, int64_t N, int n) {
+  sum_over_rows(dbias, n, N, [&](int64_t i, float* partial) {
+    for (int j = 0; j < n; ++j) partial[j] += dy[i * n + j];
+  });
 }
 
 }  // namespace
@@ -54,6 +67,7 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
   ParamView g = view_params(c, m.layout, grads.data());
   const size_t NC = size_t(N) * C, NF = size_t(N) * F;
   const float scale = 1.0f / std::sqrt(float(D));
+  const RopeStyle rope = c.rope_style();
 
   // d logp[t] / d logits[t] = (onehot(target) - softmax) / temperature: the logits buffer holds
   // the softmax.
@@ -148,8 +162,13 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < N; ++i) {
       const int t = int(i % T);
-      rope_backward(dq + i * qd, H, D, D, rc + t * D / 2, rs + t * D / 2, RopeStyle::Adjacent);
-      rope_backward(dk + i * kvd, Hkv, D, D, rc + t * D / 2, rs + t * D / 2, RopeStyle::Adjacent);
+      rope_backward(dq + i * qd, H, D, D, rc + t * D / 2, rs + t * D / 2, rope);
+      rope_backward(dk + i * kvd, Hkv, D, D, rc + t * D / 2, rs + t * D / 2, rope);
+    }
+    if (lg.bq) {  // dq, dk, dv are now the gradients of the projections' outputs, biases included
+      bias_backward(lg.bq, dq, N, qd);
+      bias_backward(lg.bk, dk, N, kvd);
+      bias_backward(lg.bv, dv, N, kvd);
     }
     linear_backward(dxn, false, lg.wq, dq, n1, lw.wq, N, C, qd);
     linear_backward(dxn, true, lg.wk, dk, n1, lw.wk, N, C, kvd);

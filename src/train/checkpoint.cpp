@@ -16,7 +16,8 @@ namespace ponder {
 namespace {
 
 constexpr char kMagic[8] = {'P', 'O', 'N', 'D', 'E', 'R', 'C', 'K'};
-constexpr uint32_t kVersion = 1;
+// 2: the model config holds the architecture name (version 1 files are llama models).
+constexpr uint32_t kVersion = 2;
 
 
 struct Writer {
@@ -75,14 +76,16 @@ void put_config(Writer& w, const TrainConfig& c) {
   w.put<float>(c.rope_base);
   w.put<float>(c.rms_eps);
   w.put<uint8_t>(c.tied);
+  w.str(c.arch);
 }
 
-TrainConfig get_config(Reader& r) {
+TrainConfig get_config(Reader& r, uint32_t version) {
   TrainConfig c;
   for (int* v : {&c.vocab, &c.dim, &c.n_layers, &c.n_heads, &c.n_kv_heads, &c.ffn, &c.ctx}) *v = r.get<int32_t>();
   c.rope_base = r.get<float>();
   c.rms_eps = r.get<float>();
   c.tied = r.get<uint8_t>() != 0;
+  c.arch = version >= 2 ? r.str() : "llama";
   return c;
 }
 
@@ -91,7 +94,7 @@ TrainConfig get_config(Reader& r) {
 uint64_t param_count(const TrainConfig& c) {
   using u128 = unsigned __int128;
   const u128 C = u128(c.dim), qd = u128(c.q_dim()), kvd = u128(c.kv_dim()), F = u128(c.ffn), V = u128(c.vocab);
-  const u128 per_layer = 2 * C + qd * C + 2 * kvd * C + C * qd + 3 * F * C;
+  const u128 per_layer = 2 * C + qd * C + 2 * kvd * C + C * qd + 3 * F * C + (c.qkv_bias() ? qd + 2 * kvd : 0);
   const u128 total = V * C + u128(c.n_layers) * per_layer + C + (c.tied ? 0 : V * C);
   return total > u128(UINT64_MAX) ? UINT64_MAX : uint64_t(total);
 }
@@ -183,11 +186,11 @@ Checkpoint parse_checkpoint(std::span<const uint8_t> b, const std::string& path)
     throw FormatError(path + ": checksum mismatch (corrupt or truncated checkpoint)");
   Reader r{b.first(b.size() - 8), 8, path};
   const uint32_t version = r.get<uint32_t>();
-  if (version != kVersion)
-    throw FormatError(path + ": checkpoint version " + std::to_string(version) + ", expected " + std::to_string(kVersion));
+  if (version < 1 || version > kVersion)
+    throw FormatError(path + ": checkpoint version " + std::to_string(version) + ", expected 1 to " + std::to_string(kVersion));
   Checkpoint ck;
   ck.kind = r.str();
-  ck.config = get_config(r);
+  ck.config = get_config(r, version);
   ck.params = r.floats();
   ck.adam.m = r.floats();
   ck.adam.v = r.floats();

@@ -1,6 +1,7 @@
 #include "train/config.h"
 
 #include "core/error.h"
+#include "model/arch.h"
 
 namespace ponder {
 
@@ -12,7 +13,15 @@ void TrainConfig::validate() const {
   if (n_heads % n_kv_heads != 0)
     fail("n_heads " + std::to_string(n_heads) + " is not a multiple of n_kv_heads " + std::to_string(n_kv_heads));
   if (head_dim() % 2 != 0) fail("the head dimension must be even (rotary pairs)");
+  try {
+    find_arch(arch, "model config");
+  } catch (const FormatError& e) {
+    throw InvalidArgument(e.what());
+  }
 }
+
+RopeStyle TrainConfig::rope_style() const { return find_arch(arch, "model config").rope_style; }
+bool TrainConfig::qkv_bias() const { return find_arch(arch, "model config").qkv_bias; }
 
 const std::vector<TrainPreset>& train_presets() {
   static const std::vector<TrainPreset> presets = {

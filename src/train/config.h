@@ -1,8 +1,11 @@
 #pragma once
-// The small Llama models ponder trains from scratch: shapes and presets.
+// The models ponder trains: shapes, the architecture family, and the presets it trains from
+// scratch.
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "kernels/rope.h"
 
 namespace ponder {
 
@@ -17,7 +20,12 @@ struct TrainConfig {
   float rope_base = 10000.0f;
   float rms_eps = 1e-5f;
   bool tied = true;    // the LM head is token_embd
+  // general.architecture (model/arch.h): "llama" (adjacent-pair RoPE, no biases) or "qwen2"
+  // (NeoX RoPE, Q/K/V biases).
+  std::string arch = "llama";
 
+  RopeStyle rope_style() const;
+  bool qkv_bias() const;
   int head_dim() const { return dim / n_heads; }
   int q_dim() const { return n_heads * head_dim(); }
   int kv_dim() const { return n_kv_heads * head_dim(); }

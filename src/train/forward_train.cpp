@@ -62,6 +62,7 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
   float* rs = sized(a.rope_sin, size_t(T) * D / 2);
   for (int t = 0; t < T; ++t) rope_angles(rc + t * D / 2, rs + t * D / 2, t, D, c.rope_base);
   const float scale = 1.0f / std::sqrt(float(D));
+  const RopeStyle rope = c.rope_style();
 
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < N; ++i) std::copy_n(w.token_embd + int64_t(batch.tokens[size_t(i)]) * C, C, x + i * C);
@@ -82,11 +83,17 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
     linear(ql, n1, lw.wq, N, C, qd);
     linear(kl, n1, lw.wk, N, C, kvd);
     linear(vl, n1, lw.wv, N, C, kvd);
+    // q and k are stored after the bias and the rotation (what attention reads); v after its bias.
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < N; ++i) {
+      if (lw.bq) {
+        for (int j = 0; j < qd; ++j) ql[i * qd + j] += lw.bq[j];
+        for (int j = 0; j < kvd; ++j) kl[i * kvd + j] += lw.bk[j];
+        for (int j = 0; j < kvd; ++j) vl[i * kvd + j] += lw.bv[j];
+      }
       const int t = int(i % T);
-      rope_forward(ql + i * qd, H, D, D, rc + t * D / 2, rs + t * D / 2, RopeStyle::Adjacent);
-      rope_forward(kl + i * kvd, Hkv, D, D, rc + t * D / 2, rs + t * D / 2, RopeStyle::Adjacent);
+      rope_forward(ql + i * qd, H, D, D, rc + t * D / 2, rs + t * D / 2, rope);
+      rope_forward(kl + i * kvd, Hkv, D, D, rc + t * D / 2, rs + t * D / 2, rope);
     }
     // Causal attention per (sequence, head): S = Q K^T * scale, P = softmax over t' <= t, O = P V.
     ParallelErrors errors;  // sgemm's scratch allocation can throw; never out of the region

@@ -22,20 +22,21 @@ ExportedModel build_export(const TrainModel& m, const std::vector<std::pair<std:
                            GgmlType dtype, const std::string& name) {
   const TrainConfig& c = m.config;
   const auto u32 = [](int v) { return GgufValue{uint32_t(v)}; };
+  const std::string a = c.arch;  // the prefix of the architecture's keys
   std::vector<std::pair<std::string, GgufValue>> meta = {
-      {"general.architecture", {std::string("llama")}},
+      {"general.architecture", {a}},
       {"general.type", {std::string("model")}},
       {"general.name", {name}},
-      {"llama.block_count", u32(c.n_layers)},
-      {"llama.context_length", u32(c.ctx)},
-      {"llama.embedding_length", u32(c.dim)},
-      {"llama.feed_forward_length", u32(c.ffn)},
-      {"llama.attention.head_count", u32(c.n_heads)},
-      {"llama.attention.head_count_kv", u32(c.n_kv_heads)},
-      {"llama.rope.freq_base", {c.rope_base}},
-      {"llama.attention.layer_norm_rms_epsilon", {c.rms_eps}},
-      {"llama.rope.dimension_count", u32(c.head_dim())},
-      {"llama.vocab_size", u32(c.vocab)},
+      {a + ".block_count", u32(c.n_layers)},
+      {a + ".context_length", u32(c.ctx)},
+      {a + ".embedding_length", u32(c.dim)},
+      {a + ".feed_forward_length", u32(c.ffn)},
+      {a + ".attention.head_count", u32(c.n_heads)},
+      {a + ".attention.head_count_kv", u32(c.n_kv_heads)},
+      {a + ".rope.freq_base", {c.rope_base}},
+      {a + ".attention.layer_norm_rms_epsilon", {c.rms_eps}},
+      {a + ".rope.dimension_count", u32(c.head_dim())},
+      {a + ".vocab_size", u32(c.vocab)},
       {"general.file_type", u32(dtype == GgmlType::F32 ? 0 : dtype == GgmlType::F16 ? 1 : dtype == GgmlType::Q8_0 ? 7 : 32)},
       {"general.quantization_version", u32(2)},
   };
@@ -77,7 +78,7 @@ std::unique_ptr<Model> inference_model(const TrainModel& tm, const Tokenizer& to
   const TrainConfig& c = tm.config;
   auto m = std::make_unique<Model>();
   m->path = "<training model>";
-  m->config = ModelConfig{.arch = &find_arch("llama", m->path), .n_embd = c.dim, .n_layer = c.n_layers, .n_head = c.n_heads,
+  m->config = ModelConfig{.arch = &find_arch(c.arch, m->path), .n_embd = c.dim, .n_layer = c.n_layers, .n_head = c.n_heads,
                           .n_head_kv = c.n_kv_heads, .head_dim = c.head_dim(), .n_ff = c.ffn, .n_vocab = c.vocab,
                           .n_ctx_train = c.ctx, .n_rot = c.head_dim(), .rope_freq_base = c.rope_base,
                           .rms_eps = c.rms_eps, .tied_embeddings = c.tied};
@@ -85,7 +86,9 @@ std::unique_ptr<Model> inference_model(const TrainModel& tm, const Tokenizer& to
   auto mat = [](const float* data, int64_t rows, int64_t cols) {
     return WeightView{.type = GgmlType::F32, .data = reinterpret_cast<const uint8_t*>(data), .n_rows = rows, .n_cols = cols};
   };
-  auto vec = [](const float* data, int64_t n) { return std::span<const float>(data, size_t(n)); };
+  auto vec = [](const float* data, int64_t n) {
+    return data ? std::span<const float>(data, size_t(n)) : std::span<const float>();
+  };
   ModelWeights& w = m->weights;
   w.token_embd = mat(p.token_embd, c.vocab, c.dim);
   w.output = mat(p.output, c.vocab, c.dim);
@@ -93,7 +96,8 @@ std::unique_ptr<Model> inference_model(const TrainModel& tm, const Tokenizer& to
   for (const LayerView& l : p.layers)
     w.layers.push_back({.attn_norm = vec(l.attn_norm, c.dim), .attn_q = mat(l.wq, c.q_dim(), c.dim),
                         .attn_k = mat(l.wk, c.kv_dim(), c.dim), .attn_v = mat(l.wv, c.kv_dim(), c.dim),
-                        .bq = {}, .bk = {}, .bv = {}, .attn_output = mat(l.wo, c.dim, c.q_dim()), .bo = {},
+                        .bq = vec(l.bq, c.q_dim()), .bk = vec(l.bk, c.kv_dim()), .bv = vec(l.bv, c.kv_dim()),
+                        .attn_output = mat(l.wo, c.dim, c.q_dim()), .bo = {},
                         .ffn_norm = vec(l.ffn_norm, c.dim), .ffn_gate = mat(l.w_gate, c.ffn, c.dim),
                         .ffn_up = mat(l.w_up, c.ffn, c.dim), .ffn_down = mat(l.w_down, c.dim, c.ffn)});
   m->tokenizer = tokenizer;
@@ -108,14 +112,17 @@ std::vector<std::pair<std::string, GgufValue>> tokenizer_metadata(const GgufFile
 }
 
 TrainModel import_gguf(const GgufFile& f) {
-  const ModelConfig mc = read_config(f);
-  if (mc.arch->name != "llama")
-    throw FormatError(f.path + ": training needs a 'llama' architecture model, this one is '" +
-                      std::string(mc.arch->name) + "'");
-  if (mc.n_rot != mc.head_dim) throw FormatError(f.path + ": partial rotary embeddings are not supported in training");
+  const ModelConfig mc = read_config(f);  // llama or qwen2, or a FormatError naming the architecture
+  if (mc.n_rot != mc.head_dim)
+    throw FormatError(f.path + ": " + std::string(mc.arch->name) + ".rope.dimension_count is " + std::to_string(mc.n_rot) +
+                      ", the head dimension " + std::to_string(mc.head_dim) +
+                      ": partial rotary embeddings are not supported in training");
+  if (mc.head_dim * mc.n_head != mc.n_embd)
+    throw FormatError(f.path + ": head dimension " + std::to_string(mc.head_dim) + " x " + std::to_string(mc.n_head) +
+                      " heads is not the embedding length " + std::to_string(mc.n_embd) + "; training needs them equal");
   TrainConfig c{.vocab = mc.n_vocab, .dim = mc.n_embd, .n_layers = mc.n_layer, .n_heads = mc.n_head,
                 .n_kv_heads = mc.n_head_kv, .ffn = mc.n_ff, .ctx = mc.n_ctx_train, .rope_base = mc.rope_freq_base,
-                .rms_eps = mc.rms_eps, .tied = mc.tied_embeddings};
+                .rms_eps = mc.rms_eps, .tied = mc.tied_embeddings, .arch = std::string(mc.arch->name)};
   TrainModel m(c);
   for (const ParamTensor& t : m.layout.tensors) {
     const GgufTensor& g = f.get_tensor(t.name);
@@ -125,9 +132,17 @@ TrainModel import_gguf(const GgufFile& f) {
     const WeightView v{.type = g.type, .data = g.data, .n_rows = rows, .n_cols = cols};
     for (int64_t r = 0; r < rows; ++r) dequantize_row(m.params.data() + t.offset + r * cols, v, r);
   }
-  for (const GgufTensor& g : f.tensors)
-    if (g.name.find(".bias") != std::string::npos)
-      throw FormatError(f.path + ": tensor '" + g.name + "': biases are not supported in training");
+  // Every tensor of the file must be one the trainer updates (an attention output bias, say, would
+  // be dropped silently otherwise).
+  for (const GgufTensor& g : f.tensors) {
+    const bool known = std::any_of(m.layout.tensors.begin(), m.layout.tensors.end(),
+                                   [&](const ParamTensor& t) { return t.name == g.name; });
+    if (!known && !(g.name == tensor_name::output && c.tied))
+      throw FormatError(f.path + ": tensor '" + g.name + "' has no place in a trainable " + c.arch +
+                        " model (training supports token_embd, attn_norm, attn_q/k/v (" +
+                        (c.qkv_bias() ? "with biases" : "no biases") + "), attn_output, ffn_norm, ffn_gate/up/down, "
+                        "output_norm, output)");
+  }
   return m;
 }
 

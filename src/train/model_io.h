@@ -1,6 +1,6 @@
 #pragma once
-// Trained models as GGUF files (architecture "llama", the tensor names, shapes and metadata keys
-// of llama.cpp's converter), so `ponder generate` and llama.cpp both load them, and back.
+// Trained models as GGUF files (architecture "llama" or "qwen2", the tensor names, shapes and
+// metadata keys of llama.cpp's converter), so `ponder generate` and llama.cpp both load them, and back.
 #include <memory>
 #include <string>
 #include <utility>
@@ -29,8 +29,9 @@ void export_gguf(const TrainModel& m, const std::vector<std::pair<std::string, G
 // m.params (F32), so the engine always runs the current parameters (GRPO rollouts).
 std::unique_ptr<Model> inference_model(const TrainModel& m, const Tokenizer& tokenizer);
 
-// A llama-architecture GGUF (no biases) as a trainable model, every tensor converted to f32.
-// Throws FormatError naming the file for other architectures or shapes.
+// A llama or qwen2 GGUF as a trainable model, every tensor converted to f32 (any type the engine
+// reads). Throws FormatError naming the file and the key or tensor for other architectures,
+// shapes, or a tensor the trainer has no parameter for.
 TrainModel import_gguf(const GgufFile& f);
 // The tokenizer.* keys of a file (to write them back on export).
 std::vector<std::pair<std::string, GgufValue>> tokenizer_metadata(const GgufFile& f);

@@ -24,6 +24,11 @@ ParamLayout ParamLayout::for_config(const TrainConfig& c) {
     add(n("attn_q.weight"), {c.q_dim(), c.dim});
     add(n("attn_k.weight"), {c.kv_dim(), c.dim});
     add(n("attn_v.weight"), {c.kv_dim(), c.dim});
+    if (c.qkv_bias()) {
+      add(n("attn_q.bias"), {c.q_dim()});
+      add(n("attn_k.bias"), {c.kv_dim()});
+      add(n("attn_v.bias"), {c.kv_dim()});
+    }
     add(n("attn_output.weight"), {c.dim, c.q_dim()});
     add(n("ffn_norm.weight"), {c.dim});
     add(n("ffn_gate.weight"), {c.ffn, c.dim});
@@ -45,10 +50,13 @@ ParamView view_params(const TrainConfig& c, const ParamLayout& layout, float* ba
   auto at = [&](const std::string& name) { return base + layout.get(name).offset; };
   ParamView v;
   v.token_embd = at(tensor_name::token_embd);
+  const bool bias = c.qkv_bias();
   for (int l = 0; l < c.n_layers; ++l) {
     auto n = [&](const char* s) { return at(tensor_name::block(l, s)); };
+    auto b = [&](const char* s) { return bias ? n(s) : nullptr; };
     v.layers.push_back({.attn_norm = n("attn_norm.weight"), .wq = n("attn_q.weight"), .wk = n("attn_k.weight"),
-                        .wv = n("attn_v.weight"), .wo = n("attn_output.weight"), .ffn_norm = n("ffn_norm.weight"),
+                        .wv = n("attn_v.weight"), .bq = b("attn_q.bias"), .bk = b("attn_k.bias"),
+                        .bv = b("attn_v.bias"), .wo = n("attn_output.weight"), .ffn_norm = n("ffn_norm.weight"),
                         .w_gate = n("ffn_gate.weight"), .w_up = n("ffn_up.weight"), .w_down = n("ffn_down.weight")});
   }
   v.output_norm = at(tensor_name::output_norm);
@@ -64,7 +72,8 @@ void init_params(TrainModel& m, uint64_t seed) {
   for (const ParamTensor& t : m.layout.tensors) {
     float* p = m.params.data() + t.offset;
     if (t.shape.size() == 1) {
-      std::fill(p, p + t.size, 1.0f);
+      const bool bias = t.name.ends_with(".bias");
+      std::fill(p, p + t.size, bias ? 0.0f : 1.0f);
       continue;
     }
     const bool proj = t.name.find("attn_output") != std::string::npos || t.name.find("ffn_down") != std::string::npos;

@@ -32,6 +32,9 @@ struct LayerView {
   float* wq;         // (H*D, C)
   float* wk;         // (Hkv*D, C)
   float* wv;         // (Hkv*D, C)
+  float* bq;         // (H*D): null without Q/K/V biases (llama)
+  float* bk;         // (Hkv*D)
+  float* bv;         // (Hkv*D)
   float* wo;         // (C, H*D)
   float* ffn_norm;   // (C)
   float* w_gate;     // (F, C)
@@ -57,7 +60,7 @@ struct TrainModel {
 };
 
 // Random initialisation: matrices N(0, 0.02), the output projections of each block scaled by
-// 1/sqrt(2L) (GPT-2), norms 1.
+// 1/sqrt(2L) (GPT-2), norms 1, biases 0.
 void init_params(TrainModel& m, uint64_t seed);
 
 }  // namespace ponder

@@ -50,6 +50,26 @@ TEST(CheckpointRead, RoundTrips) {
   EXPECT_TRUE(ck.config == kConfig);
 }
 
+// A qwen2 config round-trips with its architecture, and its parameter count includes the Q/K/V
+// biases (4 + 2 + 2 more, by hand); a llama count for it is refused.
+TEST(CheckpointRead, Qwen2ConfigRoundTripsWithItsBiases) {
+  Checkpoint ck = valid();
+  ck.config.arch = "qwen2";
+  EXPECT_NE(error_of(ck, "qwen2_short").find(std::to_string(kParams) + " parameters, but its model config has " +
+                                             std::to_string(kParams + 8)),
+            std::string::npos);
+  ck.params.assign(kParams + 8, 0.1f);
+  ck.adam.m.assign(kParams + 8, 0.0f);
+  ck.adam.v.assign(kParams + 8, 0.0f);
+  const std::string path = temp_path("qwen2.ck");
+  write_checkpoint(path, ck);
+  const Checkpoint back = read_checkpoint(path);
+  EXPECT_EQ(back.config.arch, "qwen2");
+  EXPECT_TRUE(back.config == ck.config);
+  ck.config.arch = "gpt2";
+  EXPECT_NE(error_of(ck, "gpt2").find("'gpt2'"), std::string::npos) << error_of(ck, "gpt2");
+}
+
 TEST(CheckpointRead, AdamMomentsMustFitTheParameters) {
   Checkpoint m = valid();
   m.adam.m.resize(kParams - 1);

@@ -24,7 +24,7 @@ Golden load(const std::string& name) {
   const auto& c = g.j["config"];
   g.config = TrainConfig{.vocab = c["vocab"], .dim = c["dim"], .n_layers = c["n_layers"], .n_heads = c["n_heads"],
                          .n_kv_heads = c["n_kv_heads"], .ffn = c["ffn"], .ctx = 64, .rope_base = c["rope_base"],
-                         .rms_eps = c["rms_eps"], .tied = c["tied"]};
+                         .rms_eps = c["rms_eps"], .tied = c["tied"], .arch = c.value("arch", std::string("llama"))};
   g.batch = TrainBatch{.B = g.j["B"], .T = g.j["T"], .tokens = g.j["tokens"], .targets = g.j["targets"]};
   return g;
 }
@@ -105,7 +105,7 @@ TEST_P(TorchGolden, AdamWStepsMatchPyTorch) {
   EXPECT_NEAR(forward_train(m, g.batch, a, logp), o["final_loss"].get<double>(), 2e-5 * o["final_loss"].get<double>());
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, TorchGolden, ::testing::Values("untied", "tied"));
+INSTANTIATE_TEST_SUITE_P(Models, TorchGolden, ::testing::Values("untied", "tied", "qwen2"));
 
 TEST(LrSchedule, WarmupThenCosine) {
   const LrSchedule s{.lr = 1.0f, .min_lr = 0.1f, .warmup_steps = 4, .total_steps = 14};
