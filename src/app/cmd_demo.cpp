@@ -97,9 +97,9 @@ void run_demo(const DemoArgs& a) {
   const StopOptions check_stop{.max_tokens = 96};
   std::vector<std::vector<int32_t>> trained_greedy;
   const Evaluator held_out = held_out_evaluator(task, a.eval_count, g.max_completion_length);
-  const Evaluator evaluate_grpo = [&](const Model& in_memory) {
+  const Evaluator evaluate_grpo = [&](const Model& in_memory, const ItemFormat& format) {
     trained_greedy = greedy_completions(in_memory, check_items, check_stop);
-    return held_out ? held_out(in_memory) : HeldOutScore{};
+    return held_out ? held_out(in_memory, format) : HeldOutScore{};
   };
   const auto t_grpo = std::chrono::steady_clock::now();
   const GrpoResult r = run_grpo(g, evaluate_grpo);

@@ -13,8 +13,10 @@ Evaluator held_out_evaluator(const TaskOptions& task, int count, int max_tokens)
   TaskOptions test = task;
   test.split = Split::Test;
   auto items = std::make_shared<const std::vector<TaskItem>>(generate_items(test, count));
-  return [items, max_tokens](const Model& model) {
-    const EvalResult e = evaluate(model, *items, GreedyOptions{}, {.max_tokens = max_tokens});
+  return [items, max_tokens](const Model& model, const ItemFormat& format) {
+    std::vector<TaskItem> prompted;
+    for (const TaskItem& item : *items) prompted.push_back(format.apply(item));
+    const EvalResult e = evaluate(model, prompted, GreedyOptions{}, {.max_tokens = max_tokens});
     return HeldOutScore{.accuracy = e.accuracy, .format_rate = e.format_rate, .mean_tokens = e.mean_tokens};
   };
 }

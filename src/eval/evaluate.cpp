@@ -80,7 +80,7 @@ PathsOptions paths_options(const Strategy& s, size_t item) {
 ItemOutcome outcome(Path& chosen, int64_t all_tokens, const TaskItem& item) {
   if (chosen.reasoning.empty() && chosen.answer.empty()) finish_path(chosen);
   return {.answer = chosen.extracted_answer, .correct = is_correct_completion(chosen.text, item) ? 1.0 : 0.0,
-          .formatted = format_reward(chosen.text), .tokens = all_tokens, .chosen_tokens = int64_t(chosen.tokens.size())};
+          .formatted = format_reward(chosen.text, item.style), .tokens = all_tokens, .chosen_tokens = int64_t(chosen.tokens.size())};
 }
 
 ItemOutcome select(LanguageModel& lm, const Strategy& s, std::vector<Path> paths, const TaskItem& item) {
@@ -89,7 +89,8 @@ ItemOutcome select(LanguageModel& lm, const Strategy& s, std::vector<Path> paths
   if (std::holds_alternative<SampleOptions>(s)) {  // every path is an answer: the mean over them
     ItemOutcome o = outcome(paths.at(0), all, item);
     o.correct = o.formatted = 0;
-    for (const Path& p : paths) o.correct += is_correct_completion(p.text, item), o.formatted += format_reward(p.text);
+    for (const Path& p : paths)
+      o.correct += is_correct_completion(p.text, item), o.formatted += format_reward(p.text, item.style);
     o.correct /= double(paths.size()), o.formatted /= double(paths.size());
     return o;
   }
@@ -155,7 +156,7 @@ EvalResult evaluate(LanguageModel& lm, std::span<const TaskItem> items, std::spa
 EvalResult evaluate(const Model& model, std::span<const TaskItem> items, const Strategy& strategy,
                     const StopOptions& stop, std::span<const int64_t> mcts_budgets) {
   std::vector<std::vector<int32_t>> prompts;
-  for (const TaskItem& it : items) prompts.push_back(model.tokenizer.encode(it.prompt, true, false));
+  for (const TaskItem& it : items) prompts.push_back(model.tokenizer.encode(it.prompt, true, true));
   int positions = 0;
   if (batched(strategy)) {
     const size_t chunk = chunk_items(strategy);
@@ -178,7 +179,7 @@ std::vector<std::vector<int32_t>> greedy_completions(const Model& model, std::sp
                                                      const StopOptions& stop) {
   if (items.empty()) return {};
   std::vector<std::vector<int32_t>> prompts;
-  for (const TaskItem& it : items) prompts.push_back(model.tokenizer.encode(it.prompt, true, false));
+  for (const TaskItem& it : items) prompts.push_back(model.tokenizer.encode(it.prompt, true, true));
   std::vector<PathsOptions> greedy(items.size());
   for (PathsOptions& o : greedy) o.sampling.temperature = 0;
   ModelRunner runner(model, kv_positions_for(prompts, 1, stop.max_tokens));

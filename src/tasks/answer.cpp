@@ -110,6 +110,11 @@ std::optional<std::string> last_number(std::string_view text) {
 
 }  // namespace
 
+std::optional<std::string> boxed_answer(std::string_view text) {
+  const std::optional<std::string_view> boxed = last_boxed(text);
+  return boxed ? std::optional<std::string>(std::string(*boxed)) : std::nullopt;
+}
+
 std::optional<std::string> extract_answer(std::string_view text) {
   if (std::optional<std::string_view> block = last_answer_block(text)) {
     std::optional<std::string_view> boxed = last_boxed(*block);

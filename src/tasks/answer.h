@@ -23,6 +23,8 @@
 namespace ponder {
 
 std::optional<std::string> extract_answer(std::string_view text);
+// Step 2 alone: the content of the last usable "\boxed" in text, nullopt when there is none.
+std::optional<std::string> boxed_answer(std::string_view text);
 
 // Canonical form for comparing answers in a vote: trim, drop surrounding '$' and one trailing
 // period, remove all whitespace; then, if the whole text is a decimal number (optional sign,

@@ -69,6 +69,7 @@ std::vector<TaskItem> read_rl_jsonl(std::istream& in, const std::string& name) {
   for_each_object(in, name, [&](const json& obj, const std::string& at) {
     TaskItem item;
     item.prompt = require_string(obj, "prompt", at);
+    item.question = item.prompt;  // a chat model's user message (tasks/item_format.h)
     item.answer = require_string(obj, "answer", at);
     const bool has_numbers = obj.contains("numbers"), has_target = obj.contains("target");
     if (has_numbers != has_target)
@@ -97,7 +98,18 @@ std::vector<TaskItem> read_rl_jsonl(std::istream& in, const std::string& name) {
 std::vector<SftExample> read_sft_jsonl(std::istream& in, const std::string& name) {
   std::vector<SftExample> examples;
   for_each_object(in, name, [&](const json& obj, const std::string& at) {
-    examples.push_back({require_string(obj, "prompt", at), require_string(obj, "completion", at)});
+    SftExample e{.prompt = require_string(obj, "prompt", at)};
+    if (!obj.contains("completion") && obj.contains("reasoning") && obj.contains("answer")) {
+      e.reasoning = require_string(obj, "reasoning", at);
+      e.answer = require_string(obj, "answer", at);
+      e.structured = true;
+    } else if (obj.contains("completion")) {
+      e.completion = require_string(obj, "completion", at);
+    } else {
+      throw FormatError(at + ": field 'completion' is missing (an SFT example holds 'prompt' and 'completion', or "
+                        "'prompt', 'reasoning' and 'answer')");
+    }
+    examples.push_back(std::move(e));
   });
   return examples;
 }
@@ -126,11 +138,16 @@ std::string rl_json_line(const TaskItem& item) {
 std::string sft_json_line(const SftExample& example) {
   nlohmann::ordered_json obj = nlohmann::ordered_json::object();
   obj["prompt"] = example.prompt;
-  obj["completion"] = example.completion;
+  if (example.structured) {
+    obj["reasoning"] = example.reasoning;
+    obj["answer"] = example.answer;
+  } else {
+    obj["completion"] = example.completion;
+  }
   return dump_line(obj, "SFT example");
 }
 
-SftExample make_sft_example(const TaskItem& item) { return {item.prompt, sft_completion(item)}; }
+SftExample make_sft_example(const TaskItem& item) { return {.prompt = item.prompt, .completion = sft_completion(item)}; }
 
 void write_rl_jsonl(std::ostream& out, std::span<const TaskItem> items) {
   for (const TaskItem& item : items) out << rl_json_line(item) << '\n';

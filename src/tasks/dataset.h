@@ -3,7 +3,10 @@
 //  * RL data: {"prompt": str, "answer": str} and, for countdown problems, also
 //    {"numbers": [int, ...], "target": int} (both or neither; with them the answer is checked by the
 //    countdown verifier, without them by normalized text match).
-//  * SFT data: {"prompt": str, "completion": str}; the completion continues the prompt.
+//  * SFT data: {"prompt": str, "completion": str}, the completion continues the prompt; or
+//    {"prompt": str, "reasoning": str, "answer": str}, whose completion the model's format writes
+//    (tasks/item_format.h). With a chat model (an R1 or ChatML template) "prompt" is the user
+//    message, rendered by the template; with ponder's compact format it is the whole prompt.
 // Other keys are ignored; empty (whitespace-only) lines are skipped. Reading throws FormatError as
 // "FILE:LINE: ..." naming the field for a missing field or a wrong type, and FormatError for bad
 // JSON, a line that is not an object, or a file that cannot be opened.
@@ -19,7 +22,9 @@ namespace ponder {
 
 struct SftExample {
   std::string prompt;
-  std::string completion;
+  std::string completion;         // when !structured
+  std::string reasoning, answer;  // when structured
+  bool structured = false;        // given as {"prompt", "reasoning", "answer"}
 };
 
 std::vector<TaskItem> read_rl_dataset(const std::string& path);

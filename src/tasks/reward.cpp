@@ -141,6 +141,29 @@ bool has_answer_block(std::string_view completion) {
   return close != std::string_view::npos && completion.rfind(kAnswerOpen, close) != std::string_view::npos;
 }
 
+// Boxed style: the text after the first "</think>", nullopt without one.
+std::optional<std::string_view> after_think(std::string_view completion) {
+  const size_t end = completion.find(kThinkClose);
+  if (end == std::string_view::npos) return std::nullopt;
+  return completion.substr(end + kThinkClose.size());
+}
+
+// The completion has a place for its answer, even one that does not parse: a complete <answer>
+// block (Tags), a "\boxed" after "</think>" (Boxed).
+bool has_answer_slot(std::string_view completion, AnswerStyle style) {
+  if (style == AnswerStyle::Tags) return has_answer_block(completion);
+  const std::optional<std::string_view> rest = after_think(completion);
+  return rest && rest->find("\\boxed") != std::string_view::npos;
+}
+
+// The answer the completion gives in the item's style, nullopt when it gives none: the last
+// <answer> block (Tags), or the last \boxed{} after "</think>" (Boxed).
+std::optional<std::string> given_answer(std::string_view completion, AnswerStyle style) {
+  if (style == AnswerStyle::Tags) return has_answer_block(completion) ? extract_answer(completion) : std::nullopt;
+  const std::optional<std::string_view> rest = after_think(completion);
+  return rest ? boxed_answer(*rest) : std::nullopt;
+}
+
 bool is_correct(std::string_view answer, const TaskItem& item, CountdownDivision division) {
   if (item.check == AnswerCheck::Countdown) return check_countdown(answer, item.numbers, item.target, division);
   return normalize_answer(answer) == normalize_answer(item.answer);
@@ -150,7 +173,7 @@ float term_value(RewardKind kind, const RewardSpec& spec, std::string_view compl
                  const TaskItem& item) {
   switch (kind) {
     case RewardKind::Accuracy: return accuracy_reward(completion, item, spec.countdown_division);
-    case RewardKind::Format: return format_reward(completion);
+    case RewardKind::Format: return format_reward(completion, item.style);
     case RewardKind::TinyZero: return tinyzero_reward(completion, item, spec.countdown_division);
     case RewardKind::Overlong: return overlong_penalty(completion_tokens, spec.max_len, spec.cache_len);
   }
@@ -181,12 +204,18 @@ bool check_countdown(std::string_view expression, std::span<const int> numbers, 
 }
 
 float accuracy_reward(std::string_view completion, const TaskItem& item, CountdownDivision division) {
-  if (!has_answer_block(completion)) return 0;
-  const std::optional<std::string> answer = extract_answer(completion);  // reads that same last block
+  const std::optional<std::string> answer = given_answer(completion, item.style);
   return answer && is_correct(*answer, item, division) ? 1.0f : 0.0f;
 }
 
-float format_reward(std::string_view completion) {
+float format_reward(std::string_view completion, AnswerStyle style) {
+  if (style == AnswerStyle::Boxed) {
+    const std::optional<std::string_view> rest = after_think(completion);
+    if (!rest || has_any_tag(completion.substr(0, completion.size() - rest->size() - kThinkClose.size())) ||
+        has_any_tag(*rest))
+      return 0;
+    return boxed_answer(*rest) ? 1.0f : 0.0f;
+  }
   const size_t think_end = completion.find(kThinkClose);
   if (think_end == std::string_view::npos || has_any_tag(completion.substr(0, think_end))) return 0;
   std::string_view rest = completion.substr(think_end + kThinkClose.size());
@@ -201,7 +230,7 @@ float format_reward(std::string_view completion) {
 }
 
 float tinyzero_reward(std::string_view completion, const TaskItem& item, CountdownDivision division) {
-  if (!has_answer_block(completion)) return 0;
+  if (!has_answer_slot(completion, item.style)) return 0;
   return accuracy_reward(completion, item, division) == 1.0f ? 1.0f : 0.1f;
 }
 

@@ -3,7 +3,7 @@
 // task item, composed as a weighted sum. All of them read only the completion text, its length in
 // tokens and the item; none needs a model.
 //
-// Terms (names as parse_reward_spec reads them):
+// Terms (names as parse_reward_spec reads them), for items of AnswerStyle::Tags (tasks/task.h):
 //  * "accuracy": 1 when the completion holds a complete "<answer>...</answer>" block and its answer
 //    (extract_answer: the last complete block, its \boxed{} content if any, trimmed) is correct,
 //    else 0. No block, no credit: a bare number elsewhere does not count. Correct means:
@@ -20,6 +20,10 @@
 //    correct (as "accuracy"), else 0.1 (a block is there, even empty, but the answer is wrong or does
 //    not parse). Differences from TinyZero's compute_score: it reads the text after "Assistant:" and
 //    only its last line; here the completion is given and the last complete block anywhere counts.
+//  Items of AnswerStyle::Boxed (chat templates): the answer is the last usable "\boxed{...}" after
+//  the first "</think>" (the prompt opened the think block): "accuracy" 1 when there is one and it
+//  is correct; "format" 1 when the completion is R "</think>" A with R and A free of the four tags
+//  and A holding a usable \boxed{}; "tinyzero" 0 without a "\boxed" after "</think>", else as above.
 //  * "overlong": DAPO's soft overlong punishment over the completion length n in tokens, with
 //    L = max_len and C = cache_len: 0 when n <= L - C; (L - C - n) / C when L - C < n <= L (from 0
 //    down to -1); -1 when n > L. Give it a positive weight: the value is already negative.
@@ -68,7 +72,7 @@ float total_reward(const RewardSpec& spec, std::string_view completion, int comp
 // The single terms.
 float accuracy_reward(std::string_view completion, const TaskItem& item,
                       CountdownDivision division = CountdownDivision::Exact);
-float format_reward(std::string_view completion);
+float format_reward(std::string_view completion, AnswerStyle style = AnswerStyle::Tags);
 float tinyzero_reward(std::string_view completion, const TaskItem& item,
                       CountdownDivision division = CountdownDivision::Exact);
 float overlong_penalty(int completion_tokens, int max_len, int cache_len);

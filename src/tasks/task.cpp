@@ -66,8 +66,11 @@ bool evaluate_tree(Expr& e, int i, int64_t lo, int64_t hi, std::string& steps) {
   }
   if (n.value < lo || n.value > hi) return false;
   if (!steps.empty()) steps += ' ';
-  steps += std::to_string(a) + n.op + (b < 0 ? "(" + std::to_string(b) + ")" : std::to_string(b)) + "=" +
-           std::to_string(n.value);
+  steps += std::to_string(a);
+  steps += n.op;
+  steps += b < 0 ? std::string(1, '(').append(std::to_string(b)).append(1, ')') : std::to_string(b);
+  steps += '=';
+  steps += std::to_string(n.value);
   return true;
 }
 
@@ -150,7 +153,8 @@ std::string with_template(PromptTemplate t, std::string_view compact, std::strin
 
 TaskItem arith_item(const Problem& p, PromptTemplate t) {
   TaskItem item;
-  item.prompt = with_template(t, p.expression + "=", "What is " + p.expression + "?");
+  item.question = "What is " + p.expression + "?";
+  item.prompt = with_template(t, p.expression + "=", item.question);
   item.answer = std::to_string(p.expr.nodes[p.expr.root].value);
   item.reasoning = p.steps;
   return item;
@@ -163,13 +167,15 @@ TaskItem countdown_item(const Problem& p, PromptTemplate t) {
   item.check = AnswerCheck::Countdown;
   std::string spaced, listed;
   for (size_t i = 0; i < p.numbers.size(); ++i) {
-    spaced += " " + std::to_string(p.numbers[i]);
-    listed += (i ? ", " : "") + std::to_string(p.numbers[i]);
+    spaced += ' ';
+    spaced += std::to_string(p.numbers[i]);
+    if (i) listed += ", ";
+    listed += std::to_string(p.numbers[i]);
   }
   const std::string target = std::to_string(item.target);
-  item.prompt = with_template(t, "make " + target + " with" + spaced,
-                              "Using the numbers [" + listed + "], create an equation that equals " + target +
-                                  ". You can use basic arithmetic operations (+, -, *, /) and each number exactly once.");
+  item.question = "Using the numbers [" + listed + "], create an equation that equals " + target +
+                  ". You can use basic arithmetic operations (+, -, *, /) and each number exactly once.";
+  item.prompt = with_template(t, "make " + target + " with" + spaced, item.question);
   item.answer = p.expression;
   item.reasoning = p.steps;
   return item;

@@ -40,6 +40,12 @@ namespace ponder {
 enum class Split { Train, Test };
 enum class PromptTemplate { Compact, R1Zero };
 
+// Where a completion puts its final answer (tasks/reward.h judges it):
+//   Tags: "... </think> <answer> 16 </answer>" (ponder's compact and the R1-Zero templates);
+//   Boxed: "...\n</think>\n\nThe answer is \boxed{16}." (chat templates: R1-Distill, ChatML;
+//   tasks/item_format.h).
+enum class AnswerStyle { Tags, Boxed };
+
 // How a completion's answer is checked (tasks/reward.h).
 enum class AnswerCheck {
   Match,      // the normalized answer equals the normalized reference (arith, data from files)
@@ -48,6 +54,9 @@ enum class AnswerCheck {
 
 struct TaskItem {
   std::string prompt;           // exactly what the model sees; ends with "<think>"
+  std::string question;         // the question alone, the user message of a chat template:
+                                // "What is 12+7-3?" (data files: their "prompt")
+  AnswerStyle style = AnswerStyle::Tags;  // the answer format `prompt` asks for
   std::string answer;           // the reference answer text
   std::string reasoning;        // the step-by-step trace for SFT, e.g. "12+7=19 19-3=16" (no outer spaces)
   std::vector<int> numbers;     // countdown: the given numbers, in prompt order

@@ -58,7 +58,7 @@ void check_memory(const GrpoRun& run, const GrpoOptions& o) {
   int64_t longest = 1;
   std::vector<std::vector<int32_t>> prompts;
   for (int p = 0; p < o.prompts_per_step; ++p)
-    prompts.push_back(run.tokenizer.encode(run.prompts.at(run.next_prompt + p).prompt, true, false));
+    prompts.push_back(run.tokenizer.encode(run.prompts.at(run.next_prompt + p).prompt, true, true));
   for (const auto& p : prompts) longest = std::max(longest, int64_t(p.size()));
   const int64_t tokens = std::min<int64_t>(c.ctx, longest + o.max_completion_length);
   const int64_t rows = std::min<int64_t>(o.micro_batch, int64_t(o.prompts_per_step) * o.num_generations);
@@ -102,6 +102,7 @@ GrpoRun start_run(const GrpoOptions& o) {
   if (o.beta > 0) run.reference.emplace(*run.policy);  // the starting model, before any resume
   run.rewards = parse_reward_spec(o.rewards, o.max_completion_length, o.max_completion_length / 4);
   run.prompts.task = o.task;
+  run.prompts.format = item_format_of(file);
   run.prompts.task.split = Split::Train;
   if (!o.data_path.empty()) run.prompts.data = read_rl_dataset(o.data_path);
   if (!o.data_path.empty() && run.prompts.data.empty()) throw FormatError(o.data_path + ": no examples");
@@ -184,7 +185,7 @@ void save_checkpoint(const GrpoRun& run, const GrpoOptions& o, int64_t step) {
 // The caller's held-out score of the current weights, recorded in the metrics.
 void evaluate_held_out(GrpoRun& run, const Evaluator& evaluate, int64_t step) {
   if (!evaluate) return;
-  const HeldOutScore s = evaluate(*run.engine);
+  const HeldOutScore s = evaluate(*run.engine, run.prompts.format);
   run.result.eval_accuracy = s.accuracy;
   run.result.eval_format = s.format_rate;
   append_jsonl(run.metrics_path, {{"step", step}, {"eval_accuracy", s.accuracy}, {"eval_format", s.format_rate},

@@ -49,7 +49,7 @@ LossNormaliser step_counts(std::span<const Rollout> batch, const GrpoOptions& o)
 }  // namespace
 
 TaskItem PromptSource::at(int64_t k) const {
-  return data.empty() ? generate_item(task, k) : data[size_t(k % int64_t(data.size()))];
+  return format.apply(data.empty() ? generate_item(task, k) : data[size_t(k % int64_t(data.size()))]);
 }
 
 uint64_t rollout_seed(uint64_t seed, int64_t step, int batch) {
@@ -63,7 +63,7 @@ std::vector<Rollout> generate_rollouts(const Model& engine, std::span<const Task
   std::vector<PathsOptions> popts;
   size_t longest = 0;
   for (size_t p = 0; p < items.size(); ++p) {
-    prompts.push_back(engine.tokenizer.encode(items[p].prompt, true, false));
+    prompts.push_back(engine.tokenizer.encode(items[p].prompt, true, true));
     longest = std::max(longest, prompts.back().size());
     popts.push_back({.n = G, .sampling = {.temperature = o.temperature, .top_k = o.top_k, .top_p = o.top_p},
                      .seed = seed, .path_offset = uint64_t(p) * uint64_t(G), .on_token = {},
@@ -87,7 +87,7 @@ void score_rollouts(std::span<Rollout> rollouts, std::span<const TaskItem> items
     const TaskItem& item = items[size_t(r.group)];
     r.reward = compute_rewards(spec, r.text, int(r.completion.size()), item).total;
     r.accuracy = accuracy_reward(r.text, item, spec.countdown_division);
-    r.format = format_reward(r.text);
+    r.format = format_reward(r.text, item.style);
   }
 }
 

@@ -11,6 +11,7 @@
 
 #include "formats/tokenizer.h"
 #include "model/model.h"
+#include "tasks/item_format.h"
 #include "tasks/reward.h"
 #include "tasks/task.h"
 #include "train/forward_train.h"
@@ -34,7 +35,8 @@ struct Rollout {
 struct PromptSource {
   TaskOptions task;              // train split
   std::vector<TaskItem> data;    // from --data (cycled)
-  TaskItem at(int64_t k) const;
+  ItemFormat format;             // the policy's (tasks/item_format.h)
+  TaskItem at(int64_t k) const;  // rendered in `format`
 };
 
 // The seed of generation batch `batch` of step `step` (0-based).

@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "model/model.h"
+#include "tasks/item_format.h"
 
 namespace ponder {
 
@@ -15,7 +16,8 @@ struct HeldOutScore {
   double mean_tokens = -1;  // tokens of the chosen path per item
 };
 
-// Scores an engine model (the current weights, loaded for inference); empty: no evaluation.
-using Evaluator = std::function<HeldOutScore(const Model& model)>;
+// Scores an engine model (the current weights, loaded for inference), prompting it in the format the
+// run trains it in (tasks/item_format.h); empty: no evaluation.
+using Evaluator = std::function<HeldOutScore(const Model& model, const ItemFormat& format)>;
 
 }  // namespace ponder

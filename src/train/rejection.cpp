@@ -12,6 +12,7 @@
 #include "decode/model_runner.h"
 #include "decode/paths.h"
 #include "model/model.h"
+#include "tasks/item_format.h"
 #include "tasks/dataset.h"
 #include "tasks/reward.h"
 
@@ -52,6 +53,9 @@ RejectionResult rejection_sample(const RejectionOptions& o) {
     items = read_rl_dataset(o.data_path);
     if (int(items.size()) > o.count) items.resize(size_t(o.count));
   }
+  // Prompted in the model's format; the written examples hold what an SFT file of that format holds.
+  const ItemFormat format = item_format_of(model->file);
+  for (TaskItem& item : items) item = format.apply(std::move(item));
   RejectionResult r;
   std::string out;
   for (size_t b0 = 0; b0 < items.size(); b0 += size_t(o.prompts_per_batch)) {
@@ -59,7 +63,7 @@ RejectionResult rejection_sample(const RejectionOptions& o) {
     std::vector<std::vector<int32_t>> prompts;
     std::vector<PathsOptions> opts;
     for (size_t i = b0; i < b1; ++i) {
-      prompts.push_back(model->tokenizer.encode(items[i].prompt, true, false));
+      prompts.push_back(model->tokenizer.encode(items[i].prompt, true, true));
       opts.push_back({.n = o.samples, .sampling = {.temperature = o.temperature, .top_k = o.top_k, .top_p = o.top_p},
                       .seed = o.seed, .path_offset = uint64_t(i) * uint64_t(o.samples)});
     }
@@ -74,11 +78,12 @@ RejectionResult rejection_sample(const RejectionOptions& o) {
       std::set<std::string> seen;
       for (const Path& p : paths[i - b0]) {
         ++r.drawn;
-        const bool ok = accuracy_reward(p.text, items[i]) == 1.0f && (!o.require_format || format_reward(p.text) == 1.0f);
+        const bool ok = accuracy_reward(p.text, items[i]) == 1.0f &&
+                        (!o.require_format || format_reward(p.text, items[i].style) == 1.0f);
         if (!ok) continue;
         std::string line;
         try {
-          line = sft_json_line(SftExample{.prompt = items[i].prompt, .completion = p.text});
+          line = sft_json_line(SftExample{.prompt = format.data_prompt(items[i]), .completion = p.text});
         } catch (const InvalidArgument&) {
           continue;  // sampled bytes that are not UTF-8 text: not SFT data
         }

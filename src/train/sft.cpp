@@ -13,6 +13,7 @@
 #include "core/rng.h"
 #include "model/model.h"
 #include "tasks/dataset.h"
+#include "tasks/item_format.h"
 #include "train/char_vocab.h"
 #include "train/checkpoint.h"
 #include "train/memory.h"
@@ -30,11 +31,12 @@ struct ExampleSource {
   TaskOptions task;
   std::vector<SftExample> data;  // from a file
   uint64_t seed = 0;
+  ItemFormat format;             // the model's (compact for ponder's presets)
 
   std::pair<std::string, std::string> at(int64_t k) const {
     if (data.empty()) {
       const TaskItem item = generate_item(task, k);
-      return {item.prompt, sft_completion(item)};
+      return {format.apply(item).prompt, format.completion(item)};
     }
     // A fresh permutation of the file for every epoch.
     const int64_t n = int64_t(data.size()), epoch = k / n;
@@ -42,8 +44,7 @@ struct ExampleSource {
     for (int64_t i = 0; i < n; ++i) order[size_t(i)] = i;
     Rng rng = Rng::derive(seed, uint64_t(epoch));
     for (int64_t i = n - 1; i > 0; --i) std::swap(order[size_t(i)], order[rng.below(uint64_t(i + 1))]);
-    const SftExample& e = data[size_t(order[size_t(k % n)])];
-    return {e.prompt, e.completion};
+    return format.example(data[size_t(order[size_t(k % n)])]);
   }
 };
 
@@ -52,6 +53,7 @@ struct SftRun {
   std::unique_ptr<TrainModel> model;
   Tokenizer tokenizer;
   std::vector<std::pair<std::string, GgufValue>> tokenizer_meta;
+  ItemFormat format;
   ExampleSource source;
   AdamWState adam;
   LrSchedule schedule;
@@ -81,6 +83,7 @@ void make_model(SftRun& run, const SftOptions& o) {
     run.model = std::make_unique<TrainModel>(import_gguf(f));
     run.tokenizer = Tokenizer::from_gguf(f);
     run.tokenizer_meta = tokenizer_metadata(f);
+    run.format = item_format_of(f);
   } else {
     run.tokenizer_meta = char_vocab_metadata();
     run.tokenizer = char_tokenizer();
@@ -120,7 +123,7 @@ SftRun start_run(const SftOptions& o) {
   run.model_path = o.out_dir + "/model.gguf";
   make_model(run, o);
   check_memory(o, run.model->config);
-  run.source = {.task = o.task, .data = {}, .seed = o.seed};
+  run.source = {.task = o.task, .data = {}, .seed = o.seed, .format = run.format};
   run.source.task.split = Split::Train;
   if (!o.data_path.empty()) run.source.data = read_sft_dataset(o.data_path);
   if (!o.data_path.empty() && run.source.data.empty()) throw FormatError(o.data_path + ": no examples");
@@ -196,7 +199,7 @@ void save_checkpoint(const SftRun& run, const SftOptions& o, int64_t step) {
 void evaluate_held_out(SftRun& run, const Evaluator& evaluate, int64_t step) {
   if (!evaluate) return;
   const auto model = inference_model(*run.model, run.tokenizer);
-  const HeldOutScore score = evaluate(*model);
+  const HeldOutScore score = evaluate(*model, run.format);
   run.result.eval_accuracy = score.accuracy;
   run.result.eval_format = score.format_rate;
   append_jsonl(run.metrics_path, {{"step", step}, {"eval_accuracy", score.accuracy},
@@ -236,9 +239,9 @@ std::string SftOptions::to_json() const {
 
 SftSequence tokenize_sft(const Tokenizer& tok, const std::string& prompt, const std::string& completion, int max_len) {
   SftSequence s;
-  s.tokens = tok.encode(prompt, true, false);
+  s.tokens = tok.encode(prompt, true, true);
   const size_t n_prompt = s.tokens.size();
-  const auto comp = tok.encode(completion, false, false);
+  const auto comp = tok.encode(completion, false, true);
   s.tokens.insert(s.tokens.end(), comp.begin(), comp.end());
   s.tokens.push_back(tok.eos());
   if (s.tokens.size() > size_t(max_len) + 1) s.tokens.resize(size_t(max_len) + 1);

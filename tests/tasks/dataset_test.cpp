@@ -119,7 +119,8 @@ TEST(DatasetJsonl, Errors) {
   expect_mentions(rl_error("{\"prompt\": \"p\", \"answer\": \"a\", \"numbers\": [1], \"target\": 3.5}"),
                   {"data.jsonl:1", "'target'", "integer"});
   expect_mentions(rl_error("{\"prompt\": \"p\xff\", \"answer\": \"a\"}"), {"data.jsonl:1", "bad JSON"});
-  expect_mentions(sft_error("{\"prompt\": \"p\", \"answer\": \"a\"}"), {"sft.jsonl:1", "'completion'", "missing"});
+  expect_mentions(sft_error("{\"prompt\": \"p\", \"answer\": \"a\"}"), {"sft.jsonl:1", "'completion'", "missing", "'reasoning'"});
+  expect_mentions(sft_error("{\"prompt\": \"p\", \"reasoning\": \"r\", \"answer\": 5}"), {"sft.jsonl:1", "'answer'", "string"});
   expect_mentions(sft_error("{\"prompt\": \"p\", \"completion\": null}"), {"sft.jsonl:1", "'completion'", "null"});
   EXPECT_EQ(rl_error(""), "(no error)");  // an empty file is an empty dataset
   EXPECT_THROW(read_rl_dataset("/nonexistent/ponder.jsonl"), FormatError);

@@ -123,7 +123,7 @@ TEST(GrpoLoop, LearnsAndCallsTheEvaluator) {
   o.steps = 6;
   o.eval_every = 3;
   int calls = 0;
-  const Evaluator evaluate = [&](const Model&) {
+  const Evaluator evaluate = [&](const Model&, const ItemFormat&) {
     ++calls;
     return HeldOutScore{.accuracy = 0.25 * calls, .format_rate = 1, .mean_tokens = 10};
   };

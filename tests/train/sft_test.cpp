@@ -218,7 +218,7 @@ TEST(SftEval, TheEvaluatorScoresTheCurrentWeights) {
   o.steps = 8;
   o.eval_every = 4;
   std::vector<std::vector<int32_t>> seen;  // greedy tokens of the model handed over, per call
-  const Evaluator evaluate = [&](const Model& model) {
+  const Evaluator evaluate = [&](const Model& model, const ItemFormat&) {
     const auto prompt = model.tokenizer.encode("Q: 5+6-2= A: <think>", true, false);
     ModelRunner runner(model, 256);
     seen.push_back(generate(runner, {.prompt = prompt, .strategy = GreedyOptions{}, .stop = {.max_tokens = 24}}).paths[0].tokens);
