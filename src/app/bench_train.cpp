@@ -21,6 +21,7 @@
 #include "train/adamw.h"
 #include "train/char_vocab.h"
 #include "train/forward_train.h"
+#include "train/model_io.h"
 
 namespace ponder::app {
 
@@ -38,18 +39,20 @@ double median(std::vector<double> v) {
 
 void run_train_bench(const TrainBenchArgs& a) {
   if (a.batch < 1 || a.ctx < 2 || a.steps < 1) throw InvalidArgument("--batch and -r must be >= 1, --ctx >= 2");
-  TrainConfig c = find_train_preset(a.preset).config;
-  c.vocab = int(char_tokenizer().n_vocab());
-  c.ctx = std::max(c.ctx, a.ctx);
-  c.validate();
+  TrainConfig preset = find_train_preset(a.preset).config;
+  preset.vocab = int(char_tokenizer().n_vocab());
+  preset.ctx = std::max(preset.ctx, a.ctx);
+  TrainModel m = a.model.empty() ? TrainModel(preset) : import_gguf(read_gguf(a.model));
+  if (a.model.empty()) init_params(m, 1);
+  const TrainConfig& c = m.config;
+  if (a.ctx > c.ctx)
+    throw InvalidArgument("--ctx " + std::to_string(a.ctx) + " exceeds the model's context " + std::to_string(c.ctx));
   // The attention probabilities of every layer are kept for backward: B x H x T x T x L floats.
   const double prob_bytes = 4.0 * a.batch * c.n_heads * double(a.ctx) * a.ctx * c.n_layers;
   if (prob_bytes > 8.0 * (1u << 30))
     throw InvalidArgument("--batch " + std::to_string(a.batch) + " x --ctx " + std::to_string(a.ctx) + " needs " +
                           std::to_string(int64_t(prob_bytes / (1u << 20))) +
                           " MiB of attention activations; at most 8 GiB (lower --batch or --ctx)");
-  TrainModel m(c);
-  init_params(m, 1);
   Rng rng(7);
   TrainBatch b{.B = a.batch, .T = a.ctx};
   for (int i = 0; i < a.batch * a.ctx; ++i) b.tokens.push_back(int32_t(rng.below(uint64_t(c.vocab))));
@@ -87,7 +90,7 @@ void run_train_bench(const TrainBenchArgs& a) {
                                          3.0 * c.dim * c.ffn);
   const double flops_per_token = 6 * matmul_params + 6.0 * c.n_layers * c.q_dim() * a.ctx;
   const nlohmann::json out = {
-      {"preset", a.preset},
+      {"model", a.model.empty() ? "preset " + a.preset : a.model},
       {"params", m.n_params()},
       {"threads", omp_get_max_threads()},
       {"batch", a.batch},
@@ -106,8 +109,9 @@ void run_train_bench(const TrainBenchArgs& a) {
     std::printf("%s\n", out.dump(2).c_str());
     return;
   }
-  std::printf("train step, preset %s (%zu parameters), batch %d x %d tokens, %d threads, median of %d steps\n",
-              a.preset.c_str(), m.n_params(), a.batch, a.ctx, omp_get_max_threads(), a.steps);
+  std::printf("train step, %s (%s, %zu parameters), batch %d x %d tokens, %d threads, median of %d steps\n",
+              a.model.empty() ? ("preset " + a.preset).c_str() : a.model.c_str(), c.arch.c_str(), m.n_params(), a.batch,
+              a.ctx, omp_get_max_threads(), a.steps);
   std::printf("  forward %8.1f ms  backward %8.1f ms  adamw %6.1f ms  total %8.1f ms\n", median(fwd) * 1e3,
               median(bwd) * 1e3, median(upd) * 1e3, step_s * 1e3);
   std::printf("  %.0f tokens/s, %.1f GFLOP/s (model FLOPs), loss %.4f -> %.4f\n", tokens / step_s,

@@ -1,5 +1,5 @@
 #pragma once
-// ponder bench --train (a training step of the small model family) and --rollouts (GRPO-style
+// ponder bench --train (a training step of a preset or of a GGUF model) and --rollouts (GRPO-style
 // rollouts batched vs one path at a time). Both print figures; neither asserts anything.
 #include <cstdint>
 #include <string>
@@ -7,7 +7,8 @@
 namespace ponder::app {
 
 struct TrainBenchArgs {
-  std::string preset = "5m";  // a train preset (ponder train sft --help lists them)
+  std::string preset = "5m";  // a train preset (ponder train sft --help lists them), or
+  std::string model;          // a GGUF the trainer imports (llama or qwen2, any vocabulary)
   int batch = 16, ctx = 256;  // sequences per step and tokens per sequence
   int steps = 5;              // timed steps (after one warm-up step); the median is reported
   bool json = false;

@@ -149,6 +149,7 @@ void run_bench(const BenchArgs& a) {
     throw InvalidArgument("give at most one of --train, --rollouts and --paths/--e2e");
   if (a.train) {
     TrainBenchArgs t = a.train_args;
+    t.model = a.model;
     t.json = a.json;
     t.steps = a.reps;
     return run_train_bench(t);
@@ -270,8 +271,8 @@ void add_bench(CLI::App& app) {
       ->delimiter(',');
   cmd->add_flag("--e2e", a->e2e, "whole requests: greedy vs beam 4 vs sample n=8 for -n tokens");
   cmd->add_flag("--train", a->train,
-                "training step (forward + backward + AdamW) of a train preset on random tokens; -r steps");
-  cmd->add_option("--preset", a->train_args.preset, "--train: the model preset (tiny, small, 5m)");
+                "training step (forward + backward + AdamW) of a train preset or of -m FILE on random tokens; -r steps");
+  cmd->add_option("--preset", a->train_args.preset, "--train: the model preset (tiny, small, 5m); or -m FILE");
   cmd->add_option("--batch", a->train_args.batch, "--train: sequences per step");
   cmd->add_option("--ctx", a->train_args.ctx, "--train: tokens per sequence");
   cmd->add_flag("--rollouts", a->rollouts,

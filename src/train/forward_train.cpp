@@ -159,7 +159,11 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
     const double lse = log_sum_exp(row, V);
     const int32_t tgt = batch.targets[size_t(i)];
     if (tgt >= 0) logp[size_t(i)] = float(double(row[tgt]) - lse);
-    for (int j = 0; j < V; ++j) row[j] = float(std::exp(double(row[j]) - lse));  // keep the softmax
+    // Keep the softmax: exp(logit - max) vectorized, times exp(max - lse) = 1 / sum.
+    const float mx = *std::max_element(row, row + V);
+    exp_shifted(row, V, mx);
+    const float inv_sum = float(std::exp(double(mx) - lse));
+    for (int j = 0; j < V; ++j) row[j] *= inv_sum;
   }
   double nll = 0;  // summed in order: the same whatever the threads
   int64_t count = 0;
