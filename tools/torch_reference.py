@@ -13,6 +13,9 @@ The model (the same one ponder trains):
   arch 'qwen2': Wq n1 + bq, Wk n1 + bk, Wv n1 + bv (Q/K/V biases), and RoPE rotates the pairs
   (i, i + D/2) (the Hugging Face / NeoX layout the GGUF 'qwen2' files keep).
   loss = -sum(logp[target] over positions with a target) / count.
+  With "lora" (rank r, alpha): every matrix W (out, in) of the blocks gets W x + (alpha/r) B (A x),
+  A (r, in) and B (out, r) named blk.N.<matrix>.weight.lora_a/lora_b; the base is frozen and only
+  the adapters' gradients are written (train_qwen2_lora.json).
 """
 import json
 import math
@@ -50,9 +53,17 @@ def forward(p, cfg, tokens):
     x = p["token_embd.weight"][tokens]
     mask = torch.full((T, T), float("-inf")).triu(1)
     qwen2 = cfg.get("arch", "llama") == "qwen2"
+    lora = cfg.get("lora")
     for l in range(cfg["n_layers"]):
         g = lambda s: p[f"blk.{l}.{s}"]
-        proj = lambda n, w: n @ g(w + ".weight").T + (g(w + ".bias") if qwen2 else 0)
+
+        def mat(n, w):  # n W^T (+ the adapter)
+            y = n @ g(w + ".weight").T
+            if lora:
+                y = y + lora["alpha"] / lora["rank"] * (n @ g(w + ".weight.lora_a").T) @ g(w + ".weight.lora_b").T
+            return y
+
+        proj = lambda n, w: mat(n, w) + (g(w + ".bias") if qwen2 else 0)
         n1 = rmsnorm(x, g("attn_norm.weight"), cfg["rms_eps"])
         q = rope(proj(n1, "attn_q").view(B, T, H, D), cfg["rope_base"], qwen2)
         k = rope(proj(n1, "attn_k").view(B, T, Hkv, D), cfg["rope_base"], qwen2)
@@ -62,10 +73,10 @@ def forward(p, cfg, tokens):
         v = v.repeat_interleave(rep, dim=2)
         att = (q.transpose(1, 2) @ k.transpose(1, 2).transpose(-1, -2)) / math.sqrt(D) + mask
         o = (torch.softmax(att, -1) @ v.transpose(1, 2)).transpose(1, 2).reshape(B, T, C)
-        x = x + o @ g("attn_output.weight").T
+        x = x + mat(o, "attn_output")
         n2 = rmsnorm(x, g("ffn_norm.weight"), cfg["rms_eps"])
-        hdn = torch.nn.functional.silu(n2 @ g("ffn_gate.weight").T) * (n2 @ g("ffn_up.weight").T)
-        x = x + hdn @ g("ffn_down.weight").T
+        hdn = torch.nn.functional.silu(mat(n2, "ffn_gate")) * mat(n2, "ffn_up")
+        x = x + mat(hdn, "ffn_down")
     xf = rmsnorm(x, p["output_norm.weight"], cfg["rms_eps"])
     w_out = p["token_embd.weight"] if cfg["tied"] else p["output.weight"]
     return xf @ w_out.T
@@ -95,6 +106,15 @@ def make(name, cfg, B, T, seed):
     shapes.append(("output_norm.weight", (C,)))
     if not cfg["tied"]:
         shapes.append(("output.weight", (V, C)))
+    lora = cfg.get("lora")
+    base_names = [n for n, _ in shapes]
+    if lora:
+        r = lora["rank"]
+        for l in range(cfg["n_layers"]):
+            for w, (inp, outp) in [("attn_q", (C, H * D)), ("attn_k", (C, Hkv * D)), ("attn_v", (C, Hkv * D)),
+                                   ("attn_output", (H * D, C)), ("ffn_gate", (C, F)), ("ffn_up", (C, F)),
+                                   ("ffn_down", (F, C))]:
+                shapes += [(f"blk.{l}.{w}.weight.lora_a", (r, inp)), (f"blk.{l}.{w}.weight.lora_b", (outp, r))]
     params = {}
     for n, s in shapes:
         if n.endswith(".bias"):
@@ -103,7 +123,7 @@ def make(name, cfg, B, T, seed):
             t = 1.0 + 0.1 * torch.randn(s, generator=g)
         else:
             t = 0.3 * torch.randn(s, generator=g)
-        params[n] = t.float().double().requires_grad_(True)  # values exactly representable in f32
+        params[n] = t.float().double().requires_grad_(not lora or ".lora_" in n)  # exact in f32
     tokens = torch.randint(0, V, (B, T), generator=g)
     targets = torch.randint(0, V, (B, T), generator=g)
     targets[0, T - 2:] = -1  # padding: no target
@@ -120,8 +140,14 @@ def make(name, cfg, B, T, seed):
         "shapes": {n: list(s) for n, s in shapes},
         "logits": logits.detach().flatten().tolist(),
         "loss": loss.item(),
-        "grads": {n: params[n].grad.flatten().tolist() for n, _ in shapes},
+        "grads": {n: params[n].grad.flatten().tolist() for n, _ in shapes if params[n].grad is not None},
     }
+    if lora:  # the frozen base and the adapters' gradients; no AdamW run
+        path = os.path.join(os.path.dirname(__file__), "..", "tests", "golden", f"train_{name}.json")
+        with open(path, "w") as f:
+            json.dump(out, f)
+        print(f"wrote {path}: loss {out['loss']:.6f}")
+        return
     # AdamW (decoupled weight decay on matrices only), global-norm clipping, 6 steps on the batch.
     adam = {"lr": 3e-3, "beta1": 0.9, "beta2": 0.95, "eps": 1e-8, "weight_decay": 0.1, "max_grad_norm": 0.5}
     for t in params.values():
@@ -156,3 +182,6 @@ if __name__ == "__main__":
     make("tied", dict(base, tied=True), B=2, T=9, seed=99)
     # The R1-Distill-Qwen shape: qwen2 (biases, NeoX RoPE), tied output, 2 query heads per KV head.
     make("qwen2", dict(base, tied=True, arch="qwen2", rope_base=1e6, rms_eps=1e-6), B=2, T=9, seed=99)
+    # LoRA on every block matrix of the qwen2 model (rank 2, alpha 3), B non-zero.
+    make("qwen2_lora", dict(base, tied=True, arch="qwen2", rope_base=1e6, rms_eps=1e-6, lora={"rank": 2, "alpha": 3.0}),
+         B=2, T=9, seed=5)

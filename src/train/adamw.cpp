@@ -31,16 +31,21 @@ double clip_grad_norm(std::span<float> grads, double max_norm) {
 }
 
 void adamw_step(TrainModel& m, std::span<const float> grads, AdamWState& s, const AdamWOptions& o, float lr) {
-  const size_t n = m.params.size();
+  adamw_step(m.layout, m.params, grads, s, o, lr);
+}
+
+void adamw_step(const ParamLayout& layout, std::span<float> params, std::span<const float> grads, AdamWState& s,
+                const AdamWOptions& o, float lr) {
+  const size_t n = params.size();
   if (grads.size() != n) throw InvalidArgument("adamw_step: gradient size differs from the parameters");
   if (s.m.size() != n) s.m.assign(n, 0.0f), s.v.assign(n, 0.0f);
   ++s.step;
   const double bc1 = 1.0 - std::pow(double(o.beta1), double(s.step));
   const double bc2_sqrt = std::sqrt(1.0 - std::pow(double(o.beta2), double(s.step)));
   const float step_size = float(lr / bc1);
-  for (const ParamTensor& t : m.layout.tensors) {
+  for (const ParamTensor& t : layout.tensors) {
     const float decay = t.decay ? 1.0f - lr * o.weight_decay : 1.0f;
-    float* p = m.params.data() + t.offset;
+    float* p = params.data() + t.offset;
     float* mm = s.m.data() + t.offset;
     float* vv = s.v.data() + t.offset;
     const float* g = grads.data() + t.offset;

@@ -31,6 +31,9 @@ double clip_grad_norm(std::span<float> grads, double max_norm);
 
 // One update of m.params with the (clipped) grads at learning rate lr.
 void adamw_step(TrainModel& m, std::span<const float> grads, AdamWState& state, const AdamWOptions& opt, float lr);
+// The same for any flat buffer laid out by `layout` (LoRA adapters).
+void adamw_step(const ParamLayout& layout, std::span<float> params, std::span<const float> grads, AdamWState& state,
+                const AdamWOptions& opt, float lr);
 
 struct LrSchedule {
   float lr = 1e-3f;

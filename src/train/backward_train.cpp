@@ -16,16 +16,17 @@ namespace ponder {
 
 namespace {
 
-// For y (N, out) = x (N, in) W^T: dx (N, in) (+)= dy W and dW (out, in) += dy^T x.
+// For y (N, out) = x (N, in) W^T: dx (N, in) (+)= dy W and dW (out, in) += dy^T x (none when dw is
+// null: a frozen matrix).
 void linear_backward(float* dx, bool accumulate_dx, float* dw, const float* dy, const float* x, const float* w,
                      int64_t N, int64_t in, int64_t out) {
   sgemm(false, false, N, in, out, 1.0f, dy, out, w, in, accumulate_dx ? 1.0f : 0.0f, dx, in);
-  sgemm(true, false, out, in, N, 1.0f, dy, out, x, in, 1.0f, dw, in);
+  if (dw) sgemm(true, false, out, in, N, 1.0f, dy, out, x, in, 1.0f, dw, in);
 }
 
 // out (n) += the sum over rows 0..N-1 of each row's contribution, row(i, partial) adding row i's
 // into partial (n): rows in fixed chunks, one partial sum per chunk, the chunks added in order, so
-// the result does not depend on the threads.
+// the result does not depend on the threads. out null: the rows still run, their sum is dropped.
 template <typename RowFn>
 void sum_over_rows(float* out, int n, int64_t N, RowFn row) {
   constexpr int64_t kChunk = 128;
@@ -34,6 +35,7 @@ void sum_over_rows(float* out, int n, int64_t N, RowFn row) {
 #pragma omp parallel for schedule(static)
   for (int64_t ch = 0; ch < n_chunks; ++ch)
     for (int64_t i = ch * kChunk; i < std::min(N, (ch + 1) * kChunk); ++i) row(i, partial.data() + ch * n);
+  if (!out) return;
   for (int64_t ch = 0; ch < n_chunks; ++ch)
     for (int j = 0; j < n; ++j) out[j] += partial[size_t(ch * n + j)];
 }
@@ -56,15 +58,33 @@ void bias_backward(float* dbias, const float* dy, int64_t N, int n) {
 }  // namespace
 
 void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a, std::span<const float> dlogp,
-                    std::vector<float>& grads) {
+                    std::vector<float>& grads, const LoraAdapters* lora) {
   const TrainConfig& c = m.config;
   const int B = batch.B, T = batch.T, C = c.dim, F = c.ffn, V = c.vocab, L = c.n_layers;
   const int H = c.n_heads, Hkv = c.n_kv_heads, D = c.head_dim(), qd = c.q_dim(), kvd = c.kv_dim();
   const int64_t N = int64_t(B) * T;
   if (a.B != B || a.T != T || dlogp.size() != size_t(N)) throw InvalidArgument("backward_train: run forward_train on this batch first");
-  if (grads.size() != m.layout.total) grads.assign(m.layout.total, 0.0f);
+  const size_t n_grads = lora ? lora->layout.total : m.layout.total;
+  if (grads.size() != n_grads) grads.assign(n_grads, 0.0f);
   ParamView w = view_params(c, m.layout, const_cast<float*>(m.params.data()));
-  ParamView g = view_params(c, m.layout, grads.data());
+  // With adapters the base is frozen: every pointer of its gradient view is null.
+  const ParamView g = lora ? ParamView{.token_embd = nullptr, .layers = std::vector<LayerView>(size_t(L)),
+                                       .output_norm = nullptr, .output = nullptr}
+                           : view_params(c, m.layout, grads.data());
+  // For an adapted matrix (y += s (x A^T) B^T, u = x A^T kept by forward): dB += s dy^T u,
+  // du = s dy B, dA += du^T x, dx += du A.
+  const int r = lora ? lora->config.rank : 0;
+  float* du = sized(a.lora_du, size_t(N) * r);  // d(x A^T)
+  auto adapt_backward = [&](int l, LoraTarget t, float* dx_in, const float* dy, const float* x, int64_t in, int64_t out) {
+    const float* A = lora ? lora->a(l, t) : nullptr;
+    if (!A) return;
+    const float s = lora->config.scale();
+    const float* u = a.lora_u.data() + (size_t(l) * kLoraTargets + size_t(t)) * size_t(N) * r;
+    sgemm(true, false, out, r, N, s, dy, out, u, r, 1.0f, lora->b(grads.data(), l, t), r);
+    sgemm(false, false, N, r, out, s, dy, out, lora->b(l, t), r, 0.0f, du, r);
+    sgemm(true, false, r, in, N, 1.0f, du, r, x, in, 1.0f, lora->a(grads.data(), l, t), in);
+    sgemm(false, false, N, in, r, 1.0f, du, r, A, in, 1.0f, dx_in, in);
+  };
   const size_t NC = size_t(N) * C, NF = size_t(N) * F;
   const float scale = 1.0f / std::sqrt(float(D));
   const RopeStyle rope = c.rope_style();
@@ -89,7 +109,7 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
 
   float* dh = sized(a.dbig, NF);
   float* dg = sized(a.dbig2, NF * 2);
-  float* du = dg + NF;
+  float* dup = dg + NF;  // d up
   float* datt = sized(a.datt, size_t(N) * qd);
   float* dq = sized(a.dq, size_t(N) * qd);
   float* dk = sized(a.dk, size_t(N) * kvd);
@@ -118,14 +138,18 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
 
     // FFN: x_out = x_mid + down(silu(gate) * up), dx is d x_out.
     linear_backward(dh, false, lg.w_down, dx, hl, lw.w_down, N, F, C);
+    adapt_backward(l, LoraTarget::Down, dh, dx, hl, F, C);
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < N; ++i) swiglu_backward(dg + i * F, du + i * F, dh + i * F, gl + i * F, ul + i * F, F);
+    for (int64_t i = 0; i < N; ++i) swiglu_backward(dg + i * F, dup + i * F, dh + i * F, gl + i * F, ul + i * F, F);
     linear_backward(dxn, false, lg.w_gate, dg, n2, lw.w_gate, N, C, F);
-    linear_backward(dxn, true, lg.w_up, du, n2, lw.w_up, N, C, F);
+    adapt_backward(l, LoraTarget::Gate, dxn, dg, n2, C, F);
+    linear_backward(dxn, true, lg.w_up, dup, n2, lw.w_up, N, C, F);
+    adapt_backward(l, LoraTarget::Up, dxn, dup, n2, C, F);
     norm_backward(dx, lg.ffn_norm, dxn, xm, lw.ffn_norm, r2, N, C);  // dx is now d x_mid
 
     // Attention: x_mid = x_in + wo(att), dx is d x_mid.
     linear_backward(datt, false, lg.wo, dx, al, lw.wo, N, qd, C);
+    adapt_backward(l, LoraTarget::O, datt, dx, al, qd, C);
     std::fill_n(dk, size_t(N) * kvd, 0.0f);
     std::fill_n(dv, size_t(N) * kvd, 0.0f);
     // Per (sequence, KV head): the heads of the group add into the same dK and dV.
@@ -171,12 +195,16 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
       bias_backward(lg.bv, dv, N, kvd);
     }
     linear_backward(dxn, false, lg.wq, dq, n1, lw.wq, N, C, qd);
+    adapt_backward(l, LoraTarget::Q, dxn, dq, n1, C, qd);
     linear_backward(dxn, true, lg.wk, dk, n1, lw.wk, N, C, kvd);
+    adapt_backward(l, LoraTarget::K, dxn, dk, n1, C, kvd);
     linear_backward(dxn, true, lg.wv, dv, n1, lw.wv, N, C, kvd);
+    adapt_backward(l, LoraTarget::V, dxn, dv, n1, C, kvd);
     norm_backward(dx, lg.attn_norm, dxn, xi, lw.attn_norm, r1, N, C);  // dx is now d x_in
   }
 
   // Embedding rows: a serial scatter-add keeps the order of additions fixed.
+  if (!g.token_embd) return;  // frozen
   for (int64_t i = 0; i < N; ++i) {
     float* row = g.token_embd + int64_t(batch.tokens[size_t(i)]) * C;
     for (int j = 0; j < C; ++j) row[j] += dx[i * C + j];

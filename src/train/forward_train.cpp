@@ -23,7 +23,7 @@ void linear(float* y, const float* x, const float* w, int64_t N, int64_t in, int
 }  // namespace
 
 double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& a, std::vector<float>& logp,
-                     float temperature) {
+                     float temperature, const LoraAdapters* lora) {
   const TrainConfig& c = m.config;
   const int B = batch.B, T = batch.T, C = c.dim, F = c.ffn, V = c.vocab, L = c.n_layers;
   const int H = c.n_heads, Hkv = c.n_kv_heads, D = c.head_dim(), qd = c.q_dim(), kvd = c.kv_dim();
@@ -63,6 +63,16 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
   for (int t = 0; t < T; ++t) rope_angles(rc + t * D / 2, rs + t * D / 2, t, D, c.rope_base);
   const float scale = 1.0f / std::sqrt(float(D));
   const RopeStyle rope = c.rope_style();
+  // y (N, out) += s (x A^T) B^T for an adapted matrix, x A^T kept for backward.
+  const int r = lora ? lora->config.rank : 0;
+  float* lora_u = sized(a.lora_u, size_t(N) * r * kLoraTargets * L);
+  auto adapt = [&](int l, LoraTarget t, float* y, const float* x, int64_t in, int64_t out) {
+    const float* A = lora ? lora->a(l, t) : nullptr;
+    if (!A) return;
+    float* u = lora_u + (size_t(l) * kLoraTargets + size_t(t)) * size_t(N) * r;
+    sgemm(false, true, N, r, in, 1.0f, x, in, A, in, 0.0f, u, r);
+    sgemm(false, true, N, out, r, lora->config.scale(), u, r, lora->b(l, t), r, 1.0f, y, out);
+  };
 
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < N; ++i) std::copy_n(w.token_embd + int64_t(batch.tokens[size_t(i)]) * C, C, x + i * C);
@@ -83,6 +93,9 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
     linear(ql, n1, lw.wq, N, C, qd);
     linear(kl, n1, lw.wk, N, C, kvd);
     linear(vl, n1, lw.wv, N, C, kvd);
+    adapt(l, LoraTarget::Q, ql, n1, C, qd);
+    adapt(l, LoraTarget::K, kl, n1, C, kvd);
+    adapt(l, LoraTarget::V, vl, n1, C, kvd);
     // q and k are stored after the bias and the rotation (what attention reads); v after its bias.
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < N; ++i) {
@@ -123,6 +136,7 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
     errors.rethrow();
     float* y = sized(a.dx, NC);  // scratch
     linear(y, al, lw.wo, N, qd, C);
+    adapt(l, LoraTarget::O, y, al, qd, C);
     float* xm = x_mid + NC * l;
     float* n2 = xn2 + NC * l;
     float* r2 = rstd2 + size_t(N) * l;
@@ -137,9 +151,12 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
     float* hl = hb + NF * l;
     linear(gl, n2, lw.w_gate, N, C, F);
     linear(ul, n2, lw.w_up, N, C, F);
+    adapt(l, LoraTarget::Gate, gl, n2, C, F);
+    adapt(l, LoraTarget::Up, ul, n2, C, F);
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < N; ++i) swiglu_forward(hl + i * F, gl + i * F, ul + i * F, F);
     linear(y, hl, lw.w_down, N, F, C);
+    adapt(l, LoraTarget::Down, y, hl, F, C);
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < int64_t(NC); ++i) x[i] += y[i];
   }

@@ -10,6 +10,7 @@
 #include <span>
 #include <vector>
 
+#include "train/lora.h"
 #include "train/params.h"
 
 namespace ponder {
@@ -31,19 +32,23 @@ struct Activations {
   std::vector<float> x_final, xnf, rstdf;  // (N, C), (N, C), (N)
   std::vector<float> logits;               // (N, V): softmax of the logits after forward
   std::vector<float> rope_cos, rope_sin;   // (T, D/2)
+  std::vector<float> lora_u;               // (L, kLoraTargets, N, r): x A^T of each adapter
   float temperature = 1.0f;                // the logits were divided by it
   // backward scratch
-  std::vector<float> dx, dxn, dbig, dbig2, datt, dq, dk, dv, dprobs;
+  std::vector<float> dx, dxn, dbig, dbig2, datt, dq, dk, dv, dprobs, lora_du;
 };
 
 // Returns the mean of -logp over positions with a target (the cross-entropy) for reporting.
 // temperature: log-probs of softmax(logits / temperature), as TRL's GRPO computes them for
 // rollouts sampled at that temperature (1 for SFT).
+// lora: adapters on the model's matrices (train/lora.h), added to their outputs.
 double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& acts, std::vector<float>& logp,
-                     float temperature = 1.0f);
+                     float temperature = 1.0f, const LoraAdapters* lora = nullptr);
 
 // grads (same layout as the params) += d(sum_t dlogp[t] * logp[t]) / dparams.
+// With lora (the adapters forward_train ran with): the base model is frozen, grads has the
+// adapters' layout and receives their gradients only.
 void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& acts, std::span<const float> dlogp,
-                    std::vector<float>& grads);
+                    std::vector<float>& grads, const LoraAdapters* lora = nullptr);
 
 }  // namespace ponder

@@ -15,10 +15,11 @@
 namespace ponder {
 namespace {
 
-double weighted_loss(const TrainModel& m, const TrainBatch& b, const std::vector<float>& weights, float temperature) {
+double weighted_loss(const TrainModel& m, const TrainBatch& b, const std::vector<float>& weights, float temperature,
+                     const LoraAdapters* lora = nullptr) {
   Activations a;
   std::vector<float> logp;
-  forward_train(m, b, a, logp, temperature);
+  forward_train(m, b, a, logp, temperature, lora);
   double s = 0;
   for (size_t i = 0; i < logp.size(); ++i) s += double(weights[i]) * logp[i];
   return s;
@@ -100,6 +101,88 @@ TEST(TrainGradients, Qwen2MatchFiniteDifferencesTied) { check_gradients(true, 1.
 TEST(TrainGradients, Qwen2MatchFiniteDifferencesUntied) { check_gradients(false, 1.0f, 5, "qwen2"); }
 TEST(TrainGradients, Qwen2MatchFiniteDifferencesAcrossAttentionBlocks) {
   check_gradients(true, 1.0f, 2 * kAttnRows + 22, "qwen2");
+}
+
+// LoRA: the gradients of every adapter parameter (A and B of all seven matrices of both layers)
+// against finite differences, the base frozen (no gradient for it); B starts non-zero so that A's
+// gradients are not trivially zero.
+void check_lora_gradients(const std::string& arch) {
+  TrainConfig c{.vocab = 11, .dim = 8, .n_layers = 2, .n_heads = 2, .n_kv_heads = 1, .ffn = 12, .ctx = 8, .tied = true,
+                .arch = arch};
+  TrainModel m(c);
+  Rng rng(9);
+  for (float& p : m.params) p = 0.4f * float(rng.normal());
+  for (const ParamTensor& t : m.layout.tensors)
+    if (t.shape.size() == 1 && !t.name.ends_with(".bias"))
+      for (size_t i = 0; i < t.size; ++i) m.params[t.offset + i] = 1.0f + 0.2f * float(rng.normal());
+  LoraAdapters lora(c, {.rank = 2, .alpha = 3.0f});
+  for (float& p : lora.params) p = 0.3f * float(rng.normal());
+  const int T = 5;
+  TrainBatch b{.B = 2, .T = T};
+  for (int i = 0; i < 2 * T; ++i) {
+    b.tokens.push_back(int32_t(rng.below(11)));
+    b.targets.push_back(i == T - 1 ? -1 : int32_t(rng.below(11)));
+  }
+  std::vector<float> weights(size_t(2 * T));
+  for (int i = 0; i < 2 * T; ++i) weights[size_t(i)] = b.targets[size_t(i)] < 0 ? 0.0f : float(rng.uniform() - 0.7);
+  Activations a;
+  std::vector<float> logp, grads;
+  forward_train(m, b, a, logp, 1.0f, &lora);
+  backward_train(m, b, a, weights, grads, &lora);
+  ASSERT_EQ(grads.size(), lora.layout.total) << "gradients of the adapters only";
+  double worst = 0;
+  for (size_t i = 0; i < lora.params.size(); ++i) {
+    float& p = lora.params[i];
+    const float saved = p, h = 1e-2f;
+    auto central = [&](float step) {
+      p = saved + step;
+      const double up = weighted_loss(m, b, weights, 1.0f, &lora);
+      p = saved - step;
+      const double down = weighted_loss(m, b, weights, 1.0f, &lora);
+      p = saved;
+      return (up - down) / (double(saved + step) - double(saved - step));
+    };
+    const double fd = central(h), truncation = 4.0 / 3.0 * std::fabs(fd - central(0.5f * h));
+    const double err = std::fabs(fd - grads[i]);
+    worst = std::max(worst, err / (std::fabs(fd) + 1e-3));
+    ASSERT_LE(err, 2e-2 * std::fabs(fd) + 2e-4 + truncation) << "adapter parameter " << i << ": backward " << grads[i]
+                                                             << ", finite difference " << fd;
+  }
+  std::printf("LoRA gradients of all %zu adapter parameters (%s) match finite differences; worst relative error %.2e\n",
+              lora.params.size(), arch.c_str(), worst);
+}
+
+TEST(TrainGradients, LoraMatchFiniteDifferencesLlama) { check_lora_gradients("llama"); }
+TEST(TrainGradients, LoraMatchFiniteDifferencesQwen2) { check_lora_gradients("qwen2"); }
+
+// Zero B gives the base model's log-probs bit for bit; the merged model (W + s B A) gives the
+// adapted model's within float rounding.
+TEST(TrainLora, StartsAtTheBaseAndMergesIntoIt) {
+  TrainConfig c{.vocab = 23, .dim = 16, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .ffn = 24, .ctx = 16,
+                .tied = false, .arch = "qwen2"};
+  TrainModel m(c);
+  init_params(m, 4);
+  LoraAdapters lora(c, {.rank = 4, .alpha = 8.0f, .targets = parse_lora_targets("q,v,down")});
+  EXPECT_EQ(lora.layout.tensors.size(), 2u * 3u * 2u);
+  init_lora(lora, 5);
+  TrainBatch b{.B = 1, .T = 12};
+  for (int i = 0; i < 12; ++i) b.tokens.push_back(int32_t((i * 7) % 23)), b.targets.push_back(int32_t((i * 5 + 1) % 23));
+  Activations a;
+  std::vector<float> base, adapted, merged;
+  forward_train(m, b, a, base);
+  forward_train(m, b, a, adapted, 1.0f, &lora);
+  EXPECT_EQ(base, adapted) << "B = 0: the adapters add exactly nothing";
+  Rng rng(6);
+  for (float& p : lora.params) p += 0.2f * float(rng.normal());
+  forward_train(m, b, a, adapted, 1.0f, &lora);
+  TrainModel mm = m;
+  merge_lora(mm, lora);
+  forward_train(mm, b, a, merged);
+  double diff = 0, moved = 0;
+  for (size_t i = 0; i < base.size(); ++i)
+    diff = std::max(diff, double(std::fabs(adapted[i] - merged[i]))), moved = std::max(moved, double(std::fabs(adapted[i] - base[i])));
+  EXPECT_LT(diff, 1e-5);
+  EXPECT_GT(moved, 1e-2) << "the adapters should change the log-probs";
 }
 
 // The training forward on a sequence longer than an attention block against the inference
