@@ -47,6 +47,26 @@ std::vector<float> ce_weights(const TrainBatch& b) {
   return w;
 }
 
+// Every gradient of `layout`'s tensors against PyTorch's, within 1e-5 of each tensor's largest;
+// returns the worst error relative to it.
+double expect_gradients(const Golden& g, const ParamLayout& layout, const std::vector<float>& grads) {
+  double worst = 0;
+  for (const ParamTensor& t : layout.tensors) {
+    const auto want = g.j["grads"][t.name].get<std::vector<double>>();
+    double scale = 0;
+    for (double x : want) scale = std::max(scale, std::fabs(x));
+    for (size_t i = 0; i < t.size; ++i) {
+      const double err = std::fabs(grads[t.offset + i] - want[i]);
+      worst = std::max(worst, err / scale);
+      if (err > 1e-5 * scale + 1e-7) {
+        ADD_FAILURE() << t.name << "[" << i << "]: " << grads[t.offset + i] << ", PyTorch " << want[i];
+        return worst;
+      }
+    }
+  }
+  return worst;
+}
+
 class TorchGolden : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(TorchGolden, LogitsLossAndEveryGradient) {
@@ -67,17 +87,7 @@ TEST_P(TorchGolden, LogitsLossAndEveryGradient) {
   }
   EXPECT_LT(max_p_err, 1e-6);
   backward_train(m, g.batch, a, ce_weights(g.batch), grads);
-  double worst = 0;
-  for (const ParamTensor& t : m.layout.tensors) {
-    const auto want = g.j["grads"][t.name].get<std::vector<double>>();
-    double scale = 0;
-    for (double x : want) scale = std::max(scale, std::fabs(x));
-    for (size_t i = 0; i < t.size; ++i) {
-      const double err = std::fabs(grads[t.offset + i] - want[i]);
-      worst = std::max(worst, err / scale);
-      ASSERT_LE(err, 1e-5 * scale + 1e-7) << t.name << "[" << i << "]";
-    }
-  }
+  const double worst = expect_gradients(g, m.layout, grads);
   std::printf("%s: loss %.7f (torch %.7f), softmax max error %.2e, gradients max error %.2e of each tensor's largest\n",
               GetParam(), loss, g.j["loss"].get<double>(), max_p_err, worst);
 }
@@ -151,17 +161,7 @@ TEST(TorchGoldenLora, LossAndEveryAdapterGradient) {
   EXPECT_NEAR(loss, g.j["loss"].get<double>(), 1e-5);
   backward_train(m, g.batch, a, ce_weights(g.batch), grads, &lora);
   ASSERT_EQ(grads.size(), lora.layout.total);
-  double worst = 0;
-  for (const ParamTensor& t : lora.layout.tensors) {
-    const auto want = g.j["grads"][t.name].get<std::vector<double>>();
-    double scale = 0;
-    for (double x : want) scale = std::max(scale, std::fabs(x));
-    for (size_t i = 0; i < t.size; ++i) {
-      const double err = std::fabs(grads[t.offset + i] - want[i]);
-      worst = std::max(worst, err / scale);
-      ASSERT_LE(err, 1e-5 * scale + 1e-7) << t.name << "[" << i << "]";
-    }
-  }
+  const double worst = expect_gradients(g, lora.layout, grads);
   EXPECT_FALSE(g.j["grads"].contains("blk.0.attn_q.weight")) << "PyTorch froze the base too";
   std::printf("qwen2 + LoRA: loss %.7f (torch %.7f), adapter gradients max error %.2e of each tensor's largest\n", loss,
               g.j["loss"].get<double>(), worst);
