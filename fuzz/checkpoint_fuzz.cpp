@@ -61,8 +61,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   bytes.insert(bytes.end(), s, s + 8);
   try {
     const ponder::Checkpoint ck = ponder::parse_checkpoint(bytes, "<fuzz>");
-    const ponder::ParamLayout layout = ponder::ParamLayout::for_config(ck.config);
-    if (layout.total != ck.params.size()) broken("parameters that do not fit the config were accepted");
+    const size_t expected = ck.lora.enabled() ? ponder::LoraAdapters(ck.config, ck.lora).layout.total
+                                              : ponder::ParamLayout::for_config(ck.config).total;
+    if (expected != ck.params.size()) broken("parameters that do not fit the config were accepted");
     if (!ck.adam.m.empty() && (ck.adam.m.size() != ck.params.size() || ck.adam.v.size() != ck.params.size()))
       broken("AdamW moments that do not fit the parameters were accepted");
     try {

@@ -105,7 +105,7 @@ echo "fuzz.sh: building $out/checkpoint_fuzz" >&2
 ck_objs="$out/checkpoint_obj"
 rm -rf "$ck_objs"
 mkdir -p "$ck_objs"
-printf '%s\n' src/train/checkpoint.cpp src/train/params.cpp src/train/config.cpp fuzz/checkpoint_fuzz.cpp |
+printf '%s\n' src/train/checkpoint.cpp src/train/params.cpp src/train/config.cpp src/train/lora.cpp fuzz/checkpoint_fuzz.cpp |
   xargs -P "${JOBS:-2}" -I{} sh -c '"$0" -std=c++20 -O1 -g -fsanitize=fuzzer-no-link,address,undefined \
     -fno-sanitize-recover=undefined -fno-omit-frame-pointer -fopenmp -Isrc -c "$1" -o "$2/$(echo "$1" | tr / _).o"' \
     "$cxx" {} "$ck_objs"

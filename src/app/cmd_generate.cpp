@@ -11,6 +11,7 @@
 #include "decode/generate.h"
 #include "decode/model_runner.h"
 #include "formats/chat_template.h"
+#include "model/lora_apply.h"
 #include "model/model.h"
 
 namespace ponder::app {
@@ -18,7 +19,8 @@ namespace ponder::app {
 namespace {
 
 struct GenerateArgs {
-  std::string model, prompt, file, strategy = "greedy", early_stopping = "false", chat_format, system;
+  std::string model, prompt, file, strategy = "greedy", early_stopping = "false", chat_format, system, lora;
+  float lora_scale = 1.0f;
   int n_predict = 128, num_return = 1, beams = 4, samples = 0, top_k = 0, think_budget = -1, threads = 0;
   MctsOptions mcts;  // --strategy mcts: the tree-search flags (add_mcts_flags) and --budget-tokens
   float length_penalty = 1.0f, temp = 0.8f, top_p = 1.0f, min_p = 0.0f, repeat_penalty = 1.0f, frequency_penalty = 0,
@@ -185,6 +187,7 @@ void run_generate(const GenerateArgs& a, const CLI::App& cmd, bool text_given, b
   set_threads(a.threads);
   const std::string text = read_prompt(a.prompt, a.file, text_given, file_given);
   const auto m = load_model(a.model);
+  if (!a.lora.empty()) apply_lora(*m, a.lora, a.lora_scale);
   const Tokenizer& tok = m->tokenizer;
   std::string prompt_text = text;
   if (a.chat || !a.chat_format.empty()) {
@@ -270,6 +273,8 @@ void add_generate(CLI::App& app) {
   auto* cmd = app.add_subcommand("generate", "Generate with a decoding strategy (greedy, sample, beam, best-of, vote, mcts)");
   auto a = std::make_shared<GenerateArgs>();
   cmd->add_option("-m,--model", a->model, "GGUF model file")->required();
+  cmd->add_option("--lora", a->lora, "LoRA adapter GGUF (llama.cpp's format, e.g. from train sft --lora-rank) to apply (default: none)");
+  cmd->add_option("--lora-scale", a->lora_scale, "scale of the --lora update (llama.cpp's --lora-scaled)");
   auto* p = cmd->add_option("-p,--prompt", a->prompt, "prompt text (the user message with --chat); this or -f is required");
   auto* f = cmd->add_option("-f,--file", a->file, "file holding the prompt; this or -p is required");
   cmd->add_option("-n,--n-predict,--max-tokens", a->n_predict,

@@ -13,6 +13,15 @@ namespace ponder::app {
 
 namespace {
 
+// --lora-rank, --lora-alpha, --lora-targets (PEFT's r, lora_alpha, target_modules).
+void add_lora_options(CLI::App* cmd, LoraConfig& lora) {
+  cmd->add_option("--lora-rank", lora.rank, "train LoRA adapters of this rank on the frozen --model (0: full fine-tuning)");
+  cmd->add_option("--lora-alpha", lora.alpha, "LoRA alpha: the update is scaled by alpha / rank");
+  cmd->add_option_function<std::string>(
+      "--lora-targets", [&lora](const std::string& text) { lora.targets = parse_lora_targets(text); },
+      "matrices to adapt, a subset of q,k,v,o,gate,up,down (default: all seven)");
+}
+
 void add_sft(CLI::App* train) {
   auto* cmd = train->add_subcommand("sft", "Supervised fine-tuning on query + reasoning + answer data (cold start)");
   auto o = std::make_shared<SftOptions>();
@@ -23,6 +32,7 @@ void add_sft(CLI::App* train) {
   cmd->add_option("--data", o->data_path, "JSONL file of {\"prompt\", \"completion\"} (this or --task is required)");
   cmd->add_option("--preset", o->preset, "train from scratch: tiny | small | 5m, character vocabulary (this or --model is required)");
   cmd->add_option("--model", o->init_model, "start from this GGUF: llama or qwen2, any vocabulary (this or --preset is required)");
+  add_lora_options(cmd, o->lora);
   cmd->add_option("--steps", o->steps, "optimizer steps");
   cmd->add_option("--batch", o->batch_size, "sequences per micro-batch");
   cmd->add_option("--accum", o->grad_accum, "micro-batches per step (gradient accumulation)");
@@ -51,7 +61,8 @@ void add_sft(CLI::App* train) {
     write_sft_plots(o->out_dir);
     std::printf("sft: final loss %.4f, %.0f tokens/s", r.final_loss, r.tokens_per_second);
     if (r.eval_accuracy >= 0) std::printf(", held-out greedy accuracy %.3f, format %.3f", r.eval_accuracy, r.eval_format);
-    std::printf("\nmodel: %s\n", r.model_path.c_str());
+    std::printf("\nmodel: %s%s\n", r.model_path.c_str(), o->lora.enabled() ? " (the adapters merged in)" : "");
+    if (!r.lora_path.empty()) std::printf("lora adapter: %s\n", r.lora_path.c_str());
   });
 }
 

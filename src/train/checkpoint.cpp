@@ -17,7 +17,8 @@ namespace {
 
 constexpr char kMagic[8] = {'P', 'O', 'N', 'D', 'E', 'R', 'C', 'K'};
 // 2: the model config holds the architecture name (version 1 files are llama models).
-constexpr uint32_t kVersion = 2;
+// 3: then the LoRA config (rank, alpha, targets; rank 0 without adapters).
+constexpr uint32_t kVersion = 3;
 
 
 struct Writer {
@@ -99,6 +100,18 @@ uint64_t param_count(const TrainConfig& c) {
   return total > u128(UINT64_MAX) ? UINT64_MAX : uint64_t(total);
 }
 
+// LoraAdapters(c, lora).layout.total the same way (lora validated against c).
+uint64_t adapter_count(const TrainConfig& c, const LoraConfig& lora) {
+  using u128 = unsigned __int128;
+  u128 per_layer = 0;
+  for (LoraTarget t : lora.targets) {
+    const auto [in, out] = lora_shape(c, t);
+    per_layer += u128(lora.rank) * (u128(in) + u128(out));
+  }
+  const u128 total = u128(c.n_layers) * per_layer;
+  return total > u128(UINT64_MAX) ? UINT64_MAX : uint64_t(total);
+}
+
 void check_sizes(const Checkpoint& ck, const std::string& path) {
   try {
     ck.config.validate();
@@ -107,7 +120,14 @@ void check_sizes(const Checkpoint& ck, const std::string& path) {
   }
   if (!(ck.config.rope_base > 0) || !(ck.config.rms_eps > 0))
     throw FormatError(path + ": model config: rope_base and rms_eps must be > 0");
-  const uint64_t n = param_count(ck.config);
+  if (ck.lora.enabled()) {
+    try {
+      ck.lora.validate(ck.config);
+    } catch (const InvalidArgument& e) {
+      throw FormatError(path + ": LoRA config: " + e.what());
+    }
+  }
+  const uint64_t n = ck.lora.enabled() ? adapter_count(ck.config, ck.lora) : param_count(ck.config);
   if (ck.params.size() != n)
     throw FormatError(path + ": " + std::to_string(ck.params.size()) + " parameters, but its model config has " +
                       (n == UINT64_MAX ? std::string("more than 2^64") : std::to_string(n)));
@@ -146,6 +166,9 @@ void write_checkpoint(const std::string& path, const Checkpoint& ck) {
   w.put<uint32_t>(kVersion);
   w.str(ck.kind);
   put_config(w, ck.config);
+  w.put<int32_t>(ck.lora.rank);
+  w.put<float>(ck.lora.alpha);
+  w.str(lora_targets_text(ck.lora.targets));
   w.floats(ck.params);
   w.floats(ck.adam.m);
   w.floats(ck.adam.v);
@@ -191,6 +214,17 @@ Checkpoint parse_checkpoint(std::span<const uint8_t> b, const std::string& path)
   Checkpoint ck;
   ck.kind = r.str();
   ck.config = get_config(r, version);
+  if (version >= 3) {
+    ck.lora.rank = r.get<int32_t>();
+    ck.lora.alpha = r.get<float>();
+    const std::string targets = r.str();
+    if (ck.lora.rank < 0) throw FormatError(path + ": negative LoRA rank " + std::to_string(ck.lora.rank));
+    try {
+      ck.lora.targets = parse_lora_targets(targets);
+    } catch (const InvalidArgument& e) {
+      throw FormatError(path + ": " + e.what());
+    }
+  }
   ck.params = r.floats();
   ck.adam.m = r.floats();
   ck.adam.v = r.floats();

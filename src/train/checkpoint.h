@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "train/adamw.h"
+#include "train/lora.h"
 #include "train/params.h"
 
 namespace ponder {
@@ -18,6 +19,7 @@ namespace ponder {
 struct Checkpoint {
   std::string kind;            // "sft" | "grpo"
   TrainConfig config;
+  LoraConfig lora{.rank = 0};  // rank > 0: params (and AdamW) hold the adapters of the model `config`
   std::vector<float> params;
   AdamWState adam;
   int64_t step = 0;            // optimizer steps done

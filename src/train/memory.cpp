@@ -43,7 +43,8 @@ std::string gib(double bytes) {
 
 }  // namespace
 
-TrainStepMemory training_step_memory(const TrainConfig& c, int64_t rows, int64_t tokens_per_row) {
+TrainStepMemory training_step_memory(const TrainConfig& c, int64_t rows, int64_t tokens_per_row,
+                                     const LoraConfig& lora) {
   const double B = double(rows), T = double(tokens_per_row), N = B * T;
   const double C = c.dim, F = c.ffn, V = c.vocab, L = c.n_layers, H = c.n_heads, D = c.head_dim();
   const double qd = c.q_dim(), kvd = c.kv_dim();
@@ -57,6 +58,12 @@ TrainStepMemory training_step_memory(const TrainConfig& c, int64_t rows, int64_t
   // dk, dv (N, Hkv*D); dprobs (B, H, T, T). Then logp and dlogp (N).
   const double scratch = 2 * N * C + 3 * N * F + 2 * N * qd + 2 * N * kvd + B * H * T * T + 2 * N;
   const double f = sizeof(float);
+  if (lora.enabled()) {  // adapters: A and B of each target, x A^T per target and its gradient
+    const double A = double(LoraAdapters(c, lora).layout.total), r = lora.rank;
+    const double lora_acts = L * double(lora.targets.size()) * N * r + N * r;
+    return {.params = (P + A) * f, .grads = A * f, .optimizer = 2 * A * f,
+            .activations = (L * per_layer + top + scratch + lora_acts) * f};
+  }
   return {.params = P * f, .grads = P * f, .optimizer = 2 * P * f, .activations = (L * per_layer + top + scratch) * f};
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "train/config.h"
+#include "train/lora.h"
 
 namespace ponder {
 
@@ -22,7 +23,10 @@ struct TrainStepMemory {
 };
 
 // What one optimizer step of model c needs with micro-batches of rows x tokens_per_row.
-TrainStepMemory training_step_memory(const TrainConfig& c, int64_t rows, int64_t tokens_per_row);
+// adapters > 0: LoRA with that many adapter parameters: the base has no gradient or optimizer
+// state, the adapters do (and their x A^T activations are counted).
+TrainStepMemory training_step_memory(const TrainConfig& c, int64_t rows, int64_t tokens_per_row,
+                                     const LoraConfig& lora = {.rank = 0});
 
 // Bytes this process can still allocate: MemAvailable of /proc/meminfo, lowered to the cgroup's
 // memory.max - memory.current when a limit is set (containers); sysconf's available pages when

@@ -54,6 +54,7 @@ struct SftRun {
   Tokenizer tokenizer;
   std::vector<std::pair<std::string, GgufValue>> tokenizer_meta;
   ItemFormat format;
+  std::optional<LoraAdapters> lora;  // with --lora-rank: what is trained; the model is frozen
   ExampleSource source;
   AdamWState adam;
   LrSchedule schedule;
@@ -98,7 +99,7 @@ void make_model(SftRun& run, const SftOptions& o) {
 // and the token ids of the step's micro-batches.
 void check_memory(const SftOptions& o, const TrainConfig& c) {
   const int64_t tokens = std::min(o.max_len, c.ctx);
-  TrainStepMemory need = training_step_memory(c, o.batch_size, tokens);
+  TrainStepMemory need = training_step_memory(c, o.batch_size, tokens, o.lora);
   need.other = double(o.grad_accum) * double(o.batch_size) * double(tokens) * 2 * sizeof(int32_t);
   check_training_memory(need, "--batch " + std::to_string(o.batch_size) + ", --accum " + std::to_string(o.grad_accum) +
                                   " and --max-len " + std::to_string(o.max_len) + " (" + std::to_string(tokens) +
@@ -108,7 +109,10 @@ void check_memory(const SftOptions& o, const TrainConfig& c) {
 // The checkpoint of an earlier run with the same options and model (--resume).
 void resume_from_checkpoint(SftRun& run, const SftOptions& o) {
   const Checkpoint ck = read_checkpoint_for_resume(run.ck_path, "sft", run.model->config, "--preset/--model", o.to_json());
-  run.model->params = ck.params;
+  if (!(ck.lora == o.lora) && (ck.lora.enabled() || o.lora.enabled()))
+    throw FormatError(run.ck_path + ": LoRA rank " + std::to_string(ck.lora.rank) + " in the checkpoint, " +
+                      std::to_string(o.lora.rank) + " now");
+  (run.lora ? run.lora->params : run.model->params) = ck.params;
   run.adam = ck.adam;
   run.start = ck.step;
   run.result.resumed_from = ck.step;
@@ -123,6 +127,10 @@ SftRun start_run(const SftOptions& o) {
   run.model_path = o.out_dir + "/model.gguf";
   make_model(run, o);
   check_memory(o, run.model->config);
+  if (o.lora.enabled()) {
+    run.lora.emplace(run.model->config, o.lora);
+    init_lora(*run.lora, o.seed);
+  }
   run.source = {.task = o.task, .data = {}, .seed = o.seed, .format = run.format};
   run.source.task.split = Split::Train;
   if (!o.data_path.empty()) run.source.data = read_sft_dataset(o.data_path);
@@ -159,20 +167,22 @@ int64_t count_targets(const TrainBatch& b) {
 StepStats train_step(SftRun& run, const SftOptions& o, const std::vector<TrainBatch>& micro, int64_t step) {
   const auto t0 = Clock::now();
   TrainModel& m = *run.model;
+  const LoraAdapters* lora = run.lora ? &*run.lora : nullptr;
   StepStats st;
   for (const TrainBatch& b : micro) st.n_targets += count_targets(b), st.n_tokens += int64_t(b.tokens.size());
   const double denom = double(std::max<int64_t>(1, st.n_targets));
-  run.grads.assign(m.params.size(), 0.0f);
+  run.grads.assign(lora ? lora->params.size() : m.params.size(), 0.0f);
   for (const TrainBatch& b : micro) {
-    const double mean = forward_train(m, b, run.acts, run.logp);
+    const double mean = forward_train(m, b, run.acts, run.logp, 1.0f, lora);
     st.loss += mean * double(count_targets(b)) / denom;
     run.dlogp.resize(run.logp.size());
     for (size_t i = 0; i < run.dlogp.size(); ++i) run.dlogp[i] = b.targets[i] >= 0 ? -1.0f / float(st.n_targets) : 0.0f;
-    backward_train(m, b, run.acts, run.dlogp, run.grads);
+    backward_train(m, b, run.acts, run.dlogp, run.grads, lora);
   }
   st.grad_norm = clip_grad_norm(run.grads, o.adamw.max_grad_norm);
   st.lr = run.schedule.at(step);
-  adamw_step(m, run.grads, run.adam, o.adamw, st.lr);
+  if (run.lora) adamw_step(run.lora->layout, run.lora->params, run.grads, run.adam, o.adamw, st.lr);
+  else adamw_step(m, run.grads, run.adam, o.adamw, st.lr);
   st.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   return st;
 }
@@ -190,15 +200,24 @@ void log_step(SftRun& run, int64_t step, const StepStats& st, std::optional<Prog
 }
 
 void save_checkpoint(const SftRun& run, const SftOptions& o, int64_t step) {
-  write_checkpoint(run.ck_path, {.kind = "sft", .config = run.model->config, .params = run.model->params,
-                                 .adam = run.adam, .step = step, .run_options = o.to_json(), .extra = {},
+  write_checkpoint(run.ck_path, {.kind = "sft", .config = run.model->config, .lora = o.lora,
+                                 .params = run.lora ? run.lora->params : run.model->params, .adam = run.adam,
+                                 .step = step, .run_options = o.to_json(), .extra = {},
                                  .tokenizer = gguf_metadata_bytes(run.tokenizer_meta)});
 }
 
 // The caller's held-out score of the current weights (the engine reads them in place).
+// The weights the run has trained: the model, or with LoRA the model with its adapters merged in.
+TrainModel trained_weights(const SftRun& run) {
+  TrainModel m = *run.model;
+  if (run.lora) merge_lora(m, *run.lora);
+  return m;
+}
+
 void evaluate_held_out(SftRun& run, const Evaluator& evaluate, int64_t step) {
   if (!evaluate) return;
-  const auto model = inference_model(*run.model, run.tokenizer);
+  const std::optional<TrainModel> merged = run.lora ? std::optional<TrainModel>(trained_weights(run)) : std::nullopt;
+  const auto model = inference_model(merged ? *merged : *run.model, run.tokenizer);
   const HeldOutScore score = evaluate(*model, run.format);
   run.result.eval_accuracy = score.accuracy;
   run.result.eval_format = score.format_rate;
@@ -216,6 +235,8 @@ void SftOptions::validate() const {
   if (preset.empty() == init_model.empty()) fail("give exactly one of --preset NAME or --model FILE");
   if (!task.name.empty()) validate_task_options(task);
   if (!preset.empty()) find_train_preset(preset);
+  if (lora.rank < 0) fail("--lora-rank must be >= 0, got " + std::to_string(lora.rank));
+  if (lora.enabled() && init_model.empty()) fail("--lora-rank adapts a model: give --model FILE");
   if (steps < 1) fail("--steps must be >= 1, got " + std::to_string(steps));
   if (batch_size < 1) fail("--batch must be >= 1, got " + std::to_string(batch_size));
   if (grad_accum < 1) fail("--accum must be >= 1, got " + std::to_string(grad_accum));
@@ -227,13 +248,18 @@ void SftOptions::validate() const {
 }
 
 std::string SftOptions::to_json() const {
-  const nlohmann::json j = {{"kind", "sft"}, {"task", task.name},
+  nlohmann::json j = {{"kind", "sft"}, {"task", task.name},
                             {"difficulty", task.name.empty() ? task.difficulty : task_difficulty(task)},
                             {"task_seed", task.seed}, {"data", data_path}, {"preset", preset}, {"model", init_model},
                             {"steps", steps}, {"batch", batch_size}, {"accum", grad_accum}, {"max_len", max_len},
                             {"lr", adamw.lr}, {"beta1", adamw.beta1}, {"beta2", adamw.beta2}, {"eps", adamw.eps},
                             {"weight_decay", adamw.weight_decay}, {"max_grad_norm", adamw.max_grad_norm},
-                            {"warmup", warmup}, {"min_lr_ratio", min_lr_ratio}, {"seed", seed}};
+                            {"warmup", warmup}, {"min_lr_ratio", min_lr_ratio}, {"seed", seed},
+                            {"lora_rank", lora.rank}};
+  if (lora.enabled()) {
+    j["lora_alpha"] = lora.alpha;
+    j["lora_targets"] = lora_targets_text(lora.targets);
+  }
   return j.dump();
 }
 
@@ -283,7 +309,11 @@ SftResult run_sft(const SftOptions& o, const Evaluator& evaluate) {
   save_checkpoint(run, o, o.steps);
   const double seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
   run.result.tokens_per_second = run.trained_tokens / std::max(1e-9, seconds);
-  export_gguf(*run.model, run.tokenizer_meta, run.model_path);
+  export_gguf(run.lora ? trained_weights(run) : *run.model, run.tokenizer_meta, run.model_path);
+  if (run.lora) {
+    run.result.lora_path = o.out_dir + "/lora.gguf";
+    export_lora_gguf(*run.lora, run.model->config, run.result.lora_path);
+  }
   run.result.model_path = run.model_path;
   evaluate_held_out(run, evaluate, o.steps);
   const std::vector<double>& losses = run.result.losses;

@@ -12,6 +12,7 @@
 #include "train/adamw.h"
 #include "train/forward_train.h"
 #include "train/hooks.h"
+#include "train/lora.h"
 
 namespace ponder {
 
@@ -22,6 +23,7 @@ struct SftOptions {
   // Model: a preset trained from scratch (with the character vocabulary) or a GGUF to start from.
   std::string preset;
   std::string init_model;
+  LoraConfig lora{.rank = 0};   // rank > 0: train adapters on the frozen --model (train/lora.h)
   int steps = 200;
   int batch_size = 16;
   int grad_accum = 1;
@@ -43,6 +45,7 @@ struct SftOptions {
 
 struct SftResult {
   double final_loss = 0;        // mean over the last 10 steps
+  std::string lora_path;        // with LoRA: the adapter GGUF (llama.cpp's --lora format)
   double eval_accuracy = -1;    // the Evaluator's last score (-1: not evaluated)
   double eval_format = -1;
   int64_t resumed_from = 0;     // the checkpoint's step (--resume), else 0

@@ -12,10 +12,12 @@
 #include "decode/model_runner.h"
 #include "kernels/activation.h"
 #include "model/forward.h"
+#include "model/lora_apply.h"
 #include "train/char_vocab.h"
 #include "train/checkpoint.h"
 #include "train/model_io.h"
 #include "train/sft.h"
+#include "support/engine_logits.h"
 #include "support/temp_path.h"
 
 using ponder::testing::temp_path;
@@ -72,6 +74,15 @@ TEST(SftData, TargetsAreTheCompletionAndEos) {
   EXPECT_EQ(b.targets[size_t(b.T) + 20], -1) << "padding has no target";
 }
 
+// The 12 step losses of the runs in out dirs a and b are the same, and go down.
+void expect_same_losses(const std::string& a, const std::string& b) {
+  const auto la = losses_in(a + "/metrics.jsonl"), lb = losses_in(b + "/metrics.jsonl");
+  ASSERT_EQ(la.size(), 12u);
+  ASSERT_EQ(lb.size(), 12u);
+  for (size_t i = 0; i < la.size(); ++i) EXPECT_EQ(la[i], lb[i]) << "step " << i + 1;
+  EXPECT_LT(la.back(), la.front()) << "the loss goes down";
+}
+
 TEST(SftResume, ContinuesExactlyLikeAnUninterruptedRun) {
   const std::string a = fresh_dir("whole"), b = fresh_dir("resumed");
   SftOptions whole = tiny_run(a);
@@ -83,11 +94,53 @@ TEST(SftResume, ContinuesExactlyLikeAnUninterruptedRun) {
   SftOptions rest = tiny_run(b);
   rest.resume = true;
   run_sft(rest);
-  const auto la = losses_in(a + "/metrics.jsonl"), lb = losses_in(b + "/metrics.jsonl");
-  ASSERT_EQ(la.size(), 12u);
-  ASSERT_EQ(lb.size(), 12u);
-  for (size_t i = 0; i < la.size(); ++i) EXPECT_EQ(la[i], lb[i]) << "step " << i + 1;
-  EXPECT_LT(la.back(), la.front()) << "the loss goes down";
+  expect_same_losses(a, b);
+}
+
+// LoRA on a GGUF model: a resumed run is the uninterrupted one, the checkpoint holds only the
+// adapters (and their AdamW moments), and the exported adapter applied to the base model by the
+// engine is the exported merged model.
+TEST(SftResume, LoraContinuesExactlyAndExportsTheAdapter) {
+  const std::string base_path = temp_path("sft_lora_base.gguf");
+  TrainConfig c = find_train_preset("tiny").config;
+  c.vocab = char_tokenizer().n_vocab();
+  TrainModel base(c);
+  init_params(base, 3);
+  export_gguf(base, char_vocab_metadata(), base_path);
+  auto lora_run = [&](const std::string& out) {
+    SftOptions o = tiny_run(out);
+    o.preset.clear();
+    o.init_model = base_path;
+    o.lora = {.rank = 4, .alpha = 8.0f, .targets = parse_lora_targets("q,v,gate,down")};
+    o.adamw.lr = 1e-2f;
+    return o;
+  };
+  const std::string a = fresh_dir("lora_whole"), b = fresh_dir("lora_resumed");
+  const SftResult r = run_sft(lora_run(a));
+  SftOptions part = lora_run(b);
+  part.stop_after = 6;
+  run_sft(part);
+  SftOptions rest = lora_run(b);
+  rest.resume = true;
+  run_sft(rest);
+  expect_same_losses(a, b);
+  const Checkpoint ck = read_checkpoint(a + "/checkpoint.bin");
+  EXPECT_EQ(ck.lora.rank, 4);
+  EXPECT_EQ(ck.params.size(), LoraAdapters(c, lora_run(a).lora).layout.total);
+  EXPECT_EQ(ck.adam.m.size(), ck.params.size());
+  // Another rank is refused on resume.
+  SftOptions other = lora_run(b);
+  other.lora.rank = 2;
+  other.resume = true;
+  EXPECT_THROW(run_sft(other), FormatError);
+  // The adapter applied by the engine to the base is the merged model the run exported.
+  ASSERT_EQ(r.lora_path, a + "/lora.gguf");
+  const std::vector<int32_t> tokens = char_tokenizer().encode("Q: 4+5= A: <think>", true, false);
+  auto last_logits = [&](const Model& m) { return ::ponder::testing::last_logits(m, tokens); };
+  const auto adapted = load_model(base_path);
+  apply_lora(*adapted, r.lora_path);
+  EXPECT_EQ(last_logits(*adapted), last_logits(*load_model(r.model_path)));
+  EXPECT_NE(last_logits(*load_model(base_path)), last_logits(*adapted));
 }
 
 TEST(SftResume, RefusesAnotherModelsCheckpoint) {

@@ -1,0 +1,66 @@
+#include "model/lora_apply.h"
+
+#include <map>
+
+#include "core/error.h"
+#include "kernels/gemm.h"
+
+namespace ponder {
+
+void apply_lora(Model& model, const std::string& adapter_path, float scale) {
+  const GgufFile f = read_gguf(adapter_path);
+  const auto fail = [&](const std::string& what) { throw FormatError(adapter_path + ": " + what); };
+  auto text = [&](const char* key) {
+    const GgufValue* v = f.find(key);
+    return v && std::holds_alternative<std::string>(v->v) ? std::get<std::string>(v->v) : std::string("(absent)");
+  };
+  if (text("general.type") != "adapter" || text("adapter.type") != "lora")
+    fail("not a LoRA adapter (general.type '" + text("general.type") + "', adapter.type '" + text("adapter.type") +
+         "'; expected 'adapter' and 'lora')");
+  if (f.get_string("general.architecture") != model.config.arch->name)
+    fail("an adapter for '" + f.get_string("general.architecture") + "', the model is '" +
+         std::string(model.config.arch->name) + "'");
+  const double alpha = f.get_float("adapter.lora.alpha");
+  // The matrices an adapter may change, by GGUF name.
+  std::map<std::string, WeightView*> matrices;
+  for (size_t l = 0; l < model.weights.layers.size(); ++l) {
+    LayerWeights& w = model.weights.layers[l];
+    const int i = int(l);
+    matrices[tensor_name::block(i, "attn_q.weight")] = &w.attn_q;
+    matrices[tensor_name::block(i, "attn_k.weight")] = &w.attn_k;
+    matrices[tensor_name::block(i, "attn_v.weight")] = &w.attn_v;
+    matrices[tensor_name::block(i, "attn_output.weight")] = &w.attn_output;
+    matrices[tensor_name::block(i, "ffn_gate.weight")] = &w.ffn_gate;
+    matrices[tensor_name::block(i, "ffn_up.weight")] = &w.ffn_up;
+    matrices[tensor_name::block(i, "ffn_down.weight")] = &w.ffn_down;
+  }
+  for (const GgufTensor& a : f.tensors) {
+    if (!a.name.ends_with(".lora_a")) {
+      if (!a.name.ends_with(".lora_b")) fail("tensor '" + a.name + "' is neither a lora_a nor a lora_b");
+      if (!f.find_tensor(a.name.substr(0, a.name.size() - 1) + "a")) fail("tensor '" + a.name + "' has no lora_a");
+      continue;
+    }
+    const std::string base = a.name.substr(0, a.name.size() - 7);
+    const GgufTensor* b = f.find_tensor(base + ".lora_b");
+    if (!b) fail("tensor '" + a.name + "' has no lora_b");
+    const auto it = matrices.find(base);
+    if (it == matrices.end()) fail("tensor '" + a.name + "': the model has no matrix '" + base + "' to adapt");
+    WeightView& w = *it->second;
+    // A (r, in): ne {in, r}; B (out, r): ne {r, out}.
+    if (a.type != GgmlType::F32 || b->type != GgmlType::F32) fail("tensor '" + a.name + "': adapters must be F32");
+    if (a.ne.size() != 2 || b->ne.size() != 2 || a.ne[0] != w.n_cols || b->ne[1] != w.n_rows || a.ne[1] != b->ne[0] ||
+        a.ne[1] < 1)
+      fail("tensors '" + base + ".lora_a/b' have shapes that do not fit the model's " + std::to_string(w.n_rows) +
+           " x " + std::to_string(w.n_cols) + " matrix");
+    const int64_t r = a.ne[1], in = w.n_cols, out = w.n_rows;
+    std::vector<float>& merged = model.owned.emplace_back(size_t(out * in));
+    for (int64_t row = 0; row < out; ++row) dequantize_row(merged.data() + row * in, w, row);
+    const auto* A = reinterpret_cast<const float*>(a.data);
+    const auto* B = reinterpret_cast<const float*>(b->data);
+    sgemm(false, false, out, in, r, float(scale * alpha / double(r)), B, r, A, in, 1.0f, merged.data(), in);
+    w = WeightView{.type = GgmlType::F32, .data = reinterpret_cast<const uint8_t*>(merged.data()), .n_rows = out,
+                   .n_cols = in};
+  }
+}
+
+}  // namespace ponder
