@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <omp.h>
+#include <optional>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -61,6 +62,12 @@ void run_train_bench(const TrainBenchArgs& a) {
   int64_t n_targets = 0;
   for (int32_t t : b.targets) n_targets += t >= 0;
   const AdamWOptions opt{.lr = 1e-3f};
+  std::optional<LoraAdapters> lora;
+  if (a.lora_rank > 0) {
+    lora.emplace(c, LoraConfig{.rank = a.lora_rank, .alpha = 2.0f * float(a.lora_rank)});
+    init_lora(*lora, 1);
+  }
+  const LoraAdapters* adapters = lora ? &*lora : nullptr;
   AdamWState adam;
   Activations acts;
   std::vector<float> logp, grads;
@@ -70,13 +77,14 @@ void run_train_bench(const TrainBenchArgs& a) {
   std::vector<double> fwd, bwd, upd, total, losses;
   for (int s = 0; s < a.steps + 1; ++s) {  // step 0 warms up (sizes the buffers)
     const auto t0 = Clock::now();
-    losses.push_back(forward_train(m, b, acts, logp));
+    losses.push_back(forward_train(m, b, acts, logp, 1.0f, adapters));
     const double t_f = seconds_since(t0);
-    grads.assign(m.params.size(), 0.0f);
-    backward_train(m, b, acts, dlogp, grads);
+    grads.assign(lora ? lora->params.size() : m.params.size(), 0.0f);
+    backward_train(m, b, acts, dlogp, grads, adapters);
     const double t_b = seconds_since(t0);
     clip_grad_norm(grads, opt.max_grad_norm);
-    adamw_step(m, grads, adam, opt, opt.lr);
+    if (lora) adamw_step(lora->layout, lora->params, grads, adam, opt, opt.lr);
+    else adamw_step(m, grads, adam, opt, opt.lr);
     const double t_all = seconds_since(t0);
     if (s == 0) continue;
     fwd.push_back(t_f), bwd.push_back(t_b - t_f), upd.push_back(t_all - t_b), total.push_back(t_all);
@@ -88,9 +96,12 @@ void run_train_bench(const TrainBenchArgs& a) {
   double matmul_params = double(c.vocab) * c.dim;
   matmul_params += double(c.n_layers) * (double(c.dim) * (c.q_dim() + 2 * c.kv_dim()) + double(c.q_dim()) * c.dim +
                                          3.0 * c.dim * c.ffn);
-  const double flops_per_token = 6 * matmul_params + 6.0 * c.n_layers * c.q_dim() * a.ctx;
+  // With LoRA the frozen matrices cost 4 (forward 2, dX 2) and the adapters 6 per parameter.
+  const double flops_per_token = (lora ? 4 * matmul_params + 6.0 * double(lora->params.size()) : 6 * matmul_params) +
+                                 6.0 * c.n_layers * c.q_dim() * a.ctx;
   const nlohmann::json out = {
       {"model", a.model.empty() ? "preset " + a.preset : a.model},
+      {"lora_rank", a.lora_rank},
       {"params", m.n_params()},
       {"threads", omp_get_max_threads()},
       {"batch", a.batch},
@@ -109,9 +120,12 @@ void run_train_bench(const TrainBenchArgs& a) {
     std::printf("%s\n", out.dump(2).c_str());
     return;
   }
-  std::printf("train step, %s (%s, %zu parameters), batch %d x %d tokens, %d threads, median of %d steps\n",
-              a.model.empty() ? ("preset " + a.preset).c_str() : a.model.c_str(), c.arch.c_str(), m.n_params(), a.batch,
-              a.ctx, omp_get_max_threads(), a.steps);
+  std::printf("train step, %s (%s, %zu parameters%s), batch %d x %d tokens, %d threads, median of %d steps\n",
+              a.model.empty() ? ("preset " + a.preset).c_str() : a.model.c_str(), c.arch.c_str(), m.n_params(),
+              lora ? (", LoRA rank " + std::to_string(a.lora_rank) + ": " + std::to_string(lora->params.size()) +
+                      " trained").c_str()
+                   : "",
+              a.batch, a.ctx, omp_get_max_threads(), a.steps);
   std::printf("  forward %8.1f ms  backward %8.1f ms  adamw %6.1f ms  total %8.1f ms\n", median(fwd) * 1e3,
               median(bwd) * 1e3, median(upd) * 1e3, step_s * 1e3);
   std::printf("  %.0f tokens/s, %.1f GFLOP/s (model FLOPs), loss %.4f -> %.4f\n", tokens / step_s,

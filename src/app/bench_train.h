@@ -10,6 +10,7 @@ struct TrainBenchArgs {
   std::string preset = "5m";  // a train preset (ponder train sft --help lists them), or
   std::string model;          // a GGUF the trainer imports (llama or qwen2, any vocabulary)
   int batch = 16, ctx = 256;  // sequences per step and tokens per sequence
+  int lora_rank = 0;          // > 0: LoRA adapters of this rank on every block matrix, the base frozen
   int steps = 5;              // timed steps (after one warm-up step); the median is reported
   bool json = false;
 };

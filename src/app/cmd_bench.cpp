@@ -275,6 +275,8 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--preset", a->train_args.preset, "--train: the model preset (tiny, small, 5m); or -m FILE");
   cmd->add_option("--batch", a->train_args.batch, "--train: sequences per step");
   cmd->add_option("--ctx", a->train_args.ctx, "--train: tokens per sequence");
+  cmd->add_option("--lora-rank", a->train_args.lora_rank,
+                  "--train: LoRA adapters of this rank (alpha 2 x rank) on every block matrix, the base frozen (0: full)");
   cmd->add_flag("--rollouts", a->rollouts,
                 "GRPO rollouts from -m: all groups batched vs one path at a time (-n max tokens)");
   cmd->add_option("--task", a->rollout_args.task, "--rollouts: task of the prompts");
