@@ -115,6 +115,36 @@ TEST(CliTrain, ChatTemplateRendersTheTrainedPrompt) {
   EXPECT_EQ(text.out.substr(0, first.prompt.size()), first.prompt);
 }
 
+// LoRA from the command line: train sft --lora-rank writes the merged model and the adapter; the
+// checkpoint exports to either (the base read from the run's --model), generate --lora on the
+// base gives the merged model's tokens, and a LoRA run needs a --model.
+TEST(CliTrain, LoraRunExportsTheAdapterAndTheMergedModel) {
+  const std::string dir = fresh_dir("lora");
+  const std::string base = tiny_model(dir + "/base");
+  Result r = run("train sft --task arith --model " + base + " --lora-rank 4 --lora-alpha 8 --lora-targets q,v,up " +
+                 "--steps 3 --batch 4 --lr 0.02 --eval-count 0 --quiet --out " + dir + "/lora");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("lora adapter: " + dir + "/lora/lora.gguf"), std::string::npos) << r.out;
+  r = run("export --checkpoint " + dir + "/lora/checkpoint.bin --adapter -o " + dir + "/adapter.gguf");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(slurp(dir + "/adapter.gguf"), slurp(dir + "/lora/lora.gguf"));
+  r = run("export --checkpoint " + dir + "/lora/checkpoint.bin -o " + dir + "/merged.gguf");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(slurp(dir + "/merged.gguf"), slurp(dir + "/lora/model.gguf"));
+  const std::string gen = " -p 'Q: 12+7-3= A: <think>' -n 12 --json";
+  const Result merged = run("generate -m " + dir + "/lora/model.gguf" + gen);
+  const Result adapted = run("generate -m " + base + " --lora " + dir + "/lora/lora.gguf" + gen);
+  ASSERT_EQ(merged.exit_code, 0) << merged.err;
+  ASSERT_EQ(adapted.exit_code, 0) << adapted.err;
+  EXPECT_EQ(nlohmann::json::parse(merged.out)["tokens"], nlohmann::json::parse(adapted.out)["tokens"]);
+  r = run("train sft --task arith --preset tiny --lora-rank 4 --steps 1 --quiet --out " + dir + "/bad");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--lora-rank adapts a model: give --model FILE"), std::string::npos) << r.err;
+  r = run("train sft --task arith --model " + base + " --lora-rank 4 --lora-targets q,x --steps 1 --quiet --out " + dir + "/bad");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("unknown matrix 'x'"), std::string::npos) << r.err;
+}
+
 // task, train and demo draw from the same default difficulty.
 TEST(CliTrain, OneDefaultDifficulty) {
   TaskOptions t;
