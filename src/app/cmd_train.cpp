@@ -76,6 +76,7 @@ void add_grpo(CLI::App* train) {
   add_task_options(cmd, o->task, "built-in task: arith | countdown");
   cmd->add_option("--data", o->data_path, "JSONL file of {\"prompt\", \"answer\"} (this or --task is required)");
   cmd->add_option("--model", o->model, "the GGUF policy to start from (e.g. the SFT model)")->required();
+  add_lora_options(cmd, o->lora);
   cmd->add_option("--steps", o->steps, "optimizer steps (generation batches)");
   cmd->add_option("--prompts-per-step", o->prompts_per_step, "prompts per generation batch, 1..4096");
   cmd->add_option("--num-generations", o->num_generations, "completions per prompt (G), 2..1024");
@@ -127,7 +128,8 @@ void add_grpo(CLI::App* train) {
     }
     if (skipped > 0) std::printf("%d of %zu steps skipped their update (no group with unequal rewards)\n", skipped, r.steps.size());
     if (r.eval_accuracy >= 0) std::printf("held-out greedy accuracy %.3f, format %.3f\n", r.eval_accuracy, r.eval_format);
-    std::printf("model: %s\n", r.model_path.c_str());
+    std::printf("model: %s%s\n", r.model_path.c_str(), o->lora.enabled() ? " (the adapters merged in)" : "");
+    if (!r.lora_path.empty()) std::printf("lora adapter: %s\n", r.lora_path.c_str());
   });
 }
 

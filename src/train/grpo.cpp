@@ -28,8 +28,11 @@ double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock:
 // Everything the loop reads and writes.
 struct GrpoRun {
   std::unique_ptr<TrainModel> policy;
-  std::optional<TrainModel> reference;  // frozen starting model: the KL anchor (beta > 0 only)
-  std::unique_ptr<Model> engine;        // the inference view of policy->params: rollouts see every update
+  std::optional<TrainModel> reference;  // frozen starting model: the KL anchor (beta > 0 only, no LoRA)
+  std::optional<LoraAdapters> lora;     // with LoRA: what is trained; policy stays the frozen base
+  std::optional<TrainModel> merged;     // with LoRA: policy with the adapters merged, what rollouts run
+  std::unique_ptr<Model> engine;        // the inference view of policy->params (or merged->params):
+                                        // rollouts see every update
   Tokenizer tokenizer;
   std::vector<std::pair<std::string, GgufValue>> tokenizer_meta;
   RewardSpec rewards;
@@ -62,8 +65,9 @@ void check_memory(const GrpoRun& run, const GrpoOptions& o) {
   for (const auto& p : prompts) longest = std::max(longest, int64_t(p.size()));
   const int64_t tokens = std::min<int64_t>(c.ctx, longest + o.max_completion_length);
   const int64_t rows = std::min<int64_t>(o.micro_batch, int64_t(o.prompts_per_step) * o.num_generations);
-  TrainStepMemory need = training_step_memory(c, rows, tokens);
-  if (o.beta > 0) need.other += need.params;
+  TrainStepMemory need = training_step_memory(c, rows, tokens, o.lora);
+  if (o.beta > 0 || o.lora.enabled())  // the reference model, or with LoRA the merged weights
+    need.other += double(ParamLayout::for_config(c).total) * sizeof(float);
   need.other += double(kv_positions_for(prompts, o.num_generations, o.max_completion_length)) * double(c.n_layers) *
                 double(c.kv_dim()) * 2 * sizeof(float);
   check_training_memory(need, "--micro-batch " + std::to_string(o.micro_batch) + ", --prompts-per-step " +
@@ -82,7 +86,10 @@ void resume_from_checkpoint(GrpoRun& run, const GrpoOptions& o) {
   } catch (const std::exception&) {
     throw FormatError(run.ck_path + ": 'next_prompt' is '" + cursor->second + "', expected a number");
   }
-  run.policy->params = ck.params;
+  if (!(ck.lora == o.lora) && (ck.lora.enabled() || o.lora.enabled()))
+    throw FormatError(run.ck_path + ": LoRA rank " + std::to_string(ck.lora.rank) + " in the checkpoint, " +
+                      std::to_string(o.lora.rank) + " now");
+  (run.lora ? run.lora->params : run.policy->params) = ck.params;
   run.adam = ck.adam;
   run.start = ck.step;
   run.result.resumed_from = ck.step;
@@ -99,7 +106,12 @@ GrpoRun start_run(const GrpoOptions& o) {
   run.policy = std::make_unique<TrainModel>(import_gguf(file));
   run.tokenizer = Tokenizer::from_gguf(file);
   run.tokenizer_meta = tokenizer_metadata(file);
-  if (o.beta > 0) run.reference.emplace(*run.policy);  // the starting model, before any resume
+  if (o.lora.enabled()) {
+    run.lora.emplace(run.policy->config, o.lora);
+    init_lora(*run.lora, o.seed);
+  } else if (o.beta > 0) {
+    run.reference.emplace(*run.policy);  // the starting model, before any resume
+  }
   run.rewards = parse_reward_spec(o.rewards, o.max_completion_length, o.max_completion_length / 4);
   run.prompts.task = o.task;
   run.prompts.format = item_format_of(file);
@@ -110,8 +122,19 @@ GrpoRun start_run(const GrpoOptions& o) {
   if (o.resume) resume_from_checkpoint(run, o);
   else std::ofstream(run.metrics_path, std::ios::trunc);
   check_memory(run, o);
-  run.engine = inference_model(*run.policy, run.tokenizer);
+  if (run.lora) {
+    run.merged.emplace(*run.policy);
+    merge_lora(*run.merged, *run.lora);
+  }
+  run.engine = inference_model(run.merged ? *run.merged : *run.policy, run.tokenizer);
   return run;
+}
+
+// With LoRA, the weights rollouts run: the base with the current adapters merged in.
+void refresh_merged(GrpoRun& run) {
+  if (!run.lora) return;
+  run.merged->params = run.policy->params;
+  merge_lora(*run.merged, *run.lora);
 }
 
 // Rollout and score: generation batches of prompts_per_step groups until the step holds
@@ -147,8 +170,11 @@ std::vector<Rollout> rollout_and_score(GrpoRun& run, const GrpoOptions& o, int64
 void update_step(GrpoRun& run, const GrpoOptions& o, std::vector<Rollout>& batch, int64_t step, GrpoStepStats& st) {
   const auto t0 = Clock::now();
   st.lr = run.schedule.at(step);
-  const TrainModel* reference = run.reference ? &*run.reference : nullptr;
-  const UpdateStats u = update_policy(*run.policy, reference, batch, o, run.adam, float(st.lr), run.scratch);
+  // The KL anchor: the starting model, which with LoRA is the frozen base itself.
+  const TrainModel* reference = run.reference ? &*run.reference : run.lora && o.beta > 0 ? run.policy.get() : nullptr;
+  const UpdateStats u = update_policy(*run.policy, reference, batch, o, run.adam, float(st.lr), run.scratch,
+                                      run.lora ? &*run.lora : nullptr);
+  refresh_merged(run);
   st.loss = u.loss, st.kl = u.kl, st.clip_fraction = u.clip_fraction, st.grad_norm = u.grad_norm;
   st.rollout_vs_train_logp = u.rollout_vs_train_logp;
   st.train_seconds = since(t0);
@@ -176,7 +202,8 @@ void log_step(GrpoRun& run, const GrpoStepStats& st, std::optional<Progress>& pr
 }
 
 void save_checkpoint(const GrpoRun& run, const GrpoOptions& o, int64_t step) {
-  write_checkpoint(run.ck_path, {.kind = "grpo", .config = run.policy->config, .params = run.policy->params,
+  write_checkpoint(run.ck_path, {.kind = "grpo", .config = run.policy->config, .lora = o.lora,
+                                 .params = run.lora ? run.lora->params : run.policy->params,
                                  .adam = run.adam, .step = step, .run_options = o.to_json(),
                                  .extra = {{"next_prompt", std::to_string(run.next_prompt)}},
                                  .tokenizer = gguf_metadata_bytes(run.tokenizer_meta)});
@@ -206,6 +233,7 @@ void GrpoOptions::validate() const {
   };
   if (task.name.empty() == data_path.empty()) fail("give exactly one of --task NAME or --data FILE");
   if (model.empty()) fail("--model FILE is required (the policy to start from, e.g. the SFT model)");
+  range(lora.rank >= 0, "--lora-rank", ">= 0", std::to_string(lora.rank));
   if (!task.name.empty()) validate_task_options(task);
   range(steps >= 1, "--steps", ">= 1", std::to_string(steps));
   range(prompts_per_step >= 1 && prompts_per_step <= 4096, "--prompts-per-step", "in [1, 4096]", std::to_string(prompts_per_step));
@@ -233,7 +261,7 @@ std::string GrpoOptions::to_json() const {
   // Keys are the flags' names, so a --resume mismatch names the flag that differs.
   const char* loss_names[] = {"grpo", "bnpo", "dr_grpo", "dapo"};
   const char* scale_names[] = {"group", "batch", "none"};
-  return nlohmann::json{{"kind", "grpo"}, {"task", task.name},
+  nlohmann::json j{{"kind", "grpo"}, {"task", task.name},
                         {"difficulty", task.name.empty() ? task.difficulty : task_difficulty(task)},
                         {"task_seed", task.seed}, {"prompt_template", task.prompt_template == PromptTemplate::Compact ? "compact" : "r1zero"},
                         {"data", data_path}, {"model", model}, {"steps", steps}, {"prompts_per_step", prompts_per_step},
@@ -245,8 +273,9 @@ std::string GrpoOptions::to_json() const {
                         {"max_num_gen_batches", max_num_gen_batches}, {"rewards", rewards}, {"micro_batch", micro_batch},
                         {"lr", adamw.lr}, {"beta1", adamw.beta1}, {"beta2", adamw.beta2}, {"eps", adamw.eps},
                         {"weight_decay", adamw.weight_decay}, {"max_grad_norm", adamw.max_grad_norm},
-                        {"warmup", warmup}, {"min_lr_ratio", min_lr_ratio}, {"seed", seed}}
-      .dump();
+                        {"warmup", warmup}, {"min_lr_ratio", min_lr_ratio}, {"seed", seed}};
+  j.update(lora_run_options(lora));
+  return j.dump();
 }
 
 GrpoResult run_grpo(const GrpoOptions& o, const Evaluator& evaluate) {
@@ -264,8 +293,12 @@ GrpoResult run_grpo(const GrpoOptions& o, const Evaluator& evaluate) {
     if (o.stop_after > 0 && step + 1 - run.start >= o.stop_after) return run.result;  // as if killed (tests)
   }
   if (progress) progress->finish();
-  export_gguf(*run.policy, run.tokenizer_meta, run.model_path);
+  export_gguf(run.merged ? *run.merged : *run.policy, run.tokenizer_meta, run.model_path);
   run.result.model_path = run.model_path;
+  if (run.lora) {
+    run.result.lora_path = o.out_dir + "/lora.gguf";
+    export_lora_gguf(*run.lora, run.policy->config, run.result.lora_path);
+  }
   evaluate_held_out(run, evaluate, o.steps);
   double roll = 0, train = 0;
   for (const GrpoStepStats& s : run.result.steps) roll += s.rollout_seconds, train += s.train_seconds;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "tasks/task.h"
+#include "train/lora.h"
 #include "train/adamw.h"
 #include "train/grpo_loss.h"
 #include "train/hooks.h"
@@ -28,6 +29,8 @@ struct GrpoOptions {
   TaskOptions task;                  // a built-in task, or
   std::string data_path;             // a JSONL file of {"prompt", "answer"}
   std::string model;                 // the GGUF policy to start from (e.g. the SFT model)
+  LoraConfig lora{.rank = 0};        // rank > 0: train LoRA adapters on the frozen model (train/lora.h);
+                                     // the KL reference (beta > 0) is then the model without them
   int steps = 100;
   int prompts_per_step = 16;
   int num_generations = 8;           // G
@@ -84,7 +87,8 @@ struct GrpoResult {
   std::vector<GrpoStepStats> steps;  // the steps this run did
   double eval_accuracy = -1, eval_format = -1;  // the Evaluator's last score (-1: not evaluated)
   int64_t resumed_from = 0;          // the checkpoint's step (--resume), else 0
-  std::string model_path;            // the exported GGUF
+  std::string model_path;            // the exported GGUF (with LoRA: the adapters merged in)
+  std::string lora_path;             // with LoRA: the adapter GGUF
   double rollout_share = 0;          // of this run's step time
 };
 

@@ -124,11 +124,11 @@ void set_advantages(std::span<Rollout> batch, const GrpoOptions& o) {
 }
 
 LossStats policy_gradient(const TrainModel& policy, const TrainModel* reference, std::span<Rollout> batch,
-                          int iteration, const GrpoOptions& o, UpdateScratch& s) {
+                          int iteration, const GrpoOptions& o, UpdateScratch& s, const LoraAdapters* lora) {
   const LossNormaliser norm = step_counts(batch, o);
   const TokenLossOptions loss_opt{.beta = o.beta, .epsilon = o.epsilon, .epsilon_high = o.epsilon_high};
   const int32_t pad = 0;  // padded positions have no target: their log-probs are never read
-  s.grads.assign(policy.params.size(), 0.0f);
+  s.grads.assign(lora ? lora->params.size() : policy.params.size(), 0.0f);
   LossStats total;
   for (size_t m0 = 0; m0 < batch.size(); m0 += size_t(o.micro_batch)) {
     const std::span<Rollout> micro = batch.subspan(m0, std::min(size_t(o.micro_batch), batch.size() - m0));
@@ -137,7 +137,7 @@ LossStats policy_gradient(const TrainModel& policy, const TrainModel* reference,
       forward_train(*reference, b, s.acts, s.logp, o.temperature);
       for (size_t i = 0; i < micro.size(); ++i) micro[i].ref_logp = completion_logp(s.logp, b.T, i, micro[i]);
     }
-    forward_train(policy, b, s.acts, s.logp, o.temperature);
+    forward_train(policy, b, s.acts, s.logp, o.temperature, lora);
     std::vector<SequenceLoss> seqs;
     for (size_t i = 0; i < micro.size(); ++i) {
       Rollout& r = micro[i];
@@ -152,20 +152,21 @@ LossStats policy_gradient(const TrainModel& policy, const TrainModel* reference,
     s.dlogp.assign(size_t(b.B) * size_t(b.T), 0.0f);
     for (size_t i = 0; i < micro.size(); ++i)
       std::copy(dseq[i].begin(), dseq[i].end(), s.dlogp.begin() + ptrdiff_t(i * size_t(b.T) + micro[i].prompt.size() - 1));
-    backward_train(policy, b, s.acts, s.dlogp, s.grads);
+    backward_train(policy, b, s.acts, s.dlogp, s.grads, lora);
   }
   return total;
 }
 
 UpdateStats update_policy(TrainModel& policy, const TrainModel* reference, std::span<Rollout> batch,
-                          const GrpoOptions& o, AdamWState& adam, float lr, UpdateScratch& s) {
+                          const GrpoOptions& o, AdamWState& adam, float lr, UpdateScratch& s, LoraAdapters* lora) {
   UpdateStats u;
   const double mu = double(o.num_iterations);
   for (int it = 0; it < o.num_iterations; ++it) {
-    const LossStats ls = policy_gradient(policy, reference, batch, it, o, s);
+    const LossStats ls = policy_gradient(policy, reference, batch, it, o, s, lora);
     u.loss += ls.loss / mu, u.kl += ls.kl() / mu, u.clip_fraction += ls.clip_fraction() / mu;
     u.grad_norm += clip_grad_norm(s.grads, o.adamw.max_grad_norm) / mu;
-    adamw_step(policy, s.grads, adam, o.adamw, lr);
+    if (lora) adamw_step(lora->layout, lora->params, s.grads, adam, o.adamw, lr);
+    else adamw_step(policy, s.grads, adam, o.adamw, lr);
   }
   for (const Rollout& r : batch)
     for (size_t t = 0; t < r.completion.size(); ++t)

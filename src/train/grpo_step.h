@@ -72,8 +72,9 @@ struct UpdateScratch {
 // is the gradient of the whole batch at once. Iteration 0 records each rollout's old_logp (the
 // current log-probs: the ratio is 1, TRL's detached old log-probs) and, with a reference (beta
 // > 0), ref_logp; later iterations read them. Returns the step's loss and metrics.
+// With lora the policy is the model plus those adapters: s.grads has the adapters' layout.
 LossStats policy_gradient(const TrainModel& policy, const TrainModel* reference, std::span<Rollout> batch,
-                          int iteration, const GrpoOptions& o, UpdateScratch& s);
+                          int iteration, const GrpoOptions& o, UpdateScratch& s, const LoraAdapters* lora = nullptr);
 
 struct UpdateStats {
   double loss = 0, kl = 0, clip_fraction = 0, grad_norm = 0;  // averaged over the iterations
@@ -81,7 +82,9 @@ struct UpdateStats {
 };
 
 // o.num_iterations AdamW steps at learning rate lr on the step's rollouts.
+// With lora only the adapters are updated (the policy's weights stay as they are).
 UpdateStats update_policy(TrainModel& policy, const TrainModel* reference, std::span<Rollout> batch,
-                          const GrpoOptions& o, AdamWState& adam, float lr, UpdateScratch& s);
+                          const GrpoOptions& o, AdamWState& adam, float lr, UpdateScratch& s,
+                          LoraAdapters* lora = nullptr);
 
 }  // namespace ponder

@@ -62,6 +62,11 @@ std::string lora_targets_text(const std::vector<LoraTarget>& targets) {
   return s;
 }
 
+nlohmann::json lora_run_options(const LoraConfig& c) {
+  if (!c.enabled()) return nlohmann::json::object();
+  return {{"lora_rank", c.rank}, {"lora_alpha", c.alpha}, {"lora_targets", lora_targets_text(c.targets)}};
+}
+
 std::string lora_base_name(int layer, LoraTarget t) { return tensor_name::block(layer, kTensors[int(t)]); }
 
 std::pair<int64_t, int64_t> lora_shape(const TrainConfig& c, LoraTarget t) {

@@ -9,6 +9,7 @@
 // it as on a model), tensors named as llama.cpp's adapter files name them:
 // blk.N.<tensor>.weight.lora_a (r, in) and blk.N.<tensor>.weight.lora_b (out, r).
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,6 +38,9 @@ struct LoraConfig {
 // "q,k,v,o,gate,up,down" (any subset, any order, no repeats); InvalidArgument naming the flag.
 std::vector<LoraTarget> parse_lora_targets(std::string_view text);
 std::string lora_targets_text(const std::vector<LoraTarget>& targets);
+// What a run's options record of its LoRA config (checked on --resume): lora_rank, lora_alpha,
+// lora_targets; nothing without LoRA, so checkpoints of runs without it stay resumable.
+nlohmann::json lora_run_options(const LoraConfig& c);
 // The GGUF name of a layer's target matrix: blk.N.attn_q.weight, ...
 std::string lora_base_name(int layer, LoraTarget t);
 

@@ -254,12 +254,8 @@ std::string SftOptions::to_json() const {
                             {"steps", steps}, {"batch", batch_size}, {"accum", grad_accum}, {"max_len", max_len},
                             {"lr", adamw.lr}, {"beta1", adamw.beta1}, {"beta2", adamw.beta2}, {"eps", adamw.eps},
                             {"weight_decay", adamw.weight_decay}, {"max_grad_norm", adamw.max_grad_norm},
-                            {"warmup", warmup}, {"min_lr_ratio", min_lr_ratio}, {"seed", seed},
-                            {"lora_rank", lora.rank}};
-  if (lora.enabled()) {
-    j["lora_alpha"] = lora.alpha;
-    j["lora_targets"] = lora_targets_text(lora.targets);
-  }
+                            {"warmup", warmup}, {"min_lr_ratio", min_lr_ratio}, {"seed", seed}};
+  j.update(lora_run_options(lora));
   return j.dump();
 }
 
