@@ -69,7 +69,7 @@ std::vector<TaskItem> read_rl_jsonl(std::istream& in, const std::string& name) {
   for_each_object(in, name, [&](const json& obj, const std::string& at) {
     TaskItem item;
     item.prompt = require_string(obj, "prompt", at);
-    item.question = item.prompt;  // a chat model's user message (tasks/item_format.h)
+    item.question = item.prompt;  // a chat model's user message (decode/item_format.h)
     item.answer = require_string(obj, "answer", at);
     const bool has_numbers = obj.contains("numbers"), has_target = obj.contains("target");
     if (has_numbers != has_target)

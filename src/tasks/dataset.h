@@ -5,7 +5,7 @@
 //    countdown verifier, without them by normalized text match).
 //  * SFT data: {"prompt": str, "completion": str}, the completion continues the prompt; or
 //    {"prompt": str, "reasoning": str, "answer": str}, whose completion the model's format writes
-//    (tasks/item_format.h). With a chat model (an R1 or ChatML template) "prompt" is the user
+//    (decode/item_format.h). With a chat model (an R1 or ChatML template) "prompt" is the user
 //    message, rendered by the template; with ponder's compact format it is the whole prompt.
 // Other keys are ignored; empty (whitespace-only) lines are skipped. Reading throws FormatError as
 // "FILE:LINE: ..." naming the field for a missing field or a wrong type, and FormatError for bad

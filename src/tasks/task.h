@@ -43,7 +43,7 @@ enum class PromptTemplate { Compact, R1Zero };
 // Where a completion puts its final answer (tasks/reward.h judges it):
 //   Tags: "... </think> <answer> 16 </answer>" (ponder's compact and the R1-Zero templates);
 //   Boxed: "...\n</think>\n\nThe answer is \boxed{16}." (chat templates: R1-Distill, ChatML;
-//   tasks/item_format.h).
+//   decode/item_format.h).
 enum class AnswerStyle { Tags, Boxed };
 
 // How a completion's answer is checked (tasks/reward.h).

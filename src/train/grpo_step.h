@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "decode/item_format.h"
 #include "formats/tokenizer.h"
 #include "model/model.h"
-#include "tasks/item_format.h"
 #include "tasks/reward.h"
 #include "tasks/task.h"
 #include "train/forward_train.h"
@@ -35,7 +35,7 @@ struct Rollout {
 struct PromptSource {
   TaskOptions task;              // train split
   std::vector<TaskItem> data;    // from --data (cycled)
-  ItemFormat format;             // the policy's (tasks/item_format.h)
+  ItemFormat format;             // the policy's (decode/item_format.h)
   TaskItem at(int64_t k) const;  // rendered in `format`
 };
 

@@ -4,8 +4,8 @@
 // test) supplies; plots are drawn by the caller from the run's metrics.jsonl.
 #include <functional>
 
+#include "decode/item_format.h"
 #include "model/model.h"
-#include "tasks/item_format.h"
 
 namespace ponder {
 
@@ -17,7 +17,7 @@ struct HeldOutScore {
 };
 
 // Scores an engine model (the current weights, loaded for inference), prompting it in the format the
-// run trains it in (tasks/item_format.h); empty: no evaluation.
+// run trains it in (decode/item_format.h); empty: no evaluation.
 using Evaluator = std::function<HeldOutScore(const Model& model, const ItemFormat& format)>;
 
 }  // namespace ponder

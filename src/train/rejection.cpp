@@ -9,10 +9,10 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "decode/item_format.h"
 #include "decode/model_runner.h"
 #include "decode/paths.h"
 #include "model/model.h"
-#include "tasks/item_format.h"
 #include "tasks/dataset.h"
 #include "tasks/reward.h"
 

@@ -1,4 +1,4 @@
-#include "tasks/item_format.h"
+#include "decode/item_format.h"
 
 #include <algorithm>
 #include <vector>

@@ -1,12 +1,12 @@
-// Task items and SFT examples in a model's format (tasks/item_format.h): ponder's compact format
+// Task items and SFT examples in a model's format (decode/item_format.h): ponder's compact format
 // unchanged, the R1-Distill chat template written out by hand, the special tokens of the rendered
 // text, and the rewards of the Boxed answer style on hand-made completions.
 #include <gtest/gtest.h>
 
 #include "core/error.h"
+#include "decode/item_format.h"
 #include "formats/tokenizer.h"
 #include "support/shared_data.h"
-#include "tasks/item_format.h"
 #include "tasks/reward.h"
 #include "train/sft.h"
 
