@@ -30,7 +30,9 @@ std::string cpu_features_string() {
   const CpuFeatures& c = cpu_features();
   std::string s;
   auto add = [&](bool on, const char* name) {
-    if (on) s += (s.empty() ? "" : " ") + std::string(name);
+    if (!on) return;
+    if (!s.empty()) s += ' ';
+    s += name;
   };
   add(c.avx2, "avx2");
   add(c.fma, "fma");
