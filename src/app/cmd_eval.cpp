@@ -8,6 +8,7 @@
 
 #include "app/commands.h"
 #include "core/error.h"
+#include "decode/item_format.h"
 #include "eval/compare.h"
 #include "formats/chat_template.h"
 #include "model/model.h"
@@ -50,11 +51,21 @@ void run_eval(const EvalArgs& a) {
     items = generate_items(t, a.count);
   }
   const auto m = load_model(a.model);
-  if (a.chat) {
-    const ChatFormat fmt = detect_chat_format(m->file);
-    for (TaskItem& it : items) {
+  // A model with an R1 or ChatML template is prompted as ponder trains such models
+  // (decode/item_format.h: the question as the user turn, \boxed{} answers); --chat also wraps
+  // other models' prompts (e.g. raw questions of a data file) in their template.
+  ItemFormat format;
+  try {
+    format = item_format_of(m->file);
+  } catch (const FormatError&) {  // a template ponder does not know: only --chat needs it
+    if (a.chat) throw;
+  }
+  for (TaskItem& it : items) {
+    if (format.chat) {
+      it = format.apply(std::move(it));
+    } else if (a.chat) {
       const std::vector<ChatMessage> messages = {{"user", it.prompt}};
-      it.prompt = render_chat(fmt, messages, true);
+      it.prompt = render_chat(detect_chat_format(m->file), messages, true);
     }
   }
   const StopOptions stop{.max_tokens = a.max_tokens};
@@ -103,7 +114,9 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--top-p", a->top_p, "top-p of the sampled strategies (1: off)");
   cmd->add_option("--seed", a->seed, "seed of every sampled strategy (problem i draws from (seed, i))");
   add_mcts_flags(cmd, a->mcts);
-  cmd->add_flag("--chat", a->chat, "render each prompt as the user message of the model's chat template");
+  cmd->add_flag("--chat", a->chat,
+                "render each prompt as the user message of the model's chat template (R1/ChatML models always are, "
+                "with the question as the user turn)");
   cmd->add_option("--json", a->json, "write every problem's chosen answer per strategy to this file");
   cmd->add_option("--plot", a->plot, "SVG of accuracy against tokens per problem (and FILE-seconds.svg against seconds)");
   cmd->add_option("-t,--threads", a->threads, "threads (0: all cores)");

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/run_cli.h"
+#include "support/shared_data.h"
 
 namespace ponder {
 namespace {
@@ -71,6 +72,21 @@ TEST(CliEval, DataFile) {
   EXPECT_EQ(j["count"], 2);
   EXPECT_EQ(j["problems"][1]["answer"], "4");
   EXPECT_EQ(j["strategies"][1]["answers"].size(), 2u);
+}
+
+// A model with the R1-Distill template is prompted as ponder trains such models: the question as
+// the user turn of the template (decode/item_format.h), not the compact task prompt.
+TEST(CliEval, ChatTemplateModelsGetTheirTemplatePrompts) {
+  PONDER_REQUIRE_SHARED("models/tiny-r1distill-random.gguf");
+  const std::string vocab = ::ponder::testing::shared_path("models/tiny-r1distill-random.gguf");
+  const std::string model = temp_path("eval_r1.gguf"), json = temp_path("eval_r1.json");
+  ASSERT_EQ(run_cli("init --arch qwen2 --preset qwen2-tiny --vocab " + vocab + " -o " + model).exit_code, 0);
+  const auto r = run_cli("eval -m " + model + " --task arith --count 2 -n 2 --strategies greedy --json " + json);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(slurp(json));
+  const std::string prompt = j["problems"][0]["prompt"];
+  EXPECT_EQ(prompt.rfind("<｜User｜>What is ", 0), 0u) << prompt;
+  EXPECT_TRUE(prompt.ends_with("?<｜Assistant｜><think>\n")) << prompt;
 }
 
 TEST(CliEval, BadFlagsAreClearErrors) {
