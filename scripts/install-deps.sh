@@ -3,6 +3,7 @@
 set -euo pipefail
 packages=(cmake g++ make clang libomp-dev libclang-rt-dev nlohmann-json3-dev libpcre2-dev libcli11-dev
           libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev python3
+          libopenmpi-dev openmpi-bin  # data-parallel training: mpirun -np R ponder train ...
           chromium)  # chromium: the web page test of `ponder serve` (headless, driven by playwright-core)
 missing=()
 for p in "${packages[@]}"; do

@@ -58,7 +58,8 @@ void run_info(const std::string& path) {
     total += t.n_bytes;
     params += t.n_elements();
   }
-  std::printf("tensors:        %zu, %.2f M parameters, %.1f MiB\n", m->file.tensors.size(), double(params) / 1e6,
+  std::printf("tensors:        %zu, %.2f M parameters (%lld), %.1f MiB\n", m->file.tensors.size(), double(params) / 1e6,
+              (long long)params,
               double(total) / (1 << 20));
   for (const auto& [name, v] : types)
     std::printf("  %-5s %4d tensors, %.1f MiB\n", name.c_str(), v.first, double(v.second) / (1 << 20));

@@ -6,6 +6,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "eval/training_plots.h"
+#include "train/dist.h"
 #include "train/grpo.h"
 #include "train/sft.h"
 
@@ -23,7 +24,8 @@ void add_lora_options(CLI::App* cmd, LoraConfig& lora) {
 }
 
 void add_sft(CLI::App* train) {
-  auto* cmd = train->add_subcommand("sft", "Supervised fine-tuning on query + reasoning + answer data (cold start)");
+  auto* cmd = train->add_subcommand("sft", "Supervised fine-tuning on query + reasoning + answer data (cold start); "
+                                           "data-parallel under mpirun -np R (each rank trains --accum / R micro-batches)");
   auto o = std::make_shared<SftOptions>();
   auto threads = std::make_shared<int>(0);
   auto eval_count = std::make_shared<int>(100);
@@ -58,6 +60,7 @@ void add_sft(CLI::App* train) {
     set_threads(*threads);
     abort_after_bytes(*abort_after);
     const SftResult r = run_sft(*o, held_out_evaluator(o->task, *eval_count, 96));
+    if (!dist().root()) return;  // rank 0 writes and reports (mpirun)
     write_sft_plots(o->out_dir);
     std::printf("sft: final loss %.4f, %.0f tokens/s", r.final_loss, r.tokens_per_second);
     if (r.eval_accuracy >= 0) std::printf(", held-out greedy accuracy %.3f, format %.3f", r.eval_accuracy, r.eval_format);
@@ -67,7 +70,8 @@ void add_sft(CLI::App* train) {
 }
 
 void add_grpo(CLI::App* train) {
-  auto* cmd = train->add_subcommand("grpo", "GRPO with rule-based rewards (TRL's options)");
+  auto* cmd = train->add_subcommand("grpo", "GRPO with rule-based rewards (TRL's options); data-parallel under "
+                                            "mpirun -np R (each rank rolls out --prompts-per-step / R groups)");
   auto o = std::make_shared<GrpoOptions>();
   auto threads = std::make_shared<int>(0);
   auto eval_count = std::make_shared<int>(100);
@@ -117,6 +121,7 @@ void add_grpo(CLI::App* train) {
     o->loss_type = parse_loss_type(*loss_type);
     o->scale_rewards = parse_scale_rewards(*scale);
     const GrpoResult r = run_grpo(*o, held_out_evaluator(o->task, *eval_count, o->max_completion_length));
+    if (!dist().root()) return;  // rank 0 writes and reports (mpirun)
     write_grpo_plots(o->out_dir);
     double roll_tok_s = 0;
     int skipped = 0;

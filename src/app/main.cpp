@@ -9,6 +9,7 @@
 
 #include "app/commands.h"
 #include "core/error.h"
+#include "train/dist.h"
 
 namespace ponder::app {
 
@@ -92,16 +93,33 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ponder: error: unknown command '%s'; commands:%s\n", argv[1], known.c_str());
     return 1;
   }
+  // Under mpirun: rank r of R. An error on any rank ends the whole job (no rank waits for a rank
+  // that has stopped), naming the rank.
+  const auto fail = [](int code, const char* what) {
+    const ponder::DistInfo& d = ponder::dist();
+    if (d.size > 1) std::fprintf(stderr, "ponder: error (rank %d of %d): %s\n", d.rank, d.size, what);
+    else std::fprintf(stderr, "ponder: error: %s\n", what);
+    if (d.size > 1) ponder::dist_abort(code);
+    ponder::dist_finalize();
+    return code;
+  };
   try {
+    ponder::dist_init(&argc, &argv);
+    const bool data_parallel = argc > 2 && std::string(argv[1]) == "train" &&
+                               (std::string(argv[2]) == "sft" || std::string(argv[2]) == "grpo");
+    if (ponder::dist().size > 1 && !data_parallel)
+      throw ponder::InvalidArgument("only `ponder train sft|grpo` runs across MPI ranks; run this command without mpirun");
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    const int code = app.exit(e);
+    if (ponder::dist().size > 1 && code != 0) ponder::dist_abort(code);
+    ponder::dist_finalize();
+    return code;
   } catch (const ponder::FormatError& e) {
-    std::fprintf(stderr, "ponder: error: %s\n", e.what());
-    return 2;
+    return fail(2, e.what());
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "ponder: error: %s\n", e.what());
-    return 1;
+    return fail(1, e.what());
   }
+  ponder::dist_finalize();
   return 0;
 }

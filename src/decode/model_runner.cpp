@@ -19,7 +19,10 @@ int kv_positions_for(int64_t prompt_tokens, int64_t n_prompts, int n_paths, int 
                           std::to_string(max_new_tokens) + " new tokens");
   constexpr int64_t bs = ModelRunner::kBlockSize, limit = std::numeric_limits<int>::max();
   // Each factor is below 2^31, so the products fit in int64; the sum is checked term by term.
-  const int64_t per_path = int64_t(max_new_tokens) + bs;
+  // A path's blocks: a copy of its prompt's partly filled last block (r of its positions are the
+  // prompt's, 0 < r < bs) and the blocks after it, ceil((N + r) / bs) in all, at most
+  // ceil((N + bs - 1) / bs) whatever the prompt's length.
+  const int64_t per_path = (int64_t(max_new_tokens) + 2 * bs - 2) / bs * bs;
   const int64_t per_prompt = int64_t(n_paths) * per_path + bs;  // < 2^62
   const bool too_many = per_prompt > limit || (n_prompts > 0 && per_prompt > (limit - std::min(prompt_tokens, limit)) / n_prompts);
   if (too_many || prompt_tokens > limit)

@@ -56,8 +56,9 @@ class ModelRunner : public LanguageModel {
 // The one rule that sizes a KV pool for a decode job: n_prompts prompts of prompt_tokens tokens
 // in all, each decoded by n_paths paths (n_paths(strategy): beam search keeps num_beams sequences,
 // children taking their parents' place) of up to max_new_tokens new tokens. Every prompt is
-// stored once; each path gets its tokens plus one block of copy-on-write slack (a path forked
-// from a partly filled block copies it once), each prompt one more block. Computed in int64:
+// stored once, each prompt one more block (its partly filled last one); each path gets whole blocks
+// for its tokens and for the copy of its prompt's partly filled last block (copy-on-write):
+// ceil((new tokens + block - 1) / block) blocks, whatever the prompt's length. Computed in int64:
 // throws InvalidArgument naming the counts when the job needs more than 2^31 - 1 positions.
 int kv_positions_for(int64_t prompt_tokens, int64_t n_prompts, int n_paths, int max_new_tokens);
 // One prompt decoded by a strategy: the rule above with n_paths(s), except MCTS, whose tree stores

@@ -14,6 +14,7 @@
 #include "decode/model_runner.h"
 #include "tasks/dataset.h"
 #include "train/checkpoint.h"
+#include "train/dist.h"
 #include "train/grpo_step.h"
 #include "train/memory.h"
 #include "train/model_io.h"
@@ -70,10 +71,26 @@ void check_memory(const GrpoRun& run, const GrpoOptions& o) {
     need.other += double(ParamLayout::for_config(c).total) * sizeof(float);
   need.other += double(kv_positions_for(prompts, o.num_generations, o.max_completion_length)) * double(c.n_layers) *
                 double(c.kv_dim()) * 2 * sizeof(float);
-  check_training_memory(need, "--micro-batch " + std::to_string(o.micro_batch) + ", --prompts-per-step " +
-                                  std::to_string(o.prompts_per_step) + " x --num-generations " +
-                                  std::to_string(o.num_generations) + " and --max-completion-length " +
-                                  std::to_string(o.max_completion_length));
+  // A micro-batch's own gradient buffer when a step has several (train/dist.h), and a rank's slice.
+  if (int64_t(o.prompts_per_step) * o.num_generations > o.micro_batch || dist().size > 1)
+    need.other += need.grads * (dist().size > 1 ? 2 : 1);
+  std::string flags = "--micro-batch " + std::to_string(o.micro_batch) + ", --prompts-per-step " +
+                      std::to_string(o.prompts_per_step) + " x --num-generations " + std::to_string(o.num_generations) +
+                      " and --max-completion-length " + std::to_string(o.max_completion_length);
+  if (dist().local_size > 1) {
+    need = scaled(need, dist().local_size);
+    flags += " on " + std::to_string(dist().local_size) + " ranks of this machine";
+  }
+  check_training_memory(need, flags);
+}
+
+// Under mpirun -np R each rank rolls out whole groups: a generation batch needs at least R.
+void check_ranks(const GrpoOptions& o) {
+  const int R = dist().size;
+  if (o.prompts_per_step < R)
+    throw InvalidArgument("--prompts-per-step " + std::to_string(o.prompts_per_step) + " is fewer than the " +
+                          std::to_string(R) + " MPI ranks (each rank rolls out whole groups): use at least " +
+                          std::to_string(R));
 }
 
 // The checkpoint of an earlier run with the same options and model (--resume).
@@ -93,7 +110,7 @@ void resume_from_checkpoint(GrpoRun& run, const GrpoOptions& o) {
   run.adam = ck.adam;
   run.start = ck.step;
   run.result.resumed_from = ck.step;
-  truncate_metrics(run.metrics_path, run.start);
+  if (dist().root()) truncate_metrics(run.metrics_path, run.start);
 }
 
 GrpoRun start_run(const GrpoOptions& o) {
@@ -120,7 +137,7 @@ GrpoRun start_run(const GrpoOptions& o) {
   if (!o.data_path.empty() && run.prompts.data.empty()) throw FormatError(o.data_path + ": no examples");
   run.schedule = {.lr = o.adamw.lr, .min_lr = o.adamw.lr * o.min_lr_ratio, .warmup_steps = o.warmup, .total_steps = o.steps};
   if (o.resume) resume_from_checkpoint(run, o);
-  else std::ofstream(run.metrics_path, std::ios::trunc);
+  else if (dist().root()) std::ofstream(run.metrics_path, std::ios::trunc);
   check_memory(run, o);
   if (run.lora) {
     run.merged.emplace(*run.policy);
@@ -137,18 +154,32 @@ void refresh_merged(GrpoRun& run) {
   merge_lora(*run.merged, *run.lora);
 }
 
+// Every rank's rollouts of a generation batch, in group order (each rank rolled out a contiguous
+// share of the groups, my_groups).
+std::vector<Rollout> gather_rollouts(std::vector<Rollout> mine) {
+  if (dist().size == 1) return mine;
+  std::vector<Rollout> all;
+  for (const std::string& bytes : dist_allgather(pack_rollouts(mine))) unpack_rollouts(bytes, all);
+  return all;
+}
+
 // Rollout and score: generation batches of prompts_per_step groups until the step holds
 // prompts_per_step usable groups (one batch without dynamic sampling), then their advantages.
+// Under mpirun each rank rolls out and scores its share of a batch's groups, then every rank
+// gathers all of them and makes the same choices (dynamic sampling, advantages, metrics).
 std::vector<Rollout> rollout_and_score(GrpoRun& run, const GrpoOptions& o, int64_t step, GrpoStepStats& st) {
   const auto t0 = Clock::now();
+  const double comm0 = dist_counters().seconds;
   std::vector<Rollout> kept, generated;
   const size_t want = size_t(o.prompts_per_step) * size_t(o.num_generations);
   for (int batch = 0; batch < o.max_num_gen_batches && kept.size() < want; ++batch) {
     std::vector<TaskItem> items;
     for (int p = 0; p < o.prompts_per_step; ++p) items.push_back(run.prompts.at(run.next_prompt + p));
     run.next_prompt += o.prompts_per_step;
-    std::vector<Rollout> rollouts = generate_rollouts(*run.engine, items, o, rollout_seed(o.seed, step, batch));
-    score_rollouts(rollouts, items, run.rewards);
+    const auto [first, last] = my_groups(items.size());
+    std::vector<Rollout> mine = generate_rollouts(*run.engine, items, o, rollout_seed(o.seed, step, batch), first, last);
+    score_rollouts(mine, items, run.rewards);
+    std::vector<Rollout> rollouts = gather_rollouts(std::move(mine));
     st.groups_generated += o.prompts_per_step;
     for (const Rollout& r : rollouts) generated.push_back({.completion = r.completion, .reward = r.reward,
                                                           .accuracy = r.accuracy, .format = r.format});
@@ -158,7 +189,9 @@ std::vector<Rollout> rollout_and_score(GrpoRun& run, const GrpoOptions& o, int64
   rollout_stats(generated, st);
   st.groups_used = int(kept.size()) / o.num_generations;
   st.skipped = kept.empty();
-  st.rollout_seconds = since(t0);
+  const double comm = dist_counters().seconds - comm0;
+  st.comm_seconds += comm;
+  st.rollout_seconds = since(t0) - comm;
   double tokens = 0;
   for (const Rollout& r : generated) tokens += double(r.completion.size());
   st.rollout_tokens_per_s = tokens / std::max(1e-9, st.rollout_seconds);
@@ -169,6 +202,7 @@ std::vector<Rollout> rollout_and_score(GrpoRun& run, const GrpoOptions& o, int64
 // Update: mu optimizer steps on the step's rollouts.
 void update_step(GrpoRun& run, const GrpoOptions& o, std::vector<Rollout>& batch, int64_t step, GrpoStepStats& st) {
   const auto t0 = Clock::now();
+  const double comm0 = dist_counters().seconds;
   st.lr = run.schedule.at(step);
   // The KL anchor: the starting model, which with LoRA is the frozen base itself.
   const TrainModel* reference = run.reference ? &*run.reference : run.lora && o.beta > 0 ? run.policy.get() : nullptr;
@@ -177,11 +211,14 @@ void update_step(GrpoRun& run, const GrpoOptions& o, std::vector<Rollout>& batch
   refresh_merged(run);
   st.loss = u.loss, st.kl = u.kl, st.clip_fraction = u.clip_fraction, st.grad_norm = u.grad_norm;
   st.rollout_vs_train_logp = u.rollout_vs_train_logp;
-  st.train_seconds = since(t0);
+  const double comm = dist_counters().seconds - comm0;
+  st.comm_seconds += comm;
+  st.train_seconds = since(t0) - comm;
 }
 
 void log_step(GrpoRun& run, const GrpoStepStats& st, std::optional<Progress>& progress) {
   run.result.steps.push_back(st);
+  if (!dist().root()) return;
   append_jsonl(run.metrics_path,
                {{"step", st.step}, {"reward_mean", st.reward_mean}, {"reward_std", st.reward_std},
                 {"accuracy", st.accuracy}, {"format_rate", st.format_rate}, {"completion_length", st.completion_length},
@@ -189,7 +226,8 @@ void log_step(GrpoRun& run, const GrpoStepStats& st, std::optional<Progress>& pr
                 {"lr", st.lr}, {"rollout_seconds", st.rollout_seconds}, {"train_seconds", st.train_seconds},
                 {"rollout_tokens_per_s", st.rollout_tokens_per_s}, {"groups_generated", st.groups_generated},
                 {"groups_used", st.groups_used}, {"skipped", st.skipped},
-                {"rollout_vs_train_logp", st.rollout_vs_train_logp}});
+                {"rollout_vs_train_logp", st.rollout_vs_train_logp}, {"comm_seconds", st.comm_seconds},
+                {"comm_bytes", st.comm_bytes}});
   if (!progress) return;
   char status[160];
   if (st.skipped)
@@ -202,6 +240,7 @@ void log_step(GrpoRun& run, const GrpoStepStats& st, std::optional<Progress>& pr
 }
 
 void save_checkpoint(const GrpoRun& run, const GrpoOptions& o, int64_t step) {
+  if (!dist().root()) return;
   write_checkpoint(run.ck_path, {.kind = "grpo", .config = run.policy->config, .lora = o.lora,
                                  .params = run.lora ? run.lora->params : run.policy->params,
                                  .adam = run.adam, .step = step, .run_options = o.to_json(),
@@ -211,7 +250,7 @@ void save_checkpoint(const GrpoRun& run, const GrpoOptions& o, int64_t step) {
 
 // The caller's held-out score of the current weights, recorded in the metrics.
 void evaluate_held_out(GrpoRun& run, const Evaluator& evaluate, int64_t step) {
-  if (!evaluate) return;
+  if (!evaluate || !dist().root()) return;
   const HeldOutScore s = evaluate(*run.engine, run.prompts.format);
   run.result.eval_accuracy = s.accuracy;
   run.result.eval_format = s.format_rate;
@@ -280,24 +319,27 @@ std::string GrpoOptions::to_json() const {
 
 GrpoResult run_grpo(const GrpoOptions& o, const Evaluator& evaluate) {
   o.validate();
+  check_ranks(o);
   GrpoRun run = start_run(o);
   std::optional<Progress> progress;
-  if (!o.quiet) progress.emplace("grpo", o.steps, run.start);
+  if (!o.quiet && dist().root()) progress.emplace("grpo", o.steps, run.start);
   for (int64_t step = run.start; step < o.steps; ++step) {
     GrpoStepStats st{.step = step + 1};
+    const double bytes0 = dist_counters().bytes;
     std::vector<Rollout> batch = rollout_and_score(run, o, step, st);
     if (!st.skipped) update_step(run, o, batch, step, st);
+    st.comm_bytes = dist_counters().bytes - bytes0;
     log_step(run, st, progress);
     if (every(o.save_every, step) || step + 1 == o.steps) save_checkpoint(run, o, step + 1);
     if (every(o.eval_every, step) && step + 1 < o.steps) evaluate_held_out(run, evaluate, step + 1);
     if (o.stop_after > 0 && step + 1 - run.start >= o.stop_after) return run.result;  // as if killed (tests)
   }
   if (progress) progress->finish();
-  export_gguf(run.merged ? *run.merged : *run.policy, run.tokenizer_meta, run.model_path);
+  if (dist().root()) export_gguf(run.merged ? *run.merged : *run.policy, run.tokenizer_meta, run.model_path);
   run.result.model_path = run.model_path;
   if (run.lora) {
     run.result.lora_path = o.out_dir + "/lora.gguf";
-    export_lora_gguf(*run.lora, run.policy->config, run.result.lora_path);
+    if (dist().root()) export_lora_gguf(*run.lora, run.policy->config, run.result.lora_path);
   }
   evaluate_held_out(run, evaluate, o.steps);
   double roll = 0, train = 0;

@@ -11,7 +11,8 @@
 // reward_mean, reward_std, accuracy, format_rate, completion_length (over every rollout generated
 // in the step), loss, kl, clip_fraction, grad_norm (step-wide, averaged over the mu iterations),
 // lr, rollout_seconds, train_seconds, rollout_tokens_per_s, groups_generated, groups_used, skipped
-// (no update: dynamic sampling found no group with unequal rewards), rollout_vs_train_logp; and a
+// (no update: dynamic sampling found no group with unequal rewards), rollout_vs_train_logp,
+// comm_seconds and comm_bytes (data-parallel runs: time in collectives, bytes sent); and a
 // line {step, eval_accuracy, eval_format, eval_mean_tokens} for each evaluation.
 #include <cstdint>
 #include <string>
@@ -76,7 +77,8 @@ struct GrpoStepStats {
   int64_t step = 0;
   double reward_mean = 0, reward_std = 0, accuracy = 0, format_rate = 0, completion_length = 0;
   double loss = 0, kl = 0, clip_fraction = 0, grad_norm = 0, lr = 0;
-  double rollout_seconds = 0, train_seconds = 0, rollout_tokens_per_s = 0;
+  double rollout_seconds = 0, train_seconds = 0, rollout_tokens_per_s = 0;  // seconds without comm_seconds
+  double comm_seconds = 0, comm_bytes = 0;  // in collectives, bytes this rank sent (mpirun, train/dist.h)
   double rollout_vs_train_logp = 0;  // max |rollout log-prob - training forward log-prob|
   int groups_generated = 0;          // groups rolled out in the step (all generation batches)
   int groups_used = 0;               // groups trained on

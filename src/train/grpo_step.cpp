@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "core/error.h"
 #include "decode/model_runner.h"
 #include "decode/paths.h"
+#include "train/dist.h"
 
 namespace ponder {
 
@@ -57,29 +59,114 @@ uint64_t rollout_seed(uint64_t seed, int64_t step, int batch) {
 }
 
 std::vector<Rollout> generate_rollouts(const Model& engine, std::span<const TaskItem> items, const GrpoOptions& o,
-                                       uint64_t seed) {
+                                       uint64_t seed, size_t first, size_t last) {
   const int G = o.num_generations;
+  last = std::min(last, items.size());
   std::vector<std::vector<int32_t>> prompts;
   std::vector<PathsOptions> popts;
   size_t longest = 0;
   for (size_t p = 0; p < items.size(); ++p) {
-    prompts.push_back(engine.tokenizer.encode(items[p].prompt, true, true));
-    longest = std::max(longest, prompts.back().size());
+    const std::vector<int32_t> ids = engine.tokenizer.encode(items[p].prompt, true, true);
+    longest = std::max(longest, ids.size());
+    if (p < first || p >= last) continue;
+    prompts.push_back(ids);
     popts.push_back({.n = G, .sampling = {.temperature = o.temperature, .top_k = o.top_k, .top_p = o.top_p},
                      .seed = seed, .path_offset = uint64_t(p) * uint64_t(G), .on_token = {},
                      .logprob_temperature = o.temperature});
   }
+  std::vector<Rollout> out;
+  if (prompts.empty()) return out;
   // A completion stops at the model's context (the training forward holds prompt + completion).
   const int max_tokens = max_tokens_within_context(o.max_completion_length, int64_t(longest), engine.config.n_ctx_train);
   ModelRunner runner(engine, kv_positions_for(prompts, G, max_tokens));
   const auto paths = run_paths_batch(runner, prompts, popts, {.max_tokens = max_tokens});
-  std::vector<Rollout> out;
-  for (size_t p = 0; p < items.size(); ++p)
+  for (size_t p = 0; p < prompts.size(); ++p)
     for (const Path& path : paths[p])
       out.push_back({.prompt = prompts[p], .completion = path.tokens, .rollout_logp = path.logprobs, .old_logp = {},
                      .ref_logp = {}, .text = path.text, .truncated = path.finish != FinishReason::Eos,
-                     .group = int(p)});
+                     .group = int(first + p)});
   return out;
+}
+
+namespace {
+
+// Little-endian-agnostic: the bytes only travel between ranks of one job (same build).
+template <typename T>
+void put(std::string& out, const T& v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+template <typename T>
+void put_vector(std::string& out, const std::vector<T>& v) {
+  put(out, uint64_t(v.size()));
+  out.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+}
+
+struct Reader {
+  const std::string& bytes;
+  size_t pos = 0;
+  void take(void* dst, size_t n) {
+    if (n > bytes.size() - pos)
+      throw FormatError("rollouts from another rank: " + std::to_string(bytes.size()) + " bytes end inside a record (at " +
+                        std::to_string(pos) + ", " + std::to_string(n) + " more needed)");
+    if (n > 0) std::memcpy(dst, bytes.data() + pos, n);
+    pos += n;
+  }
+  template <typename T>
+  T get() {
+    T v;
+    take(&v, sizeof v);
+    return v;
+  }
+  template <typename T>
+  std::vector<T> get_vector() {
+    const uint64_t n = get<uint64_t>();
+    if (n > (bytes.size() - pos) / sizeof(T))
+      throw FormatError("rollouts from another rank: a vector of " + std::to_string(n) + " items in " +
+                        std::to_string(bytes.size() - pos) + " bytes");
+    std::vector<T> v(n);
+    take(v.data(), n * sizeof(T));
+    return v;
+  }
+};
+
+}  // namespace
+
+std::string pack_rollouts(std::span<const Rollout> rollouts) {
+  std::string out;
+  put(out, uint64_t(rollouts.size()));
+  for (const Rollout& r : rollouts) {
+    put_vector(out, r.prompt);
+    put_vector(out, r.completion);
+    put_vector(out, r.rollout_logp);
+    put_vector(out, std::vector<char>(r.text.begin(), r.text.end()));
+    put(out, r.reward), put(out, r.accuracy), put(out, r.format);
+    put(out, uint8_t(r.truncated)), put(out, int32_t(r.group));
+  }
+  return out;
+}
+
+void unpack_rollouts(const std::string& bytes, std::vector<Rollout>& out) {
+  Reader in{bytes};
+  const uint64_t n = in.get<uint64_t>();
+  for (uint64_t i = 0; i < n; ++i) {
+    Rollout r;
+    r.prompt = in.get_vector<int32_t>();
+    r.completion = in.get_vector<int32_t>();
+    r.rollout_logp = in.get_vector<float>();
+    const std::vector<char> text = in.get_vector<char>();
+    r.text.assign(text.begin(), text.end());
+    r.reward = in.get<float>(), r.accuracy = in.get<float>(), r.format = in.get<float>();
+    r.truncated = in.get<uint8_t>() != 0;
+    r.group = in.get<int32_t>();
+    out.push_back(std::move(r));
+  }
+  if (in.pos != bytes.size())
+    throw FormatError("rollouts from another rank: " + std::to_string(bytes.size() - in.pos) + " bytes after the last record");
+}
+
+std::pair<size_t, size_t> my_groups(size_t n) {
+  const size_t R = size_t(dist().size), r = size_t(dist().rank);
+  return {n * r / R, n * (r + 1) / R};
 }
 
 void score_rollouts(std::span<Rollout> rollouts, std::span<const TaskItem> items, const RewardSpec& spec) {
@@ -128,10 +215,19 @@ LossStats policy_gradient(const TrainModel& policy, const TrainModel* reference,
   const LossNormaliser norm = step_counts(batch, o);
   const TokenLossOptions loss_opt{.beta = o.beta, .epsilon = o.epsilon, .epsilon_high = o.epsilon_high};
   const int32_t pad = 0;  // padded positions have no target: their log-probs are never read
-  s.grads.assign(lora ? lora->params.size() : policy.params.size(), 0.0f);
-  LossStats total;
-  for (size_t m0 = 0; m0 < batch.size(); m0 += size_t(o.micro_batch)) {
-    const std::span<Rollout> micro = batch.subspan(m0, std::min(size_t(o.micro_batch), batch.size() - m0));
+  const size_t mb = size_t(o.micro_batch);
+  const int64_t n_micro = int64_t((batch.size() + mb - 1) / mb);
+  // Each micro-batch's LossStats (loss, kl_sum, clipped, tokens), set by the rank that computes it.
+  std::vector<double> parts(size_t(n_micro) * 4, 0.0);
+  GradientSum sum(s.grads, lora ? lora->params.size() : policy.params.size(), n_micro);
+  for (int64_t round = 0; round < sum.rounds(); ++round) {
+    const int64_t a = sum.micro(round);
+    if (a < 0) {
+      sum.reduce(round);
+      continue;
+    }
+    const size_t m0 = size_t(a) * mb;
+    const std::span<Rollout> micro = batch.subspan(m0, std::min(mb, batch.size() - m0));
     const TrainBatch b = rollout_batch(micro, pad);
     if (iteration == 0 && reference != nullptr) {  // before the policy's forward: backward reads its activations
       forward_train(*reference, b, s.acts, s.logp, o.temperature);
@@ -148,11 +244,21 @@ LossStats policy_gradient(const TrainModel& policy, const TrainModel* reference,
       seqs.push_back(std::move(q));
     }
     std::vector<std::vector<float>> dseq;
-    total += grpo_micro_batch_loss(seqs, o.loss_type, loss_opt, norm, dseq);
+    const LossStats ls = grpo_micro_batch_loss(seqs, o.loss_type, loss_opt, norm, dseq);
+    double* part = parts.data() + size_t(a) * 4;
+    part[0] = ls.loss, part[1] = ls.kl_sum, part[2] = double(ls.clipped), part[3] = double(ls.tokens);
     s.dlogp.assign(size_t(b.B) * size_t(b.T), 0.0f);
     for (size_t i = 0; i < micro.size(); ++i)
       std::copy(dseq[i].begin(), dseq[i].end(), s.dlogp.begin() + ptrdiff_t(i * size_t(b.T) + micro[i].prompt.size() - 1));
-    backward_train(policy, b, s.acts, s.dlogp, s.grads, lora);
+    backward_train(policy, b, s.acts, s.dlogp, sum.buffer(round), lora);
+    sum.reduce(round);
+  }
+  sum.finish();
+  dist_collect(parts);
+  LossStats total;  // the micro-batches' shares in order, as one process adds them
+  for (int64_t a = 0; a < n_micro; ++a) {
+    const double* part = parts.data() + size_t(a) * 4;
+    total += LossStats{.loss = part[0], .kl_sum = part[1], .clipped = int64_t(part[2]), .tokens = int64_t(part[3])};
   }
   return total;
 }
@@ -168,9 +274,10 @@ UpdateStats update_policy(TrainModel& policy, const TrainModel* reference, std::
     if (lora) adamw_step(lora->layout, lora->params, s.grads, adam, o.adamw, lr);
     else adamw_step(policy, s.grads, adam, o.adamw, lr);
   }
-  for (const Rollout& r : batch)
-    for (size_t t = 0; t < r.completion.size(); ++t)
+  for (const Rollout& r : batch)  // old_logp is set on the rank that trains the rollout
+    for (size_t t = 0; t < r.old_logp.size(); ++t)
       u.rollout_vs_train_logp = std::max(u.rollout_vs_train_logp, double(std::fabs(r.rollout_logp[t] - r.old_logp[t])));
+  u.rollout_vs_train_logp = dist_max(u.rollout_vs_train_logp);
   return u;
 }
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "decode/item_format.h"
@@ -42,10 +43,18 @@ struct PromptSource {
 // The seed of generation batch `batch` of step `step` (0-based).
 uint64_t rollout_seed(uint64_t seed, int64_t step, int batch);
 
-// G = o.num_generations completions of each item, group by group, from one batched decode of
-// `engine` (sampling options of o; path log-probs at o.temperature). Rewards are not set.
+// G = o.num_generations completions of each item of [first, last) (all of them by default),
+// group by group, from one batched decode of `engine` (sampling options of o; path log-probs at
+// o.temperature). Rewards are not set. A group's completions depend only on (seed, its index in
+// `items`) and the context limit, which comes from the longest prompt of all `items`: generating a
+// generation batch in parts (one per rank) gives the completions of generating it whole.
 std::vector<Rollout> generate_rollouts(const Model& engine, std::span<const TaskItem> items, const GrpoOptions& o,
-                                       uint64_t seed);
+                                       uint64_t seed, size_t first = 0, size_t last = SIZE_MAX);
+
+// Rollouts as bytes and back (a data-parallel run gathers every rank's groups, train/dist.h).
+// unpack_rollouts appends; FormatError on bytes pack_rollouts did not write.
+std::string pack_rollouts(std::span<const Rollout> rollouts);
+void unpack_rollouts(const std::string& bytes, std::vector<Rollout>& out);
 
 // Sets each rollout's reward (items[rollout.group] is its item).
 void score_rollouts(std::span<Rollout> rollouts, std::span<const TaskItem> items, const RewardSpec& spec);
@@ -61,6 +70,9 @@ void keep_groups(std::vector<Rollout>& rollouts, const GrpoOptions& o, std::vect
 // Group-normalised advantages of whole groups (o.num_generations consecutive rollouts each).
 void set_advantages(std::span<Rollout> batch, const GrpoOptions& o);
 
+// The groups of a generation batch of n groups that this rank rolls out: a contiguous share.
+std::pair<size_t, size_t> my_groups(size_t n);
+
 // Scratch of the update, reused step after step.
 struct UpdateScratch {
   Activations acts;
@@ -69,7 +81,9 @@ struct UpdateScratch {
 
 // One iteration's gradient of the whole step's loss over `batch` into s.grads (the parameters'
 // layout), computed o.micro_batch sequences at a time and normalised by step-wide counts, so it
-// is the gradient of the whole batch at once. Iteration 0 records each rollout's old_logp (the
+// is the gradient of the whole batch at once. Under mpirun micro-batch a is computed by rank
+// a % R and the sum is the one process's (train/dist.h); only that rank sets its rollouts'
+// old_logp and ref_logp. Iteration 0 records each rollout's old_logp (the
 // current log-probs: the ratio is 1, TRL's detached old log-probs) and, with a reference (beta
 // > 0), ref_logp; later iterations read them. Returns the step's loss and metrics.
 // With lora the policy is the model plus those adapters: s.grads has the adapters' layout.
@@ -78,7 +92,7 @@ LossStats policy_gradient(const TrainModel& policy, const TrainModel* reference,
 
 struct UpdateStats {
   double loss = 0, kl = 0, clip_fraction = 0, grad_norm = 0;  // averaged over the iterations
-  double rollout_vs_train_logp = 0;  // max |rollout_logp - old_logp|
+  double rollout_vs_train_logp = 0;  // max |rollout_logp - old_logp| (over every rank's rollouts)
 };
 
 // o.num_iterations AdamW steps at learning rate lr on the step's rollouts.

@@ -67,6 +67,12 @@ TrainStepMemory training_step_memory(const TrainConfig& c, int64_t rows, int64_t
   return {.params = P * f, .grads = P * f, .optimizer = 2 * P * f, .activations = (L * per_layer + top + scratch) * f};
 }
 
+TrainStepMemory scaled(const TrainStepMemory& m, int k) {
+  const double f = double(k);
+  return {.params = m.params * f, .grads = m.grads * f, .optimizer = m.optimizer * f,
+          .activations = m.activations * f, .other = m.other * f};
+}
+
 double available_memory_bytes() {
   double avail = meminfo_available();
   // cgroup v2, then v1: the limit minus what the group already uses.

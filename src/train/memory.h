@@ -28,6 +28,9 @@ struct TrainStepMemory {
 TrainStepMemory training_step_memory(const TrainConfig& c, int64_t rows, int64_t tokens_per_row,
                                      const LoraConfig& lora = {.rank = 0});
 
+// k copies of a step's memory: the ranks of a data-parallel run that share one machine.
+TrainStepMemory scaled(const TrainStepMemory& m, int k);
+
 // Bytes this process can still allocate: MemAvailable of /proc/meminfo, lowered to the cgroup's
 // memory.max - memory.current when a limit is set (containers); sysconf's available pages when
 // /proc is missing.

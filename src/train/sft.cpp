@@ -16,6 +16,7 @@
 #include "tasks/dataset.h"
 #include "train/char_vocab.h"
 #include "train/checkpoint.h"
+#include "train/dist.h"
 #include "train/memory.h"
 #include "train/model_io.h"
 
@@ -68,6 +69,7 @@ struct SftRun {
 
 struct StepStats {
   double loss = 0, grad_norm = 0, seconds = 0;
+  double comm_seconds = 0, comm_bytes = 0;  // in collectives (data-parallel runs, train/dist.h)
   float lr = 0;
   int64_t n_targets = 0, n_tokens = 0;
 };
@@ -97,13 +99,20 @@ void make_model(SftRun& run, const SftOptions& o) {
 
 // Before anything of the step is allocated: the activations of one micro-batch, the optimizer,
 // and the token ids of the step's micro-batches.
+// With several micro-batches (or ranks) a micro-batch's gradient has a buffer of its own
+// (train/dist.h); the ranks on one machine share its memory.
 void check_memory(const SftOptions& o, const TrainConfig& c) {
   const int64_t tokens = std::min(o.max_len, c.ctx);
   TrainStepMemory need = training_step_memory(c, o.batch_size, tokens, o.lora);
   need.other = double(o.grad_accum) * double(o.batch_size) * double(tokens) * 2 * sizeof(int32_t);
-  check_training_memory(need, "--batch " + std::to_string(o.batch_size) + ", --accum " + std::to_string(o.grad_accum) +
-                                  " and --max-len " + std::to_string(o.max_len) + " (" + std::to_string(tokens) +
-                                  " tokens per row)");
+  if (o.grad_accum > 1 || dist().size > 1) need.other += need.grads * (dist().size > 1 ? 2 : 1);
+  std::string flags = "--batch " + std::to_string(o.batch_size) + ", --accum " + std::to_string(o.grad_accum) +
+                      " and --max-len " + std::to_string(o.max_len) + " (" + std::to_string(tokens) + " tokens per row)";
+  if (dist().local_size > 1) {
+    need = scaled(need, dist().local_size);
+    flags += " on " + std::to_string(dist().local_size) + " ranks of this machine";
+  }
+  check_training_memory(need, flags);
 }
 
 // The checkpoint of an earlier run with the same options and model (--resume).
@@ -116,7 +125,7 @@ void resume_from_checkpoint(SftRun& run, const SftOptions& o) {
   run.adam = ck.adam;
   run.start = ck.step;
   run.result.resumed_from = ck.step;
-  truncate_metrics(run.metrics_path, run.start);
+  if (dist().root()) truncate_metrics(run.metrics_path, run.start);
 }
 
 SftRun start_run(const SftOptions& o) {
@@ -137,7 +146,7 @@ SftRun start_run(const SftOptions& o) {
   if (!o.data_path.empty() && run.source.data.empty()) throw FormatError(o.data_path + ": no examples");
   run.schedule = {.lr = o.adamw.lr, .min_lr = o.adamw.lr * o.min_lr_ratio, .warmup_steps = o.warmup, .total_steps = o.steps};
   if (o.resume) resume_from_checkpoint(run, o);
-  else std::ofstream(run.metrics_path, std::ios::trunc);
+  else if (dist().root()) std::ofstream(run.metrics_path, std::ios::trunc);
   return run;
 }
 
@@ -163,27 +172,40 @@ int64_t count_targets(const TrainBatch& b) {
 }
 
 // Forward and backward over every micro-batch (the loss: the mean over all the step's trained
-// tokens), clipping, one AdamW update.
+// tokens), clipping, one AdamW update. Under mpirun each rank computes its micro-batches and the
+// gradients are summed in micro-batch order (train/dist.h), so every rank applies the update one
+// process would.
 StepStats train_step(SftRun& run, const SftOptions& o, const std::vector<TrainBatch>& micro, int64_t step) {
   const auto t0 = Clock::now();
+  const DistCounters c0 = dist_counters();
   TrainModel& m = *run.model;
   const LoraAdapters* lora = run.lora ? &*run.lora : nullptr;
   StepStats st;
   for (const TrainBatch& b : micro) st.n_targets += count_targets(b), st.n_tokens += int64_t(b.tokens.size());
   const double denom = double(std::max<int64_t>(1, st.n_targets));
-  run.grads.assign(lora ? lora->params.size() : m.params.size(), 0.0f);
-  for (const TrainBatch& b : micro) {
-    const double mean = forward_train(m, b, run.acts, run.logp, 1.0f, lora);
-    st.loss += mean * double(count_targets(b)) / denom;
-    run.dlogp.resize(run.logp.size());
-    for (size_t i = 0; i < run.dlogp.size(); ++i) run.dlogp[i] = b.targets[i] >= 0 ? -1.0f / float(st.n_targets) : 0.0f;
-    backward_train(m, b, run.acts, run.dlogp, run.grads, lora);
+  std::vector<double> loss_parts(micro.size(), 0.0);  // each micro-batch's share of the step's loss
+  GradientSum sum(run.grads, lora ? lora->params.size() : m.params.size(), int64_t(micro.size()));
+  for (int64_t round = 0; round < sum.rounds(); ++round) {
+    if (const int64_t a = sum.micro(round); a >= 0) {
+      const TrainBatch& b = micro[size_t(a)];
+      const double mean = forward_train(m, b, run.acts, run.logp, 1.0f, lora);
+      loss_parts[size_t(a)] = mean * double(count_targets(b)) / denom;
+      run.dlogp.resize(run.logp.size());
+      for (size_t i = 0; i < run.dlogp.size(); ++i) run.dlogp[i] = b.targets[i] >= 0 ? -1.0f / float(st.n_targets) : 0.0f;
+      backward_train(m, b, run.acts, run.dlogp, sum.buffer(round), lora);
+    }
+    sum.reduce(round);
   }
+  sum.finish();
+  dist_collect(loss_parts);
+  for (double part : loss_parts) st.loss += part;
   st.grad_norm = clip_grad_norm(run.grads, o.adamw.max_grad_norm);
   st.lr = run.schedule.at(step);
   if (run.lora) adamw_step(run.lora->layout, run.lora->params, run.grads, run.adam, o.adamw, st.lr);
   else adamw_step(m, run.grads, run.adam, o.adamw, st.lr);
   st.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  st.comm_seconds = dist_counters().seconds - c0.seconds;
+  st.comm_bytes = dist_counters().bytes - c0.bytes;
   return st;
 }
 
@@ -191,8 +213,11 @@ void log_step(SftRun& run, int64_t step, const StepStats& st, std::optional<Prog
   run.trained_tokens += double(st.n_tokens);
   run.result.losses.push_back(st.loss);
   const double tok_s = double(st.n_tokens) / std::max(1e-9, st.seconds);
+  if (!dist().root()) return;
   append_jsonl(run.metrics_path, {{"step", step + 1}, {"loss", st.loss}, {"lr", st.lr}, {"grad_norm", st.grad_norm},
-                                  {"tokens_per_s", tok_s}, {"trained_tokens", st.n_targets}});
+                                  {"tokens_per_s", tok_s}, {"trained_tokens", st.n_targets},
+                                  {"step_seconds", st.seconds}, {"comm_seconds", st.comm_seconds},
+                                  {"comm_bytes", st.comm_bytes}});
   if (!progress) return;
   char status[96];
   std::snprintf(status, sizeof status, "loss %.4f lr %.2e %.0f tok/s", st.loss, double(st.lr), tok_s);
@@ -200,6 +225,7 @@ void log_step(SftRun& run, int64_t step, const StepStats& st, std::optional<Prog
 }
 
 void save_checkpoint(const SftRun& run, const SftOptions& o, int64_t step) {
+  if (!dist().root()) return;
   write_checkpoint(run.ck_path, {.kind = "sft", .config = run.model->config, .lora = o.lora,
                                  .params = run.lora ? run.lora->params : run.model->params, .adam = run.adam,
                                  .step = step, .run_options = o.to_json(), .extra = {},
@@ -215,7 +241,7 @@ TrainModel trained_weights(const SftRun& run) {
 }
 
 void evaluate_held_out(SftRun& run, const Evaluator& evaluate, int64_t step) {
-  if (!evaluate) return;
+  if (!evaluate || !dist().root()) return;
   const std::optional<TrainModel> merged = run.lora ? std::optional<TrainModel>(trained_weights(run)) : std::nullopt;
   const auto model = inference_model(merged ? *merged : *run.model, run.tokenizer);
   const HeldOutScore score = evaluate(*model, run.format);
@@ -226,6 +252,16 @@ void evaluate_held_out(SftRun& run, const Evaluator& evaluate, int64_t step) {
 }
 
 bool every(int n, int64_t step) { return n > 0 && (step + 1) % n == 0; }
+
+// Under mpirun -np R each rank trains whole micro-batches: a step needs at least R of them.
+void check_ranks(const SftOptions& o) {
+  const int R = dist().size;
+  if (o.grad_accum < R)
+    throw InvalidArgument("--accum " + std::to_string(o.grad_accum) + " gives " + std::to_string(o.grad_accum) +
+                          " micro-batch(es) per step, fewer than the " + std::to_string(R) +
+                          " MPI ranks (each rank trains whole micro-batches): use --accum " + std::to_string(R) +
+                          " or a multiple of it");
+}
 
 }  // namespace
 
@@ -289,9 +325,10 @@ TrainBatch make_batch(const std::vector<SftSequence>& seqs, int32_t pad) {
 
 SftResult run_sft(const SftOptions& o, const Evaluator& evaluate) {
   o.validate();
+  check_ranks(o);
   SftRun run = start_run(o);
   std::optional<Progress> progress;
-  if (!o.quiet) progress.emplace("sft", o.steps, run.start);
+  if (!o.quiet && dist().root()) progress.emplace("sft", o.steps, run.start);
   const auto t_start = Clock::now();
   for (int64_t step = run.start; step < o.steps; ++step) {
     const std::vector<TrainBatch> micro = next_batches(run, o, step);
@@ -305,10 +342,10 @@ SftResult run_sft(const SftOptions& o, const Evaluator& evaluate) {
   save_checkpoint(run, o, o.steps);
   const double seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
   run.result.tokens_per_second = run.trained_tokens / std::max(1e-9, seconds);
-  export_gguf(run.lora ? trained_weights(run) : *run.model, run.tokenizer_meta, run.model_path);
+  if (dist().root()) export_gguf(run.lora ? trained_weights(run) : *run.model, run.tokenizer_meta, run.model_path);
   if (run.lora) {
     run.result.lora_path = o.out_dir + "/lora.gguf";
-    export_lora_gguf(*run.lora, run.model->config, run.result.lora_path);
+    if (dist().root()) export_lora_gguf(*run.lora, run.model->config, run.result.lora_path);
   }
   run.result.model_path = run.model_path;
   evaluate_held_out(run, evaluate, o.steps);
