@@ -5,6 +5,7 @@
 #include <fstream>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <omp.h>
 
 #include "train/adamw.h"
 #include "train/forward_train.h"
@@ -135,6 +136,26 @@ TEST(ClipGradNorm, ScalesToTheMaximum) {
   std::vector<float> small = {0.3f, 0.4f};
   clip_grad_norm(small, 1.0);
   EXPECT_EQ(small[0], 0.3f);  // under the maximum: unchanged
+}
+
+// Over many chunks and threads: the norm of a long-double sum, and the same bits (norm and scaled
+// gradients) with 1 and 2 threads.
+TEST(ClipGradNorm, LongVectorsAnyThreadCount) {
+  std::vector<float> g(300007);
+  long double sq = 0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    g[i] = float(std::sin(double(i) * 0.37) * (i % 7 == 0 ? 1e3 : 1e-2));
+    sq += (long double)g[i] * g[i];
+  }
+  std::vector<float> one = g, two = g;
+  omp_set_num_threads(1);
+  const double n1 = clip_grad_norm(one, 1.0);
+  omp_set_num_threads(2);
+  const double n2 = clip_grad_norm(two, 1.0);
+  EXPECT_NEAR(n1, double(std::sqrt(sq)), 1e-12 * n1);
+  EXPECT_EQ(n1, n2);
+  EXPECT_TRUE(one == two);
+  EXPECT_NEAR(one[7], double(g[7]) / n1, 1e-6 * std::fabs(one[7]));
 }
 
 }  // namespace
