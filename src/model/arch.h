@@ -1,6 +1,7 @@
 #pragma once
 // Model architectures as data: the GGUF tensor names and the few flags that tell the families
 // apart. Adding a family is adding a row to the table in arch.cpp.
+#include <array>
 #include <string>
 #include <string_view>
 
@@ -25,6 +26,11 @@ inline constexpr const char* output_norm = "output_norm.weight";
 inline constexpr const char* output = "output.weight";
 // blk.<layer>.<suffix>: attn_norm.weight, attn_q.weight, attn_q.bias, ...
 std::string block(int layer, std::string_view suffix);
+// The seven matrices of a block, in the order q, k, v, o, gate, up, down: what LoRA adapts (the
+// trainer's targets, train/lora.h, and the adapters the engine applies, model/lora_apply.h).
+inline constexpr std::array<const char*, 7> block_matrices = {"attn_q.weight",   "attn_k.weight", "attn_v.weight",
+                                                              "attn_output.weight", "ffn_gate.weight",
+                                                              "ffn_up.weight",   "ffn_down.weight"};
 }  // namespace tensor_name
 
 }  // namespace ponder

@@ -25,14 +25,10 @@ void apply_lora(Model& model, const std::string& adapter_path, float scale) {
   std::map<std::string, WeightView*> matrices;
   for (size_t l = 0; l < model.weights.layers.size(); ++l) {
     LayerWeights& w = model.weights.layers[l];
-    const int i = int(l);
-    matrices[tensor_name::block(i, "attn_q.weight")] = &w.attn_q;
-    matrices[tensor_name::block(i, "attn_k.weight")] = &w.attn_k;
-    matrices[tensor_name::block(i, "attn_v.weight")] = &w.attn_v;
-    matrices[tensor_name::block(i, "attn_output.weight")] = &w.attn_output;
-    matrices[tensor_name::block(i, "ffn_gate.weight")] = &w.ffn_gate;
-    matrices[tensor_name::block(i, "ffn_up.weight")] = &w.ffn_up;
-    matrices[tensor_name::block(i, "ffn_down.weight")] = &w.ffn_down;
+    // In tensor_name::block_matrices' order.
+    WeightView* views[] = {&w.attn_q, &w.attn_k, &w.attn_v, &w.attn_output, &w.ffn_gate, &w.ffn_up, &w.ffn_down};
+    static_assert(std::size(views) == tensor_name::block_matrices.size());
+    for (size_t k = 0; k < std::size(views); ++k) matrices[tensor_name::block(int(l), tensor_name::block_matrices[k])] = views[k];
   }
   for (const GgufTensor& a : f.tensors) {
     if (!a.name.ends_with(".lora_a")) {

@@ -13,8 +13,7 @@ namespace ponder {
 namespace {
 
 constexpr std::string_view kNames[kLoraTargets] = {"q", "k", "v", "o", "gate", "up", "down"};
-constexpr const char* kTensors[kLoraTargets] = {"attn_q.weight",  "attn_k.weight", "attn_v.weight", "attn_output.weight",
-                                                "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"};
+static_assert(tensor_name::block_matrices.size() == kLoraTargets, "one GGUF matrix per LoRA target, in LoraTarget order");
 
 }  // namespace
 
@@ -67,7 +66,7 @@ nlohmann::json lora_run_options(const LoraConfig& c) {
   return {{"lora_rank", c.rank}, {"lora_alpha", c.alpha}, {"lora_targets", lora_targets_text(c.targets)}};
 }
 
-std::string lora_base_name(int layer, LoraTarget t) { return tensor_name::block(layer, kTensors[int(t)]); }
+std::string lora_base_name(int layer, LoraTarget t) { return tensor_name::block(layer, tensor_name::block_matrices[size_t(t)]); }
 
 std::pair<int64_t, int64_t> lora_shape(const TrainConfig& c, LoraTarget t) {
   switch (t) {
