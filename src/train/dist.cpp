@@ -167,6 +167,12 @@ GradientSum::GradientSum(std::vector<float>& grads, size_t n_params, int64_t n_m
   }
 }
 
+double GradientSum::extra_bytes(double grad_bytes, int64_t n_micro) {
+  const int R = g_info.size;
+  if (R == 1) return n_micro > 1 ? grad_bytes : 0.0;
+  return 2 * grad_bytes + grad_bytes / R;
+}
+
 int64_t GradientSum::micro(int64_t round) const {
   const int64_t a = round * g_info.size + g_info.rank;
   return a < n_micro_ ? a : -1;

@@ -69,6 +69,10 @@ class GradientSum {
   std::vector<float>& buffer(int64_t round);
   void reduce(int64_t round);  // collective: every rank, every round
   void finish();               // collective
+  // Bytes a GradientSum holds besides the gradient (of grad_bytes) for a step of n_micro
+  // micro-batches: one micro-batch's gradient after the first (one process), or with R ranks that
+  // buffer, a round's slices from every rank and this rank's running slice.
+  static double extra_bytes(double grad_bytes, int64_t n_micro);
 
  private:
   std::vector<float>& grads_;

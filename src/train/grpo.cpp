@@ -71,17 +71,12 @@ void check_memory(const GrpoRun& run, const GrpoOptions& o) {
     need.other += double(ParamLayout::for_config(c).total) * sizeof(float);
   need.other += double(kv_positions_for(prompts, o.num_generations, o.max_completion_length)) * double(c.n_layers) *
                 double(c.kv_dim()) * 2 * sizeof(float);
-  // A micro-batch's own gradient buffer when a step has several (train/dist.h), and a rank's slice.
-  if (int64_t(o.prompts_per_step) * o.num_generations > o.micro_batch || dist().size > 1)
-    need.other += need.grads * (dist().size > 1 ? 2 : 1);
-  std::string flags = "--micro-batch " + std::to_string(o.micro_batch) + ", --prompts-per-step " +
-                      std::to_string(o.prompts_per_step) + " x --num-generations " + std::to_string(o.num_generations) +
-                      " and --max-completion-length " + std::to_string(o.max_completion_length);
-  if (dist().local_size > 1) {
-    need = scaled(need, dist().local_size);
-    flags += " on " + std::to_string(dist().local_size) + " ranks of this machine";
-  }
-  check_training_memory(need, flags);
+  const int64_t rollouts = int64_t(o.prompts_per_step) * o.num_generations;
+  need.other += GradientSum::extra_bytes(need.grads, (rollouts + o.micro_batch - 1) / o.micro_batch);
+  check_training_memory(need, "--micro-batch " + std::to_string(o.micro_batch) + ", --prompts-per-step " +
+                                  std::to_string(o.prompts_per_step) + " x --num-generations " +
+                                  std::to_string(o.num_generations) + " and --max-completion-length " +
+                                  std::to_string(o.max_completion_length));
 }
 
 // Under mpirun -np R each rank rolls out whole groups: a generation batch needs at least R.

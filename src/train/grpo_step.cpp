@@ -90,7 +90,7 @@ std::vector<Rollout> generate_rollouts(const Model& engine, std::span<const Task
 
 namespace {
 
-// Little-endian-agnostic: the bytes only travel between ranks of one job (same build).
+// Raw host-order bytes: they only travel between the ranks of one job (the same build).
 template <typename T>
 void put(std::string& out, const T& v) {
   out.append(reinterpret_cast<const char*>(&v), sizeof v);
@@ -138,7 +138,8 @@ std::string pack_rollouts(std::span<const Rollout> rollouts) {
     put_vector(out, r.prompt);
     put_vector(out, r.completion);
     put_vector(out, r.rollout_logp);
-    put_vector(out, std::vector<char>(r.text.begin(), r.text.end()));
+    put(out, uint64_t(r.text.size()));
+    out += r.text;
     put(out, r.reward), put(out, r.accuracy), put(out, r.format);
     put(out, uint8_t(r.truncated)), put(out, int32_t(r.group));
   }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "train/dist.h"
 #include "train/params.h"
 
 namespace ponder {
@@ -67,12 +68,6 @@ TrainStepMemory training_step_memory(const TrainConfig& c, int64_t rows, int64_t
   return {.params = P * f, .grads = P * f, .optimizer = 2 * P * f, .activations = (L * per_layer + top + scratch) * f};
 }
 
-TrainStepMemory scaled(const TrainStepMemory& m, int k) {
-  const double f = double(k);
-  return {.params = m.params * f, .grads = m.grads * f, .optimizer = m.optimizer * f,
-          .activations = m.activations * f, .other = m.other * f};
-}
-
 double available_memory_bytes() {
   double avail = meminfo_available();
   // cgroup v2, then v1: the limit minus what the group already uses.
@@ -89,8 +84,15 @@ double available_memory_bytes() {
   return avail;
 }
 
-void check_training_memory(const TrainStepMemory& need, const std::string& flags, double available) {
+void check_training_memory(const TrainStepMemory& one_rank, const std::string& one_rank_flags, double available) {
   if (available < 0) return;  // unknown: nothing to compare with
+  // The ranks of a data-parallel run on this machine share its memory.
+  const int k = dist().local_size;
+  const double f = double(k);
+  const TrainStepMemory need{.params = one_rank.params * f, .grads = one_rank.grads * f,
+                             .optimizer = one_rank.optimizer * f, .activations = one_rank.activations * f,
+                             .other = one_rank.other * f};
+  const std::string flags = k > 1 ? one_rank_flags + " on " + std::to_string(k) + " ranks of this machine" : one_rank_flags;
   if (need.total() <= 0.9 * available) return;
   std::string rest = "parameters, gradients and AdamW " + gib(need.params + need.grads + need.optimizer);
   if (need.other > 0) rest += "; other " + gib(need.other);

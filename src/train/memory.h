@@ -28,16 +28,14 @@ struct TrainStepMemory {
 TrainStepMemory training_step_memory(const TrainConfig& c, int64_t rows, int64_t tokens_per_row,
                                      const LoraConfig& lora = {.rank = 0});
 
-// k copies of a step's memory: the ranks of a data-parallel run that share one machine.
-TrainStepMemory scaled(const TrainStepMemory& m, int k);
-
 // Bytes this process can still allocate: MemAvailable of /proc/meminfo, lowered to the cgroup's
 // memory.max - memory.current when a limit is set (containers); sysconf's available pages when
 // /proc is missing.
 double available_memory_bytes();
 
 // Throws InvalidArgument when need.total() exceeds 90% of `available`, naming `flags` (e.g.
-// "--batch 4096 and --max-len 256") and the GiB needed, split into activations and the rest:
+// "--batch 4096 and --max-len 256"; under mpirun the step's memory counts once per rank on this
+// machine, and the message says so) and the GiB needed, split into activations and the rest:
 //   --batch 4096 and --max-len 256 need 93.2 GiB for a training step (activations 90.1 GiB;
 //   parameters, gradients and AdamW 3.1 GiB), more than 90% of the 12.3 GiB this machine has
 //   available; lower them

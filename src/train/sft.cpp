@@ -105,14 +105,10 @@ void check_memory(const SftOptions& o, const TrainConfig& c) {
   const int64_t tokens = std::min(o.max_len, c.ctx);
   TrainStepMemory need = training_step_memory(c, o.batch_size, tokens, o.lora);
   need.other = double(o.grad_accum) * double(o.batch_size) * double(tokens) * 2 * sizeof(int32_t);
-  if (o.grad_accum > 1 || dist().size > 1) need.other += need.grads * (dist().size > 1 ? 2 : 1);
-  std::string flags = "--batch " + std::to_string(o.batch_size) + ", --accum " + std::to_string(o.grad_accum) +
-                      " and --max-len " + std::to_string(o.max_len) + " (" + std::to_string(tokens) + " tokens per row)";
-  if (dist().local_size > 1) {
-    need = scaled(need, dist().local_size);
-    flags += " on " + std::to_string(dist().local_size) + " ranks of this machine";
-  }
-  check_training_memory(need, flags);
+  need.other += GradientSum::extra_bytes(need.grads, o.grad_accum);
+  check_training_memory(need, "--batch " + std::to_string(o.batch_size) + ", --accum " + std::to_string(o.grad_accum) +
+                                  " and --max-len " + std::to_string(o.max_len) + " (" + std::to_string(tokens) +
+                                  " tokens per row)");
 }
 
 // The checkpoint of an earlier run with the same options and model (--resume).
