@@ -1,4 +1,4 @@
-// The activation quantizers of kernels/quant.h (Q8_0, Q8_1, Q8_K) with AVX-512 (in
+// The activation quantizers of kernels/quant.h (Q8_0, Q8_1, Q8_K) with AVX-512 or AVX2 (in
 // quant_x86_act_tiles.inc), bitwise equal to quantize_activation_row: the same scale from the same
 // exact maximum, the same float products rounded half to even, the same integer sums; the scalar
 // steps (the scale, its fp16 rounding) are the portable code's own expressions.
@@ -18,7 +18,11 @@ namespace ponder::matmul_detail {
 #undef PONDER_SIMD_FILE
 
 bool simd_quantize_activation_row(uint8_t* out, const float* x, int64_t K, GgmlType partner, SimdLevel level) {
-  return level == SimdLevel::Avx512Vnni && avx512::quantize_activation(out, x, K, partner);
+  switch (level) {
+    case SimdLevel::Avx512Vnni: return avx512::quantize_activation(out, x, K, partner);
+    case SimdLevel::Avx2: return avx2::quantize_activation(out, x, K, partner);
+    default: return false;
+  }
 }
 
 #else
