@@ -43,7 +43,8 @@ void run_train_bench(const TrainBenchArgs& a) {
   TrainConfig preset = find_train_preset(a.preset).config;
   preset.vocab = int(char_tokenizer().n_vocab());
   preset.ctx = std::max(preset.ctx, a.ctx);
-  TrainModel m = a.model.empty() ? TrainModel(preset) : import_gguf(read_gguf(a.model));
+  // With LoRA the base stays in its stored type, as in `train --lora-rank`.
+  TrainModel m = a.model.empty() ? TrainModel(preset) : import_gguf(read_gguf(a.model), a.lora_rank > 0);
   if (a.model.empty()) init_params(m, 1);
   const TrainConfig& c = m.config;
   if (a.ctx > c.ctx)
@@ -102,7 +103,8 @@ void run_train_bench(const TrainBenchArgs& a) {
   const nlohmann::json out = {
       {"model", a.model.empty() ? "preset " + a.preset : a.model},
       {"lora_rank", a.lora_rank},
-      {"params", m.n_params()},
+      {"params", ParamLayout::for_config(c).total},
+      {"frozen_base_bytes", m.frozen ? m.frozen->bytes() : 0},
       {"threads", omp_get_max_threads()},
       {"batch", a.batch},
       {"ctx", a.ctx},
@@ -120,8 +122,11 @@ void run_train_bench(const TrainBenchArgs& a) {
     std::printf("%s\n", out.dump(2).c_str());
     return;
   }
-  std::printf("train step, %s (%s, %zu parameters%s), batch %d x %d tokens, %d threads, median of %d steps\n",
-              a.model.empty() ? ("preset " + a.preset).c_str() : a.model.c_str(), c.arch.c_str(), m.n_params(),
+  const std::string frozen =
+      m.frozen ? ", block matrices frozen as stored: " + std::to_string(m.frozen->bytes() >> 20) + " MiB" : "";
+  std::printf("train step, %s (%s, %zu parameters%s%s), batch %d x %d tokens, %d threads, median of %d steps\n",
+              a.model.empty() ? ("preset " + a.preset).c_str() : a.model.c_str(), c.arch.c_str(),
+              ParamLayout::for_config(c).total, frozen.c_str(),
               lora ? (", LoRA rank " + std::to_string(a.lora_rank) + ": " + std::to_string(lora->params.size()) +
                       " trained").c_str()
                    : "",

@@ -7,6 +7,7 @@
 #include "core/grow.h"
 #include "kernels/activation.h"
 #include "kernels/attention.h"
+#include "kernels/gemm.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 
@@ -21,12 +22,19 @@ void for_each_token(int64_t T, Fn fn) {
   for (int64_t t = 0; t < T; ++t) fn(t);
 }
 
-// y (T, N) = x (T, K) W^T (+ bias)
+// y (T, N) = x (T, K) W^T (+ s (x A^T) B^T with a runtime LoRA adapter) (+ bias)
 // Each item's tokens form one chunk (kernels/quant.h: RowShape), so a row's arithmetic depends on
-// its own sequence's chunk only.
-void linear(float* y, const float* x, int64_t T, const WeightView& w, std::span<const float> bias, ForwardState& st) {
+// its own sequence's chunk only; the adapter's sgemm depends on K only (kernels/gemm.h), and adds
+// it as the trainer's forward does (train/forward_train.cpp).
+void linear(float* y, const float* x, int64_t T, const WeightView& w, std::span<const float> bias, ForwardState& st,
+            const LoraDelta& lora = {}) {
   pack_activations(st.packed, x, T, w.n_cols, w.type, st.chunks);
   matmul(y, w.n_rows, st.packed, w);
+  if (lora.a) {
+    float* u = sized(st.lora_u, size_t(T) * size_t(lora.rank));
+    sgemm(false, true, T, lora.rank, w.n_cols, 1.0f, x, w.n_cols, lora.a, w.n_cols, 0.0f, u, lora.rank);
+    sgemm(false, true, T, w.n_rows, lora.rank, lora.scale, u, lora.rank, lora.b, lora.rank, 1.0f, y, w.n_rows);
+  }
   if (!bias.empty())
     for_each_token(T, [&](int64_t t) {
       for (int64_t n = 0; n < w.n_rows; ++n) y[t * w.n_rows + n] += bias[size_t(n)];
@@ -110,9 +118,9 @@ void forward(const Model& model, KvPool& pool, std::span<const BatchItem> batch,
   for (int l = 0; l < c.n_layer; ++l) {
     const LayerWeights& lw = w.layers[size_t(l)];
     for_each_token(T, [&](int64_t t) { rmsnorm_forward(xb + t * C, x + t * C, lw.attn_norm.data(), 1, C, c.rms_eps); });
-    linear(q, xb, T, lw.attn_q, lw.bq, st);
-    linear(k, xb, T, lw.attn_k, lw.bk, st);
-    linear(v, xb, T, lw.attn_v, lw.bv, st);
+    linear(q, xb, T, lw.attn_q, lw.bq, st, lw.lora[0]);
+    linear(k, xb, T, lw.attn_k, lw.bk, st, lw.lora[1]);
+    linear(v, xb, T, lw.attn_v, lw.bv, st, lw.lora[2]);
     for_each_token(T, [&](int64_t t) {
       rope_forward(q + t * qd, H, D, c.n_rot, rc + t * half_rot, rs + t * half_rot, c.arch->rope_style);
       rope_forward(k + t * kvd, Hkv, D, c.n_rot, rc + t * half_rot, rs + t * half_rot, c.arch->rope_style);
@@ -142,15 +150,15 @@ void forward(const Model& model, KvPool& pool, std::span<const BatchItem> batch,
         const AttentionOrder order = batch[i].tokens.size() >= 2 ? AttentionOrder::Batch : AttentionOrder::OneToken;
         attention_head_forward(att + tt * qd + h * D, q + tt * qd + h * D, kv, h / (H / Hkv), Hkv, D, scale, order, sc);
       }
-    linear(xb, att, T, lw.attn_output, lw.bo, st);
+    linear(xb, att, T, lw.attn_output, lw.bo, st, lw.lora[3]);
     for_each_token(T, [&](int64_t t) {
       for (int64_t i = t * C; i < (t + 1) * C; ++i) x[i] += xb[i];
       rmsnorm_forward(xb + t * C, x + t * C, lw.ffn_norm.data(), 1, C, c.rms_eps);
     });
-    linear(gate, xb, T, lw.ffn_gate, {}, st);
-    linear(up, xb, T, lw.ffn_up, {}, st);
+    linear(gate, xb, T, lw.ffn_gate, {}, st, lw.lora[4]);
+    linear(up, xb, T, lw.ffn_up, {}, st, lw.lora[5]);
     for_each_token(T, [&](int64_t t) { swiglu_forward(gate + t * F, gate + t * F, up + t * F, F); });
-    linear(xb, gate, T, lw.ffn_down, {}, st);
+    linear(xb, gate, T, lw.ffn_down, {}, st, lw.lora[6]);
     for_each_token(T, [&](int64_t t) {
       for (int64_t i = t * C; i < (t + 1) * C; ++i) x[i] += xb[i];
     });

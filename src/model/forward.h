@@ -31,6 +31,7 @@ struct ForwardState {
   std::vector<size_t> block_start;                           // (n_items) offset into k_blocks
   std::vector<float> scores;                                 // (n_threads, max ctx)
   PackedActivations packed;
+  std::vector<float> lora_u;                                 // (T, rank): x A^T of a runtime LoRA adapter
   std::vector<int32_t> chunks, out_chunks;  // token counts of the batch's items (rows, logit rows)
 };
 

@@ -1,5 +1,6 @@
 #pragma once
 // A loaded model: config, weights (views into the mmap'd GGUF), tokenizer.
+#include <array>
 #include <memory>
 #include <span>
 #include <string>
@@ -11,6 +12,16 @@
 #include "model/config.h"
 
 namespace ponder {
+
+// A LoRA adapter applied as the engine runs: y += scale (x A^T) B^T, with A (rank, in) and B
+// (out, rank) in f32 owned elsewhere (the trainer's adapters, read in place while they train:
+// train/lora.h attach_lora). A null a: no adapter.
+struct LoraDelta {
+  const float* a = nullptr;
+  const float* b = nullptr;
+  int rank = 0;
+  float scale = 0;
+};
 
 struct LayerWeights {
   std::span<const float> attn_norm;  // (C)
@@ -24,6 +35,7 @@ struct LayerWeights {
   WeightView ffn_gate;               // (F, C)
   WeightView ffn_up;                 // (F, C)
   WeightView ffn_down;               // (C, F)
+  std::array<LoraDelta, 7> lora{};   // per matrix, in tensor_name::block_matrices order (q, k, v, o, gate, up, down)
 };
 
 struct ModelWeights {

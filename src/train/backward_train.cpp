@@ -75,6 +75,8 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
   // du = s dy B, dA += du^T x, dx += du A.
   const int r = lora ? lora->config.rank : 0;
   float* du = sized(a.lora_du, size_t(N) * r);  // d(x A^T)
+  // A block matrix as f32 (a frozen base's dequantized into scratch; use it before the next).
+  auto W = [&](int l, int which, const float* param) { return block_matrix(m, param, l, which, a.frozen_w); };
   auto adapt_backward = [&](int l, LoraTarget t, float* dx_in, const float* dy, const float* x, int64_t in, int64_t out) {
     const float* A = lora ? lora->a(l, t) : nullptr;
     if (!A) return;
@@ -137,18 +139,18 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
     const float* hl = a.h.data() + NF * l;
 
     // FFN: x_out = x_mid + down(silu(gate) * up), dx is d x_out.
-    linear_backward(dh, false, lg.w_down, dx, hl, lw.w_down, N, F, C);
+    linear_backward(dh, false, lg.w_down, dx, hl, W(l, 6, lw.w_down), N, F, C);
     adapt_backward(l, LoraTarget::Down, dh, dx, hl, F, C);
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < N; ++i) swiglu_backward(dg + i * F, dup + i * F, dh + i * F, gl + i * F, ul + i * F, F);
-    linear_backward(dxn, false, lg.w_gate, dg, n2, lw.w_gate, N, C, F);
+    linear_backward(dxn, false, lg.w_gate, dg, n2, W(l, 4, lw.w_gate), N, C, F);
     adapt_backward(l, LoraTarget::Gate, dxn, dg, n2, C, F);
-    linear_backward(dxn, true, lg.w_up, dup, n2, lw.w_up, N, C, F);
+    linear_backward(dxn, true, lg.w_up, dup, n2, W(l, 5, lw.w_up), N, C, F);
     adapt_backward(l, LoraTarget::Up, dxn, dup, n2, C, F);
     norm_backward(dx, lg.ffn_norm, dxn, xm, lw.ffn_norm, r2, N, C);  // dx is now d x_mid
 
     // Attention: x_mid = x_in + wo(att), dx is d x_mid.
-    linear_backward(datt, false, lg.wo, dx, al, lw.wo, N, qd, C);
+    linear_backward(datt, false, lg.wo, dx, al, W(l, 3, lw.wo), N, qd, C);
     adapt_backward(l, LoraTarget::O, datt, dx, al, qd, C);
     std::fill_n(dk, size_t(N) * kvd, 0.0f);
     std::fill_n(dv, size_t(N) * kvd, 0.0f);
@@ -194,11 +196,11 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
       bias_backward(lg.bk, dk, N, kvd);
       bias_backward(lg.bv, dv, N, kvd);
     }
-    linear_backward(dxn, false, lg.wq, dq, n1, lw.wq, N, C, qd);
+    linear_backward(dxn, false, lg.wq, dq, n1, W(l, 0, lw.wq), N, C, qd);
     adapt_backward(l, LoraTarget::Q, dxn, dq, n1, C, qd);
-    linear_backward(dxn, true, lg.wk, dk, n1, lw.wk, N, C, kvd);
+    linear_backward(dxn, true, lg.wk, dk, n1, W(l, 1, lw.wk), N, C, kvd);
     adapt_backward(l, LoraTarget::K, dxn, dk, n1, C, kvd);
-    linear_backward(dxn, true, lg.wv, dv, n1, lw.wv, N, C, kvd);
+    linear_backward(dxn, true, lg.wv, dv, n1, W(l, 2, lw.wv), N, C, kvd);
     adapt_backward(l, LoraTarget::V, dxn, dv, n1, C, kvd);
     norm_backward(dx, lg.attn_norm, dxn, xi, lw.attn_norm, r1, N, C);  // dx is now d x_in
   }

@@ -63,6 +63,8 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
   for (int t = 0; t < T; ++t) rope_angles(rc + t * D / 2, rs + t * D / 2, t, D, c.rope_base);
   const float scale = 1.0f / std::sqrt(float(D));
   const RopeStyle rope = c.rope_style();
+  // A block matrix as f32 (a frozen base's dequantized into scratch; use it before the next).
+  auto W = [&](int l, int which, const float* param) { return block_matrix(m, param, l, which, a.frozen_w); };
   // y (N, out) += s (x A^T) B^T for an adapted matrix, x A^T kept for backward.
   const int r = lora ? lora->config.rank : 0;
   float* lora_u = sized(a.lora_u, size_t(N) * r * kLoraTargets * L);
@@ -90,9 +92,9 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
     std::copy_n(x, NC, xi);
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < N; ++i) rmsnorm_forward(n1 + i * C, r1 + i, xi + i * C, lw.attn_norm, 1, C, c.rms_eps);
-    linear(ql, n1, lw.wq, N, C, qd);
-    linear(kl, n1, lw.wk, N, C, kvd);
-    linear(vl, n1, lw.wv, N, C, kvd);
+    linear(ql, n1, W(l, 0, lw.wq), N, C, qd);
+    linear(kl, n1, W(l, 1, lw.wk), N, C, kvd);
+    linear(vl, n1, W(l, 2, lw.wv), N, C, kvd);
     adapt(l, LoraTarget::Q, ql, n1, C, qd);
     adapt(l, LoraTarget::K, kl, n1, C, kvd);
     adapt(l, LoraTarget::V, vl, n1, C, kvd);
@@ -135,7 +137,7 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
       });
     errors.rethrow();
     float* y = sized(a.dx, NC);  // scratch
-    linear(y, al, lw.wo, N, qd, C);
+    linear(y, al, W(l, 3, lw.wo), N, qd, C);
     adapt(l, LoraTarget::O, y, al, qd, C);
     float* xm = x_mid + NC * l;
     float* n2 = xn2 + NC * l;
@@ -149,13 +151,13 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
     float* gl = gate + NF * l;
     float* ul = up + NF * l;
     float* hl = hb + NF * l;
-    linear(gl, n2, lw.w_gate, N, C, F);
-    linear(ul, n2, lw.w_up, N, C, F);
+    linear(gl, n2, W(l, 4, lw.w_gate), N, C, F);
+    linear(ul, n2, W(l, 5, lw.w_up), N, C, F);
     adapt(l, LoraTarget::Gate, gl, n2, C, F);
     adapt(l, LoraTarget::Up, ul, n2, C, F);
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < N; ++i) swiglu_forward(hl + i * F, gl + i * F, ul + i * F, F);
-    linear(y, hl, lw.w_down, N, F, C);
+    linear(y, hl, W(l, 6, lw.w_down), N, F, C);
     adapt(l, LoraTarget::Down, y, hl, F, C);
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < int64_t(NC); ++i) x[i] += y[i];

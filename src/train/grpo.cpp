@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "decode/model_runner.h"
+#include "model/model.h"
 #include "tasks/dataset.h"
 #include "train/checkpoint.h"
 #include "train/dist.h"
@@ -31,9 +32,9 @@ struct GrpoRun {
   std::unique_ptr<TrainModel> policy;
   std::optional<TrainModel> reference;  // frozen starting model: the KL anchor (beta > 0 only, no LoRA)
   std::optional<LoraAdapters> lora;     // with LoRA: what is trained; policy stays the frozen base
-  std::optional<TrainModel> merged;     // with LoRA: policy with the adapters merged, what rollouts run
-  std::unique_ptr<Model> engine;        // the inference view of policy->params (or merged->params):
-                                        // rollouts see every update
+  std::unique_ptr<Model> engine;        // what rollouts run: the inference view of policy->params, or
+                                        // with LoRA the base file with the adapters attached (not
+                                        // merged); either way rollouts see every update
   Tokenizer tokenizer;
   std::vector<std::pair<std::string, GgufValue>> tokenizer_meta;
   RewardSpec rewards;
@@ -66,8 +67,11 @@ void check_memory(const GrpoRun& run, const GrpoOptions& o) {
   for (const auto& p : prompts) longest = std::max(longest, int64_t(p.size()));
   const int64_t tokens = std::min<int64_t>(c.ctx, longest + o.max_completion_length);
   const int64_t rows = std::min<int64_t>(o.micro_batch, int64_t(o.prompts_per_step) * o.num_generations);
-  TrainStepMemory need = training_step_memory(c, rows, tokens, o.lora);
-  if (o.beta > 0 || o.lora.enabled())  // the reference model, or with LoRA the merged weights
+  const FrozenMatrices* frozen = run.policy->frozen.get();
+  TrainStepMemory need = training_step_memory(c, rows, tokens, o.lora, frozen ? double(frozen->bytes()) : -1);
+  if (o.lora.enabled())  // the engine's copy of the base (its kernels' layouts; at most the stored size)
+    need.other += frozen ? double(frozen->bytes()) : double(ParamLayout::for_config(c).total) * sizeof(float);
+  else if (o.beta > 0)  // the reference model
     need.other += double(ParamLayout::for_config(c).total) * sizeof(float);
   need.other += double(kv_positions_for(prompts, o.num_generations, o.max_completion_length)) * double(c.n_layers) *
                 double(c.kv_dim()) * 2 * sizeof(float);
@@ -115,7 +119,7 @@ GrpoRun start_run(const GrpoOptions& o) {
   run.metrics_path = o.out_dir + "/metrics.jsonl";
   run.model_path = o.out_dir + "/model.gguf";
   const GgufFile file = read_gguf(o.model);
-  run.policy = std::make_unique<TrainModel>(import_gguf(file));
+  run.policy = std::make_unique<TrainModel>(import_gguf(file, o.lora.enabled()));  // LoRA: the base stays as stored
   run.tokenizer = Tokenizer::from_gguf(file);
   run.tokenizer_meta = tokenizer_metadata(file);
   if (o.lora.enabled()) {
@@ -135,18 +139,12 @@ GrpoRun start_run(const GrpoOptions& o) {
   else if (dist().root()) std::ofstream(run.metrics_path, std::ios::trunc);
   check_memory(run, o);
   if (run.lora) {
-    run.merged.emplace(*run.policy);
-    merge_lora(*run.merged, *run.lora);
+    run.engine = load_model(o.model);
+    attach_lora(*run.engine, *run.lora);
+  } else {
+    run.engine = inference_model(*run.policy, run.tokenizer);
   }
-  run.engine = inference_model(run.merged ? *run.merged : *run.policy, run.tokenizer);
   return run;
-}
-
-// With LoRA, the weights rollouts run: the base with the current adapters merged in.
-void refresh_merged(GrpoRun& run) {
-  if (!run.lora) return;
-  run.merged->params = run.policy->params;
-  merge_lora(*run.merged, *run.lora);
 }
 
 // Every rank's rollouts of a generation batch, in group order (each rank rolled out a contiguous
@@ -203,7 +201,6 @@ void update_step(GrpoRun& run, const GrpoOptions& o, std::vector<Rollout>& batch
   const TrainModel* reference = run.reference ? &*run.reference : run.lora && o.beta > 0 ? run.policy.get() : nullptr;
   const UpdateStats u = update_policy(*run.policy, reference, batch, o, run.adam, float(st.lr), run.scratch,
                                       run.lora ? &*run.lora : nullptr);
-  refresh_merged(run);
   st.loss = u.loss, st.kl = u.kl, st.clip_fraction = u.clip_fraction, st.grad_norm = u.grad_norm;
   st.rollout_vs_train_logp = u.rollout_vs_train_logp;
   const double comm = dist_counters().seconds - comm0;
@@ -330,7 +327,15 @@ GrpoResult run_grpo(const GrpoOptions& o, const Evaluator& evaluate) {
     if (o.stop_after > 0 && step + 1 - run.start >= o.stop_after) return run.result;  // as if killed (tests)
   }
   if (progress) progress->finish();
-  if (dist().root()) export_gguf(run.merged ? *run.merged : *run.policy, run.tokenizer_meta, run.model_path);
+  if (dist().root()) {
+    if (run.lora) {
+      TrainModel merged = thaw(*run.policy);
+      merge_lora(merged, *run.lora);
+      export_gguf(merged, run.tokenizer_meta, run.model_path);
+    } else {
+      export_gguf(*run.policy, run.tokenizer_meta, run.model_path);
+    }
+  }
   run.result.model_path = run.model_path;
   if (run.lora) {
     run.result.lora_path = o.out_dir + "/lora.gguf";

@@ -7,6 +7,7 @@
 #include "core/rng.h"
 #include "kernels/gemm.h"
 #include "model/arch.h"
+#include "model/model.h"
 
 namespace ponder {
 
@@ -125,6 +126,7 @@ void init_lora(LoraAdapters& lora, uint64_t seed) {
 
 void merge_lora(TrainModel& base, const LoraAdapters& lora) {
   const TrainConfig& c = base.config;
+  if (base.frozen) throw InvalidArgument("merge_lora: the base's matrices are frozen in its file; thaw it first");
   const int r = lora.config.rank;
   for (int l = 0; l < c.n_layers; ++l)
     for (int ti = 0; ti < kLoraTargets; ++ti) {
@@ -136,6 +138,31 @@ void merge_lora(TrainModel& base, const LoraAdapters& lora) {
       // W (out, in) += s B (out, r) A (r, in)
       sgemm(false, false, out, in, r, lora.config.scale(), lora.b(l, t), r, A, in, 1.0f, W, in);
     }
+}
+
+void attach_lora(Model& engine, const LoraAdapters& lora) {
+  if (int(engine.weights.layers.size()) != lora.n_layers())
+    throw InvalidArgument("attach_lora: adapters for " + std::to_string(lora.n_layers()) + " layers, the model has " +
+                          std::to_string(engine.weights.layers.size()));
+  for (int l = 0; l < lora.n_layers(); ++l) {
+    LayerWeights& lw = engine.weights.layers[size_t(l)];
+    const WeightView* views[kLoraTargets] = {&lw.attn_q, &lw.attn_k, &lw.attn_v, &lw.attn_output,
+                                             &lw.ffn_gate, &lw.ffn_up, &lw.ffn_down};
+    for (int ti = 0; ti < kLoraTargets; ++ti) {
+      const LoraTarget t = LoraTarget(ti);
+      LoraDelta& d = lw.lora[size_t(ti)];
+      d = {};
+      const float* A = lora.a(l, t);
+      if (!A) continue;
+      const std::vector<int64_t>& shape = lora.layout.get(lora_base_name(l, t) + ".lora_a").shape;  // (r, in)
+      const int64_t out = int64_t(lora.layout.get(lora_base_name(l, t) + ".lora_b").shape[0]);
+      if (shape[1] != views[ti]->n_cols || out != views[ti]->n_rows)
+        throw InvalidArgument("attach_lora: " + lora_base_name(l, t) + " is " + std::to_string(views[ti]->n_rows) + " x " +
+                              std::to_string(views[ti]->n_cols) + " in the model, the adapter is for " +
+                              std::to_string(out) + " x " + std::to_string(shape[1]));
+      d = {.a = A, .b = lora.b(l, t), .rank = lora.config.rank, .scale = lora.config.scale()};
+    }
+  }
 }
 
 void export_lora_gguf(const LoraAdapters& lora, const TrainConfig& base, const std::string& path,

@@ -19,6 +19,8 @@
 
 namespace ponder {
 
+struct Model;
+
 // The matrices of a layer an adapter can target: --lora-targets q,k,v,o,gate,up,down.
 enum class LoraTarget { Q, K, V, O, Gate, Up, Down };
 inline constexpr int kLoraTargets = 7;
@@ -56,6 +58,7 @@ struct LoraAdapters {
   float* b(float* base, int layer, LoraTarget t) const;
   const float* a(int layer, LoraTarget t) const { return a(const_cast<float*>(params.data()), layer, t); }
   const float* b(int layer, LoraTarget t) const { return b(const_cast<float*>(params.data()), layer, t); }
+  int n_layers() const { return int(a_offset_.size()) / kLoraTargets; }
 
  private:
   std::vector<int64_t> a_offset_, b_offset_;  // (L * kLoraTargets), -1 for no adapter
@@ -68,7 +71,13 @@ std::pair<int64_t, int64_t> lora_shape(const TrainConfig& model, LoraTarget t);
 void init_lora(LoraAdapters& lora, uint64_t seed);
 
 // W += s B A for every adapter: the merged model gives the same outputs as base + adapters.
+// The base must hold its matrices (thaw a frozen one first).
 void merge_lora(TrainModel& base, const LoraAdapters& lora);
+
+// The engine runs base + adapters without merging them (model/model.h LoraDelta): each adapted
+// matrix of `engine` (the base model loaded by the engine) reads lora's A and B in place, so it
+// always runs the current adapters. lora must outlive that use and keep its buffer.
+void attach_lora(Model& engine, const LoraAdapters& lora);
 
 // llama.cpp's LoRA adapter GGUF: general.type "adapter", adapter.type "lora", adapter.lora.alpha,
 // general.architecture of the base, and the lora_a/lora_b tensors in F32.

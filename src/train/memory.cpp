@@ -45,7 +45,7 @@ std::string gib(double bytes) {
 }  // namespace
 
 TrainStepMemory training_step_memory(const TrainConfig& c, int64_t rows, int64_t tokens_per_row,
-                                     const LoraConfig& lora) {
+                                     const LoraConfig& lora, double frozen_bytes) {
   const double B = double(rows), T = double(tokens_per_row), N = B * T;
   const double C = c.dim, F = c.ffn, V = c.vocab, L = c.n_layers, H = c.n_heads, D = c.head_dim();
   const double qd = c.q_dim(), kvd = c.kv_dim();
@@ -62,7 +62,11 @@ TrainStepMemory training_step_memory(const TrainConfig& c, int64_t rows, int64_t
   if (lora.enabled()) {  // adapters: A and B of each target, x A^T per target and its gradient
     const double A = double(LoraAdapters(c, lora).layout.total), r = lora.rank;
     const double lora_acts = L * double(lora.targets.size()) * N * r + N * r;
-    return {.params = (P + A) * f, .grads = A * f, .optimizer = 2 * A * f,
+    // A frozen base: its other tensors in f32, the matrices as stored plus the largest one in f32.
+    const double base = frozen_bytes < 0 ? P * f
+                                         : double(ParamLayout::for_config(c, true).total) * f + frozen_bytes +
+                                               std::max(qd * C, F * C) * f;
+    return {.params = base + A * f, .grads = A * f, .optimizer = 2 * A * f,
             .activations = (L * per_layer + top + scratch + lora_acts) * f};
   }
   return {.params = P * f, .grads = P * f, .optimizer = 2 * P * f, .activations = (L * per_layer + top + scratch) * f};

@@ -23,10 +23,11 @@ struct TrainStepMemory {
 };
 
 // What one optimizer step of model c needs with micro-batches of rows x tokens_per_row.
-// adapters > 0: LoRA with that many adapter parameters: the base has no gradient or optimizer
-// state, the adapters do (and their x A^T activations are counted).
+// With LoRA the base has no gradient or optimizer state, the adapters do (and their x A^T
+// activations are counted). frozen_bytes >= 0: the base's block matrices stay frozen in their
+// file (TrainModel::frozen, that many stored bytes), read as f32 one matrix at a time.
 TrainStepMemory training_step_memory(const TrainConfig& c, int64_t rows, int64_t tokens_per_row,
-                                     const LoraConfig& lora = {.rank = 0});
+                                     const LoraConfig& lora = {.rank = 0}, double frozen_bytes = -1);
 
 // Bytes this process can still allocate: MemAvailable of /proc/meminfo, lowered to the cgroup's
 // memory.max - memory.current when a limit is set (containers); sysconf's available pages when

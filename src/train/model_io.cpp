@@ -1,10 +1,12 @@
 #include "train/model_io.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "core/error.h"
 #include "formats/chat_template.h"
 #include "kernels/matmul.h"
+#include "kernels/quant.h"
 #include "model/config.h"
 
 namespace ponder {
@@ -18,8 +20,10 @@ struct ExportedModel {
   std::vector<GgufTensorData> tensors;
 };
 
-ExportedModel build_export(const TrainModel& m, const std::vector<std::pair<std::string, GgufValue>>& tok_meta,
+ExportedModel build_export(const TrainModel& model, const std::vector<std::pair<std::string, GgufValue>>& tok_meta,
                            GgmlType dtype, const std::string& name) {
+  const std::optional<TrainModel> thawed = model.frozen ? std::optional<TrainModel>(thaw(model)) : std::nullopt;
+  const TrainModel& m = thawed ? *thawed : model;
   const TrainConfig& c = m.config;
   const auto u32 = [](int v) { return GgufValue{uint32_t(v)}; };
   const std::string a = c.arch;  // the prefix of the architecture's keys
@@ -76,6 +80,8 @@ void export_gguf(const TrainModel& m, const std::vector<std::pair<std::string, G
 
 std::unique_ptr<Model> inference_model(const TrainModel& tm, const Tokenizer& tokenizer) {
   const TrainConfig& c = tm.config;
+  if (tm.frozen)  // its matrices are the base file's: load_model lays them out for the kernels
+    throw InvalidArgument("inference_model: the model's block matrices are frozen in its GGUF file; load that file");
   auto m = std::make_unique<Model>();
   m->path = "<training model>";
   m->config = ModelConfig{.arch = &find_arch(c.arch, m->path), .n_embd = c.dim, .n_layer = c.n_layers, .n_head = c.n_heads,
@@ -111,7 +117,7 @@ std::vector<std::pair<std::string, GgufValue>> tokenizer_metadata(const GgufFile
   return out;
 }
 
-TrainModel import_gguf(const GgufFile& f) {
+TrainModel import_gguf(const GgufFile& f, bool freeze_block_matrices) {
   const ModelConfig mc = read_config(f);  // llama or qwen2, or a FormatError naming the architecture
   if (mc.n_rot != mc.head_dim)
     throw FormatError(f.path + ": " + std::string(mc.arch->name) + ".rope.dimension_count is " + std::to_string(mc.n_rot) +
@@ -123,20 +129,39 @@ TrainModel import_gguf(const GgufFile& f) {
   TrainConfig c{.vocab = mc.n_vocab, .dim = mc.n_embd, .n_layers = mc.n_layer, .n_heads = mc.n_head,
                 .n_kv_heads = mc.n_head_kv, .ffn = mc.n_ff, .ctx = mc.n_ctx_train, .rope_base = mc.rope_freq_base,
                 .rms_eps = mc.rms_eps, .tied = mc.tied_embeddings, .arch = std::string(mc.arch->name)};
-  TrainModel m(c);
-  for (const ParamTensor& t : m.layout.tensors) {
-    const GgufTensor& g = f.get_tensor(t.name);
-    const std::vector<int64_t> ne(t.shape.rbegin(), t.shape.rend());
-    if (g.ne != ne) throw FormatError(f.path + ": tensor '" + t.name + "' has an unexpected shape");
-    const int64_t cols = t.shape.back(), rows = int64_t(t.size) / cols;
+  TrainModel m(c, freeze_block_matrices);
+  const ParamLayout all = ParamLayout::for_config(c);  // every tensor's shape, frozen ones included
+  // A tensor of the file with the shape the trainer expects, as a view of its stored rows.
+  auto stored = [&](const std::string& name, const std::vector<int64_t>& shape) {
+    const GgufTensor& g = f.get_tensor(name);
+    const std::vector<int64_t> ne(shape.rbegin(), shape.rend());
+    if (g.ne != ne) throw FormatError(f.path + ": tensor '" + name + "' has an unexpected shape");
+    const int64_t cols = shape.back(), rows = shape.size() == 2 ? shape[0] : 1;
     const WeightView v{.type = g.type, .data = g.data, .n_rows = rows, .n_cols = cols};
-    for (int64_t r = 0; r < rows; ++r) dequantize_row(m.params.data() + t.offset + r * cols, v, r);
+    if (quant_type(g.type) && first_nonfinite_scale(g.type, g.data, rows * cols / ggml_block_size(g.type)) >= 0)
+      throw FormatError(f.path + ": tensor '" + name + "' has an infinite or NaN block scale");
+    return v;
+  };
+  for (const ParamTensor& t : m.layout.tensors) {
+    const WeightView v = stored(t.name, t.shape);
+    for (int64_t r = 0; r < v.n_rows; ++r) dequantize_row(m.params.data() + t.offset + r * v.n_cols, v, r);
   }
-  // Every tensor of the file must be one the trainer updates (an attention output bias, say, would
-  // be dropped silently otherwise).
+  if (freeze_block_matrices) {
+    auto frozen = std::make_shared<FrozenMatrices>();
+    frozen->map = f.map;
+    for (int l = 0; l < c.n_layers; ++l) {
+      auto& layer = frozen->layers.emplace_back();
+      for (size_t k = 0; k < tensor_name::block_matrices.size(); ++k) {
+        const std::string name = tensor_name::block(l, tensor_name::block_matrices[k]);
+        layer[k] = stored(name, all.get(name).shape);
+      }
+    }
+    m.frozen = std::move(frozen);
+  }
+  // Every tensor of the file must be one the trainer updates or holds frozen (an attention output
+  // bias, say, would be dropped silently otherwise).
   for (const GgufTensor& g : f.tensors) {
-    const bool known = std::any_of(m.layout.tensors.begin(), m.layout.tensors.end(),
-                                   [&](const ParamTensor& t) { return t.name == g.name; });
+    const bool known = all.find(g.name) != nullptr;
     if (!known && !(g.name == tensor_name::output && c.tied))
       throw FormatError(f.path + ": tensor '" + g.name + "' has no place in a trainable " + c.arch +
                         " model (training supports token_embd, attn_norm, attn_q/k/v (" +

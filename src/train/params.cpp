@@ -1,5 +1,6 @@
 #include "train/params.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -8,10 +9,11 @@
 
 namespace ponder {
 
-ParamLayout ParamLayout::for_config(const TrainConfig& c) {
+ParamLayout ParamLayout::for_config(const TrainConfig& c, bool without_block_matrices) {
   c.validate();
   ParamLayout p;
   auto add = [&](const std::string& name, std::vector<int64_t> shape) {
+    if (without_block_matrices && shape.size() == 2 && name.rfind("blk.", 0) == 0) return;
     size_t n = 1;
     for (int64_t d : shape) n *= size_t(d);
     p.tensors.push_back({.name = name, .shape = shape, .offset = p.total, .size = n, .decay = shape.size() == 2});
@@ -46,25 +48,69 @@ const ParamTensor& ParamLayout::get(const std::string& name) const {
   throw InvalidArgument("no parameter named '" + name + "'");
 }
 
+const ParamTensor* ParamLayout::find(const std::string& name) const {
+  for (const ParamTensor& t : tensors)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
 ParamView view_params(const TrainConfig& c, const ParamLayout& layout, float* base) {
   auto at = [&](const std::string& name) { return base + layout.get(name).offset; };
+  auto matrix = [&](const std::string& name) {  // null when frozen outside the layout
+    const ParamTensor* t = layout.find(name);
+    return t ? base + t->offset : nullptr;
+  };
   ParamView v;
   v.token_embd = at(tensor_name::token_embd);
   const bool bias = c.qkv_bias();
   for (int l = 0; l < c.n_layers; ++l) {
     auto n = [&](const char* s) { return at(tensor_name::block(l, s)); };
+    auto w = [&](const char* s) { return matrix(tensor_name::block(l, s)); };
     auto b = [&](const char* s) { return bias ? n(s) : nullptr; };
-    v.layers.push_back({.attn_norm = n("attn_norm.weight"), .wq = n("attn_q.weight"), .wk = n("attn_k.weight"),
-                        .wv = n("attn_v.weight"), .bq = b("attn_q.bias"), .bk = b("attn_k.bias"),
-                        .bv = b("attn_v.bias"), .wo = n("attn_output.weight"), .ffn_norm = n("ffn_norm.weight"),
-                        .w_gate = n("ffn_gate.weight"), .w_up = n("ffn_up.weight"), .w_down = n("ffn_down.weight")});
+    v.layers.push_back({.attn_norm = n("attn_norm.weight"), .wq = w("attn_q.weight"), .wk = w("attn_k.weight"),
+                        .wv = w("attn_v.weight"), .bq = b("attn_q.bias"), .bk = b("attn_k.bias"),
+                        .bv = b("attn_v.bias"), .wo = w("attn_output.weight"), .ffn_norm = n("ffn_norm.weight"),
+                        .w_gate = w("ffn_gate.weight"), .w_up = w("ffn_up.weight"), .w_down = w("ffn_down.weight")});
   }
   v.output_norm = at(tensor_name::output_norm);
   v.output = c.tied ? v.token_embd : at(tensor_name::output);
   return v;
 }
 
-TrainModel::TrainModel(const TrainConfig& c) : config(c), layout(ParamLayout::for_config(c)), params(layout.total, 0.f) {}
+TrainModel::TrainModel(const TrainConfig& c, bool without_block_matrices)
+    : config(c), layout(ParamLayout::for_config(c, without_block_matrices)), params(layout.total, 0.f) {}
+
+int64_t FrozenMatrices::bytes() const {
+  int64_t n = 0;
+  for (const auto& layer : layers)
+    for (const WeightView& w : layer) n += w.n_rows * w.row_bytes();
+  return n;
+}
+
+const float* block_matrix(const TrainModel& m, const float* param, int l, int which, std::vector<float>& scratch) {
+  if (param) return param;
+  if (!m.frozen) throw InvalidArgument("block_matrix: layer " + std::to_string(l) + " matrix " + std::to_string(which) + " is in neither params nor a frozen base");
+  const WeightView& w = m.frozen->layers[size_t(l)][size_t(which)];
+  scratch.resize(size_t(w.n_rows * w.n_cols));
+  float* out = scratch.data();
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < w.n_rows; ++r) dequantize_row(out + r * w.n_cols, w, r);
+  return out;
+}
+
+TrainModel thaw(const TrainModel& m) {
+  if (!m.frozen) return m;
+  TrainModel full(m.config);
+  for (const ParamTensor& t : m.layout.tensors)
+    std::copy_n(m.params.data() + t.offset, t.size, full.params.data() + full.layout.get(t.name).offset);
+  std::vector<float> scratch;
+  for (int l = 0; l < m.config.n_layers; ++l)
+    for (size_t k = 0; k < tensor_name::block_matrices.size(); ++k) {
+      const float* w = block_matrix(m, nullptr, l, int(k), scratch);
+      std::copy(w, w + scratch.size(), full.params.data() + full.layout.get(tensor_name::block(l, tensor_name::block_matrices[k])).offset);
+    }
+  return full;
+}
 
 void init_params(TrainModel& m, uint64_t seed) {
   Rng rng(seed);

@@ -2,11 +2,15 @@
 // The trainable model: config, and every parameter in one flat f32 buffer. Gradients and the
 // optimizer's moments use exactly the same layout, so clipping and AdamW are flat loops and adding
 // a tensor is one line in the layout.
+#include <array>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "core/mapped_file.h"
+#include "kernels/matmul.h"
 #include "train/config.h"
 
 namespace ponder {
@@ -22,11 +26,15 @@ struct ParamTensor {
 struct ParamLayout {
   std::vector<ParamTensor> tensors;
   size_t total = 0;
-  static ParamLayout for_config(const TrainConfig& c);
+  // without_block_matrices: the layout of a model whose seven block matrices (attn_q/k/v/output,
+  // ffn_gate/up/down) are frozen outside it (FrozenMatrices).
+  static ParamLayout for_config(const TrainConfig& c, bool without_block_matrices = false);
   const ParamTensor& get(const std::string& name) const;  // throws InvalidArgument
+  const ParamTensor* find(const std::string& name) const;  // nullptr when absent
 };
 
-// Pointers into a flat buffer laid out by ParamLayout (parameters or gradients alike).
+// Pointers into a flat buffer laid out by ParamLayout (parameters or gradients alike); a matrix
+// the layout does not hold (frozen outside it) is null.
 struct LayerView {
   float* attn_norm;  // (C)
   float* wq;         // (H*D, C)
@@ -49,15 +57,33 @@ struct ParamView {
 };
 ParamView view_params(const TrainConfig& c, const ParamLayout& layout, float* base);
 
+// LoRA on a GGUF model keeps the base's block matrices frozen in the file's own type (F32, F16,
+// BF16, Q8_0, the k-quants, ...): views into the mapped file, dequantized to f32 one matrix at a
+// time where a training step reads them (block_matrix). The f32 values are the ones import_gguf
+// would have stored, so the arithmetic is the same as with the matrices in params.
+struct FrozenMatrices {
+  std::shared_ptr<const MappedFile> map;           // keeps the bytes alive
+  std::vector<std::array<WeightView, 7>> layers;  // per layer, in tensor_name::block_matrices order
+  int64_t bytes() const;                          // the matrices' stored bytes
+};
+
 struct TrainModel {
   TrainConfig config;
   ParamLayout layout;
   std::vector<float> params;  // (layout.total)
+  std::shared_ptr<const FrozenMatrices> frozen;  // the block matrices when not in params (LoRA)
 
-  explicit TrainModel(const TrainConfig& c);
+  explicit TrainModel(const TrainConfig& c, bool without_block_matrices = false);
   ParamView view() { return view_params(config, layout, params.data()); }
   size_t n_params() const { return layout.total; }
 };
+
+// Matrix `which` (tensor_name::block_matrices order) of layer l as f32: `param` itself (the
+// model's view of it), or with a frozen base the matrix dequantized into scratch (resized).
+const float* block_matrix(const TrainModel& m, const float* param, int l, int which, std::vector<float>& scratch);
+
+// The model with every parameter in params: a frozen base's matrices dequantized (export, merge).
+TrainModel thaw(const TrainModel& m);
 
 // Random initialisation: matrices N(0, 0.02), the output projections of each block scaled by
 // 1/sqrt(2L) (GPT-2), norms 1, biases 0.

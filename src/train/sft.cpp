@@ -83,7 +83,7 @@ void append_jsonl(const std::string& path, const nlohmann::json& j) {
 void make_model(SftRun& run, const SftOptions& o) {
   if (!o.init_model.empty()) {
     const GgufFile f = read_gguf(o.init_model);
-    run.model = std::make_unique<TrainModel>(import_gguf(f));
+    run.model = std::make_unique<TrainModel>(import_gguf(f, o.lora.enabled()));  // LoRA: the base stays as stored
     run.tokenizer = Tokenizer::from_gguf(f);
     run.tokenizer_meta = tokenizer_metadata(f);
     run.format = item_format_of(f);
@@ -101,9 +101,10 @@ void make_model(SftRun& run, const SftOptions& o) {
 // and the token ids of the step's micro-batches.
 // With several micro-batches (or ranks) a micro-batch's gradient has a buffer of its own
 // (train/dist.h); the ranks on one machine share its memory.
-void check_memory(const SftOptions& o, const TrainConfig& c) {
+void check_memory(const SftOptions& o, const TrainModel& m) {
+  const TrainConfig& c = m.config;
   const int64_t tokens = std::min(o.max_len, c.ctx);
-  TrainStepMemory need = training_step_memory(c, o.batch_size, tokens, o.lora);
+  TrainStepMemory need = training_step_memory(c, o.batch_size, tokens, o.lora, m.frozen ? double(m.frozen->bytes()) : -1);
   need.other = double(o.grad_accum) * double(o.batch_size) * double(tokens) * 2 * sizeof(int32_t);
   need.other += GradientSum::extra_bytes(need.grads, o.grad_accum);
   check_training_memory(need, "--batch " + std::to_string(o.batch_size) + ", --accum " + std::to_string(o.grad_accum) +
@@ -131,7 +132,7 @@ SftRun start_run(const SftOptions& o) {
   run.metrics_path = o.out_dir + "/metrics.jsonl";
   run.model_path = o.out_dir + "/model.gguf";
   make_model(run, o);
-  check_memory(o, run.model->config);
+  check_memory(o, *run.model);
   if (o.lora.enabled()) {
     run.lora.emplace(run.model->config, o.lora);
     init_lora(*run.lora, o.seed);
@@ -231,15 +232,21 @@ void save_checkpoint(const SftRun& run, const SftOptions& o, int64_t step) {
 // The caller's held-out score of the current weights (the engine reads them in place).
 // The weights the run has trained: the model, or with LoRA the model with its adapters merged in.
 TrainModel trained_weights(const SftRun& run) {
-  TrainModel m = *run.model;
+  TrainModel m = thaw(*run.model);
   if (run.lora) merge_lora(m, *run.lora);
   return m;
 }
 
-void evaluate_held_out(SftRun& run, const Evaluator& evaluate, int64_t step) {
+void evaluate_held_out(SftRun& run, const Evaluator& evaluate, int64_t step, const SftOptions& o) {
   if (!evaluate || !dist().root()) return;
-  const std::optional<TrainModel> merged = run.lora ? std::optional<TrainModel>(trained_weights(run)) : std::nullopt;
-  const auto model = inference_model(merged ? *merged : *run.model, run.tokenizer);
+  // With LoRA the engine runs the base file with the adapters as they are (not merged).
+  std::unique_ptr<Model> model;
+  if (run.lora) {
+    model = load_model(o.init_model);
+    attach_lora(*model, *run.lora);
+  } else {
+    model = inference_model(*run.model, run.tokenizer);
+  }
   const HeldOutScore score = evaluate(*model, run.format);
   run.result.eval_accuracy = score.accuracy;
   run.result.eval_format = score.format_rate;
@@ -331,7 +338,7 @@ SftResult run_sft(const SftOptions& o, const Evaluator& evaluate) {
     const StepStats st = train_step(run, o, micro, step);
     log_step(run, step, st, progress);
     if (every(o.save_every, step)) save_checkpoint(run, o, step + 1);
-    if (every(o.eval_every, step) && step + 1 < o.steps) evaluate_held_out(run, evaluate, step + 1);
+    if (every(o.eval_every, step) && step + 1 < o.steps) evaluate_held_out(run, evaluate, step + 1, o);
     if (o.stop_after > 0 && step + 1 - run.start >= o.stop_after) return run.result;  // as if killed (tests)
   }
   if (progress) progress->finish();
@@ -344,7 +351,7 @@ SftResult run_sft(const SftOptions& o, const Evaluator& evaluate) {
     if (dist().root()) export_lora_gguf(*run.lora, run.model->config, run.result.lora_path);
   }
   run.result.model_path = run.model_path;
-  evaluate_held_out(run, evaluate, o.steps);
+  evaluate_held_out(run, evaluate, o.steps, o);
   const std::vector<double>& losses = run.result.losses;
   const size_t tail = std::min<size_t>(10, losses.size());
   for (size_t i = losses.size() - tail; i < losses.size(); ++i) run.result.final_loss += losses[i] / double(tail);

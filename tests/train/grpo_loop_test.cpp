@@ -2,6 +2,7 @@
 // advantages move log-probabilities the right way, each option has its effect (num_iterations,
 // beta, mask_truncated_completions, dynamic sampling), resume reproduces an uninterrupted run bit
 // for bit, and bad options are clear errors.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
@@ -67,6 +68,20 @@ std::vector<float> params_of(const std::string& gguf) { return import_gguf(read_
 std::string bytes_of(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+// The LoRA run `whole` (already run) stopped after 3 steps and resumed writes the same merged
+// model and adapter.
+void expect_resume_writes_the_same(const GrpoOptions& whole, const std::string& part_name) {
+  GrpoOptions part = whole;
+  part.out_dir = fresh_dir(part_name);
+  part.stop_after = 3;
+  run_grpo(part);
+  part.stop_after = 0;
+  part.resume = true;
+  run_grpo(part);
+  EXPECT_EQ(bytes_of(whole.out_dir + "/model.gguf"), bytes_of(part.out_dir + "/model.gguf"));
+  EXPECT_EQ(bytes_of(whole.out_dir + "/lora.gguf"), bytes_of(part.out_dir + "/lora.gguf"));
 }
 
 // log p(completion | prompt) under m, from the training forward.
@@ -297,8 +312,9 @@ TEST(GrpoLoop, ResumeReproducesAnUninterruptedRun) {
 }
 
 // LoRA: the adapters learn the rewarded answer with the base frozen (the KL reference is the base
-// without them), rollouts run the merged weights (their log-probs are the training pass's), and a
-// resumed run writes the same merged model and adapter as the uninterrupted one.
+// without them), rollouts run the base with the adapters attached (their log-probs are the
+// training pass's), and a resumed run writes the same merged model and adapter as the
+// uninterrupted one.
 TEST(GrpoLoop, LoraLearnsAndResumesExactly) {
   GrpoOptions whole = picker_run("lora_whole");
   whole.steps = 6;
@@ -321,15 +337,34 @@ TEST(GrpoLoop, LoraLearnsAndResumesExactly) {
   EXPECT_EQ(read_checkpoint(whole.out_dir + "/checkpoint.bin").params.size(),
             LoraAdapters(import_gguf(read_gguf(whole.model)).config, whole.lora).layout.total);
   EXPECT_NE(params_of(whole.out_dir + "/model.gguf"), params_of(whole.model));
-  GrpoOptions part = whole;
-  part.out_dir = fresh_dir("lora_part");
-  part.stop_after = 3;
-  run_grpo(part);
-  part.stop_after = 0;
-  part.resume = true;
-  run_grpo(part);
-  EXPECT_EQ(bytes_of(whole.out_dir + "/model.gguf"), bytes_of(part.out_dir + "/model.gguf"));
-  EXPECT_EQ(bytes_of(whole.out_dir + "/lora.gguf"), bytes_of(part.out_dir + "/lora.gguf"));
+  expect_resume_writes_the_same(whole, "lora_part");
+}
+
+// LoRA on a Q8_0 copy of the policy: the base stays Q8_0 (the training pass reads it dequantized,
+// rollouts run it as stored, with llama.cpp's numerics: activations rounded to Q8_0), the adapters
+// still learn the rewarded answer, and a resumed run is the uninterrupted one.
+TEST(GrpoLoop, LoraOnAQuantizedBaseLearnsAndResumesExactly) {
+  GrpoOptions whole = picker_run("lora_q8_whole");
+  const std::string q8 = temp_path("grpo_picker_q8.gguf");
+  const GgufFile f = read_gguf(whole.model);
+  export_gguf(import_gguf(f), tokenizer_metadata(f), q8, GgmlType::Q8_0);
+  whole.model = q8;
+  whole.steps = 6;
+  whole.save_every = 2;
+  whole.lora = {.rank = 4, .alpha = 8.0f};
+  whole.adamw.lr = 2e-3f;
+  run_grpo(whole);
+  const auto m = step_metrics(whole.out_dir);
+  ASSERT_EQ(m.size(), 6u);
+  double gap = 0;
+  for (const auto& step : m) gap = std::max(gap, step["rollout_vs_train_logp"].get<double>());
+  std::printf("LoRA GRPO on a Q8_0 base: accuracy %.3f -> %.3f; rollout vs training log-probs within %.2e\n",
+              m[0]["accuracy"].get<double>(), m[5]["accuracy"].get<double>(), gap);
+  EXPECT_GT(m[4]["accuracy"].get<double>() + m[5]["accuracy"].get<double>(),
+            m[0]["accuracy"].get<double>() + m[1]["accuracy"].get<double>());
+  EXPECT_GT(gap, 0.0) << "Q8_0 rollouts round the activations; the training pass does not";
+  EXPECT_LT(gap, 0.1);
+  expect_resume_writes_the_same(whole, "lora_q8_part");
 }
 
 TEST(GrpoLoop, ResumeErrors) {

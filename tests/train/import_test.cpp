@@ -9,11 +9,14 @@
 #include "kernels/activation.h"
 #include "model/forward.h"
 #include "support/shared_data.h"
+#include "train/engine_logp.h"
 #include "train/forward_train.h"
 #include "train/model_io.h"
 
 namespace ponder {
 namespace {
+
+using ::ponder::testing::engine_logp;
 
 // A sequence of the model's own tokens: the tokenizer's reading of some text, repeated to T.
 TrainBatch text_batch(const Tokenizer& tok, int T) {
@@ -23,23 +26,6 @@ TrainBatch text_batch(const Tokenizer& tok, int T) {
   for (int i = 0; i < T; ++i) b.tokens.push_back(ids[size_t(i) % ids.size()]);
   for (int i = 0; i < T; ++i) b.targets.push_back(i + 1 < T ? b.tokens[size_t(i) + 1] : -1);
   return b;
-}
-
-// log p(target) at every position of b from the engine's forward over a KV cache.
-std::vector<double> engine_logp(const Model& model, const TrainBatch& b) {
-  const int V = model.config.n_vocab;
-  KvPool pool(model.config.n_layer, model.config.kv_dim(), 16, (b.T + 15) / 16 + 1);
-  KvSeq seq;
-  ForwardState st;
-  std::vector<float> logits;
-  BatchItem item{.seq = &seq, .tokens = b.tokens, .logits = LogitsFor::All};
-  forward(model, pool, {&item, 1}, st, logits);
-  std::vector<double> out;
-  for (int t = 0; t + 1 < b.T; ++t) {
-    const float* row = logits.data() + size_t(t) * size_t(V);
-    out.push_back(double(row[b.targets[size_t(t)]]) - log_sum_exp(row, V));
-  }
-  return out;
 }
 
 class ImportQwen2 : public ::testing::TestWithParam<const char*> {};

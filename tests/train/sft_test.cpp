@@ -143,6 +143,36 @@ TEST(SftResume, LoraContinuesExactlyAndExportsTheAdapter) {
   EXPECT_NE(last_logits(*load_model(base_path)), last_logits(*adapted));
 }
 
+// LoRA on a Q8_0 file: the base stays in Q8_0 (frozen, dequantized where a step reads it), and
+// the run is, bit for bit, the run on the same weights written as F32: adapters, AdamW moments,
+// losses and the exported merged model.
+TEST(SftResume, LoraOnAQuantizedBaseTrainsAsItsF32Copy) {
+  TrainConfig c = find_train_preset("tiny").config;
+  c.vocab = char_tokenizer().n_vocab();
+  TrainModel base(c);
+  init_params(base, 3);
+  const std::string q8 = temp_path("sft_lora_q8.gguf"), f32 = temp_path("sft_lora_q8_as_f32.gguf");
+  export_gguf(base, char_vocab_metadata(), q8, GgmlType::Q8_0);
+  export_gguf(import_gguf(read_gguf(q8)), char_vocab_metadata(), f32);
+  auto lora_run = [&](const std::string& model, const std::string& out) {
+    SftOptions o = tiny_run(out);
+    o.preset.clear();
+    o.init_model = model;
+    o.lora = {.rank = 4, .alpha = 8.0f};
+    o.adamw.lr = 1e-2f;
+    return o;
+  };
+  const std::string a = fresh_dir("lora_q8"), b = fresh_dir("lora_q8_as_f32");
+  run_sft(lora_run(q8, a));
+  run_sft(lora_run(f32, b));
+  expect_same_losses(a, b);
+  const Checkpoint ca = read_checkpoint(a + "/checkpoint.bin"), cb = read_checkpoint(b + "/checkpoint.bin");
+  EXPECT_EQ(ca.params, cb.params);
+  EXPECT_EQ(ca.adam.m, cb.adam.m);
+  EXPECT_EQ(import_gguf(read_gguf(a + "/model.gguf")).params, import_gguf(read_gguf(b + "/model.gguf")).params);
+  EXPECT_NE(import_gguf(read_gguf(a + "/model.gguf")).params, import_gguf(read_gguf(q8)).params) << "the adapters were merged";
+}
+
 TEST(SftResume, RefusesAnotherModelsCheckpoint) {
   const std::string dir = fresh_dir("other");
   SftOptions o = tiny_run(dir);
