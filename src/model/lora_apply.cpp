@@ -3,7 +3,6 @@
 #include <map>
 
 #include "core/error.h"
-#include "kernels/gemm.h"
 
 namespace ponder {
 
@@ -21,14 +20,15 @@ void apply_lora(Model& model, const std::string& adapter_path, float scale) {
     fail("an adapter for '" + f.get_string("general.architecture") + "', the model is '" +
          std::string(model.config.arch->name) + "'");
   const double alpha = f.get_float("adapter.lora.alpha");
-  // The matrices an adapter may change, by GGUF name.
-  std::map<std::string, WeightView*> matrices;
+  // The matrices an adapter may change, by GGUF name, with their adapter slots.
+  std::map<std::string, std::pair<const WeightView*, LoraDelta*>> matrices;
   for (size_t l = 0; l < model.weights.layers.size(); ++l) {
     LayerWeights& w = model.weights.layers[l];
     // In tensor_name::block_matrices' order.
-    WeightView* views[] = {&w.attn_q, &w.attn_k, &w.attn_v, &w.attn_output, &w.ffn_gate, &w.ffn_up, &w.ffn_down};
+    const WeightView* views[] = {&w.attn_q, &w.attn_k, &w.attn_v, &w.attn_output, &w.ffn_gate, &w.ffn_up, &w.ffn_down};
     static_assert(std::size(views) == tensor_name::block_matrices.size());
-    for (size_t k = 0; k < std::size(views); ++k) matrices[tensor_name::block(int(l), tensor_name::block_matrices[k])] = views[k];
+    for (size_t k = 0; k < std::size(views); ++k)
+      matrices[tensor_name::block(int(l), tensor_name::block_matrices[k])] = {views[k], &w.lora[k]};
   }
   for (const GgufTensor& a : f.tensors) {
     if (!a.name.ends_with(".lora_a")) {
@@ -41,7 +41,9 @@ void apply_lora(Model& model, const std::string& adapter_path, float scale) {
     if (!b) fail("tensor '" + a.name + "' has no lora_b");
     const auto it = matrices.find(base);
     if (it == matrices.end()) fail("tensor '" + a.name + "': the model has no matrix '" + base + "' to adapt");
-    WeightView& w = *it->second;
+    const WeightView& w = *it->second.first;
+    LoraDelta& delta = *it->second.second;
+    if (delta.a) fail("tensor '" + a.name + "': matrix '" + base + "' already has an adapter (one adapter at a time)");
     // A (r, in): ne {in, r}; B (out, r): ne {r, out}.
     if (a.type != GgmlType::F32 || b->type != GgmlType::F32) fail("tensor '" + a.name + "': adapters must be F32");
     if (a.ne.size() != 2 || b->ne.size() != 2 || a.ne[0] != w.n_cols || b->ne[1] != w.n_rows || a.ne[1] != b->ne[0] ||
@@ -49,13 +51,12 @@ void apply_lora(Model& model, const std::string& adapter_path, float scale) {
       fail("tensors '" + base + ".lora_a/b' have shapes that do not fit the model's " + std::to_string(w.n_rows) +
            " x " + std::to_string(w.n_cols) + " matrix");
     const int64_t r = a.ne[1], in = w.n_cols, out = w.n_rows;
-    std::vector<float>& merged = model.owned.emplace_back(size_t(out * in));
-    for (int64_t row = 0; row < out; ++row) dequantize_row(merged.data() + row * in, w, row);
     const auto* A = reinterpret_cast<const float*>(a.data);
     const auto* B = reinterpret_cast<const float*>(b->data);
-    sgemm(false, false, out, in, r, float(scale * alpha / double(r)), B, r, A, in, 1.0f, merged.data(), in);
-    w = WeightView{.type = GgmlType::F32, .data = reinterpret_cast<const uint8_t*>(merged.data()), .n_rows = out,
-                   .n_cols = in};
+    // (The inner buffers stay put when owned grows.)
+    const float* a_copy = model.owned.emplace_back(A, A + r * in).data();
+    const float* b_copy = model.owned.emplace_back(B, B + out * r).data();
+    delta = {.a = a_copy, .b = b_copy, .rank = int(r), .scale = float(scale * alpha / double(r))};
   }
 }
 

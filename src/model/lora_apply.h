@@ -1,9 +1,10 @@
 #pragma once
 // A LoRA adapter GGUF (llama.cpp's format: general.type "adapter", adapter.type "lora",
 // adapter.lora.alpha, tensors <matrix>.lora_a (r, in) and <matrix>.lora_b (out, r)) applied to a
-// loaded model: each adapted matrix becomes W + scale (alpha / r) B A in F32 (dequantized from its
-// stored type, the sum taken once at load), so decoding runs at the base model's speed. This is
-// `generate --lora FILE`; ponder's trainer writes such files (train/lora.h).
+// loaded model as llama.cpp applies one: at run time, y = x W^T + scale (alpha / r) (x A^T) B^T
+// (model/model.h LoraDelta), the base matrices staying in their stored type, so a quantized base
+// keeps its size and speed. This is `generate --lora FILE`; ponder's trainer writes such files
+// (train/lora.h). One adapter per model.
 #include <string>
 
 #include "model/model.h"

@@ -51,7 +51,7 @@ struct Model {
   ModelWeights weights;
   Tokenizer tokenizer;
   GgufFile file;                               // owns the map the weights point into
-  std::vector<std::vector<float>> owned;       // 1-D tensors converted to F32 when stored otherwise
+  std::vector<std::vector<float>> owned;       // 1-D tensors converted to F32 when stored otherwise, LoRA A and B
   std::vector<std::vector<uint8_t>> repacked;  // Q8_0 matrices in the Q8x8 layout the kernels read
 };
 

@@ -61,7 +61,13 @@ TEST(LoraExport, TheEngineAppliesTheAdapterAsTheMergedModel) {
   apply_lora(*base, f.lora_path);
   const std::vector<float> applied = last_logits(*base, tokens);
   const std::vector<float> merged = last_logits(*load_model(f.merged_path), tokens);
-  EXPECT_EQ(applied, merged) << "W + s B A taken the same way: the same bits";
+  // x W^T + s (x A^T) B^T against x (W + s B A)^T: the same up to float rounding.
+  double largest = 0, diff = 0;
+  for (size_t i = 0; i < merged.size(); ++i) {
+    largest = std::max(largest, double(std::fabs(merged[i])));
+    diff = std::max(diff, double(std::fabs(applied[i] - merged[i])));
+  }
+  EXPECT_LT(diff, 1e-5 * largest) << "the adapter at run time against the merged model";
   double moved = 0;
   for (size_t i = 0; i < plain.size(); ++i) moved = std::max(moved, double(std::fabs(plain[i] - applied[i])));
   EXPECT_GT(moved, 1e-2) << "the adapter should change the logits";
