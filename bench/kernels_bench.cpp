@@ -43,10 +43,11 @@ Weights make_weights(GgmlType type, int64_t N, int64_t K) {
   return w;
 }
 
-// args: type, T, N, K
-void BM_Matmul(benchmark::State& state) {
+// matmul of a (type, T, N, K) case with the kernels of a level (skipped above the CPU's).
+void run_matmul(benchmark::State& state, SimdLevel level) {
   const auto type = GgmlType(state.range(0));
   const int64_t T = state.range(1), N = state.range(2), K = state.range(3);
+  if (level > simd_level()) return state.SkipWithError("this CPU has no such kernels");
   const Weights w = make_weights(type, N, K);
   std::vector<float> x(size_t(T * K)), y(size_t(T * N));
   Rng rng(2);
@@ -54,7 +55,7 @@ void BM_Matmul(benchmark::State& state) {
   PackedActivations p;
   pack_activations(p, x.data(), T, K, type);
   for (auto _ : state) {
-    matmul(y.data(), N, p, w.view);
+    matmul_at(y.data(), N, p, w.view, level);
     benchmark::DoNotOptimize(y.data());
   }
   state.counters["GMAC/s"] = benchmark::Counter(double(T * N * K), benchmark::Counter::kIsIterationInvariantRate,
@@ -62,6 +63,9 @@ void BM_Matmul(benchmark::State& state) {
   state.counters["weight_GB/s"] = benchmark::Counter(double(N * ggml_row_size(type, K)),
                                                      benchmark::Counter::kIsIterationInvariantRate);
 }
+
+// args: type, T, N, K
+void BM_Matmul(benchmark::State& state) { run_matmul(state, simd_level()); }
 BENCHMARK(BM_Matmul)
     ->ArgNames({"type", "T", "N", "K"})
     ->Args({int(GgmlType::Q8_0), 1, 151936, 896})   // LM head, decode
@@ -87,6 +91,32 @@ BENCHMARK(BM_Matmul)
     ->Args({int(GgmlType::Q5_0), 1, 4864, 896})
     ->Args({int(GgmlType::Q5_0), 512, 4864, 896})
     ->Args({int(GgmlType::Q5_0), 1, 131072, 896})  // streams from memory
+    // The low-bit k-quants at Qwen2-1.5B's FFN up/gate shape: one token (the 8-row gemv order for
+    // Q2_K, the one-row order for Q3_K and IQ4_XS) and a chunk of 8 (Q2_K's gemm, IQ4_XS's panels)
+    ->Args({int(GgmlType::Q2_K), 1, 8960, 1536})
+    ->Args({int(GgmlType::Q2_K), 8, 8960, 1536})
+    ->Args({int(GgmlType::Q3_K), 1, 8960, 1536})
+    ->Args({int(GgmlType::Q3_K), 8, 8960, 1536})
+    ->Args({int(GgmlType::IQ4_XS), 1, 8960, 1536})
+    ->Args({int(GgmlType::IQ4_XS), 8, 8960, 1536})
+    ->Args({int(GgmlType::Q2_K), 1, 65536, 1536})  // past the private caches: streams
+    ->Args({int(GgmlType::Q3_K), 1, 65536, 1536})
+    ->Args({int(GgmlType::IQ4_XS), 1, 65536, 1536})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// The same matmul at each SIMD level (0 portable, 1 AVX2, 2 AVX-512 VNNI), for comparing them.
+// args: type, T, N, K, level
+void BM_MatmulAt(benchmark::State& state) { run_matmul(state, SimdLevel(state.range(4))); }
+void matmul_at_args(benchmark::internal::Benchmark* b) {
+  for (const GgmlType type : {GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::IQ4_XS})
+    for (const int64_t T : {1, 8})
+      for (const SimdLevel level : {SimdLevel::Portable, SimdLevel::Avx2, SimdLevel::Avx512Vnni})
+        b->Args({int(type), T, 8960, 1536, int(level)});
+}
+BENCHMARK(BM_MatmulAt)
+    ->ArgNames({"type", "T", "N", "K", "level"})
+    ->Apply(matmul_at_args)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
