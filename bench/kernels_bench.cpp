@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <omp.h>
+#include <span>
+#include <utility>
 #include <vector>
 
 #include "core/rng.h"
@@ -43,18 +45,22 @@ Weights make_weights(GgmlType type, int64_t N, int64_t K) {
   return w;
 }
 
-// args: type, T, N, K
-void BM_Matmul(benchmark::State& state) {
+// matmul of a (type, T, N, K) case with the kernels of a level (skipped above the CPU's), the T
+// tokens alone (decode paths) or one chunk (a prompt: llama.cpp's gemm / panel orders where a type
+// has them).
+void run_matmul(benchmark::State& state, SimdLevel level, bool one_chunk = false) {
   const auto type = GgmlType(state.range(0));
   const int64_t T = state.range(1), N = state.range(2), K = state.range(3);
+  if (level > simd_level()) return state.SkipWithError("this CPU has no such kernels");
   const Weights w = make_weights(type, N, K);
   std::vector<float> x(size_t(T * K)), y(size_t(T * N));
   Rng rng(2);
   for (float& v : x) v = float(rng.normal());
   PackedActivations p;
-  pack_activations(p, x.data(), T, K, type);
+  const int32_t chunk[1] = {int32_t(T)};
+  pack_activations(p, x.data(), T, K, type, one_chunk ? std::span<const int32_t>(chunk) : std::span<const int32_t>());
   for (auto _ : state) {
-    matmul(y.data(), N, p, w.view);
+    matmul_at(y.data(), N, p, w.view, level);
     benchmark::DoNotOptimize(y.data());
   }
   state.counters["GMAC/s"] = benchmark::Counter(double(T * N * K), benchmark::Counter::kIsIterationInvariantRate,
@@ -62,6 +68,9 @@ void BM_Matmul(benchmark::State& state) {
   state.counters["weight_GB/s"] = benchmark::Counter(double(N * ggml_row_size(type, K)),
                                                      benchmark::Counter::kIsIterationInvariantRate);
 }
+
+// args: type, T, N, K
+void BM_Matmul(benchmark::State& state) { run_matmul(state, simd_level()); }
 BENCHMARK(BM_Matmul)
     ->ArgNames({"type", "T", "N", "K"})
     ->Args({int(GgmlType::Q8_0), 1, 151936, 896})   // LM head, decode
@@ -87,6 +96,33 @@ BENCHMARK(BM_Matmul)
     ->Args({int(GgmlType::Q5_0), 1, 4864, 896})
     ->Args({int(GgmlType::Q5_0), 512, 4864, 896})
     ->Args({int(GgmlType::Q5_0), 1, 131072, 896})  // streams from memory
+    // The low-bit k-quants at Qwen2-1.5B's FFN up/gate shape, 1 and 8 paths (tokens alone: the 8-row
+    // gemv order for Q2_K, the one-row order for Q3_K and IQ4_XS)
+    ->Args({int(GgmlType::Q2_K), 1, 8960, 1536})
+    ->Args({int(GgmlType::Q2_K), 8, 8960, 1536})
+    ->Args({int(GgmlType::Q3_K), 1, 8960, 1536})
+    ->Args({int(GgmlType::Q3_K), 8, 8960, 1536})
+    ->Args({int(GgmlType::IQ4_XS), 1, 8960, 1536})
+    ->Args({int(GgmlType::IQ4_XS), 8, 8960, 1536})
+    ->Args({int(GgmlType::Q2_K), 1, 65536, 1536})  // past the private caches: streams
+    ->Args({int(GgmlType::Q3_K), 1, 65536, 1536})
+    ->Args({int(GgmlType::IQ4_XS), 1, 65536, 1536})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// The same matmul at each SIMD level (0 portable, 1 AVX2, 2 AVX-512 VNNI), for comparing them: 1
+// and 8 tokens alone, and 8 as one chunk (Q2_K's gemm order, IQ4_XS's panel order).
+// args: type, T, N, K, level, chunk (0: tokens alone, 1: one chunk)
+void BM_MatmulAt(benchmark::State& state) { run_matmul(state, SimdLevel(state.range(4)), state.range(5) != 0); }
+void matmul_at_args(benchmark::internal::Benchmark* b) {
+  for (const GgmlType type : {GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::IQ4_XS})
+    for (const auto& [T, chunk] : {std::pair{1, 0}, std::pair{8, 0}, std::pair{8, 1}})
+      for (const SimdLevel level : {SimdLevel::Portable, SimdLevel::Avx2, SimdLevel::Avx512Vnni})
+        b->Args({int(type), T, 8960, 1536, int(level), chunk});
+}
+BENCHMARK(BM_MatmulAt)
+    ->ArgNames({"type", "T", "N", "K", "level", "chunk"})
+    ->Apply(matmul_at_args)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -1,7 +1,8 @@
 #pragma once
 // Shared by the matmul driver (matmul.cpp), the x86 SIMD tiles (matmul_x86.cpp for the float
-// types and Q8_0/Q4_0, quant_x86_k.cpp for the k-quants, quant_x86_legacy.cpp for the other
-// legacy quants) and the SIMD activation quantizers (quant_x86_act.cpp). Each of those files
+// types and Q8_0/Q4_0, quant_x86_k.cpp for Q4_K..Q6_K, quant_x86_klow.cpp for Q2_K, Q3_K and
+// IQ4_XS, quant_x86_legacy.cpp for the other legacy quants) and the SIMD activation quantizers
+// (quant_x86_act.cpp). Each of those files
 // compiles its SIMD code once per instruction set (kernels/simd_x86.h).
 #include <cstdint>
 #include <cstdlib>
@@ -18,7 +19,7 @@ constexpr int kQ8GroupRows = 8;  // weight rows per tile for Q8x8 (one group)
 constexpr int kTileToks = 4;     // activation rows per tile (F32, F16, BF16, quantized Rows layout)
 constexpr int kQ8TileToks = 2;   // activation rows per tile for Q8x8 (8 chunk accumulators per row)
 constexpr int kQ4TileToks = 4;   // activation rows per tile for Q4x8 (one accumulator per row)
-constexpr int kKTileToks = 8;    // activation rows per tile for Q4Kx8 and the k-quant Rows tiles
+constexpr int kKTileToks = 8;    // activation rows per tile for Q4Kx8 and the k-quant Rows tiles (all Q8_K partners)
 constexpr int kPanelTileToks = 16;  // activation rows per tile for Q5x8 (weights unpacked once per tile)
 
 // Computes y[(t+i)*ldy + n+r] for r < nr, i < nt.
@@ -39,7 +40,12 @@ inline int tile_toks(const WeightView& w) {
     case WeightLayout::Q4x8: return kQ4TileToks;
     case WeightLayout::Q4Kx8: return kKTileToks;
     case WeightLayout::Q5x8: return kPanelTileToks;
-    default: return w.type == GgmlType::Q6_K || w.type == GgmlType::Q5_K || w.type == GgmlType::Q4_K ? kKTileToks : kTileToks;
+    default: {
+      const GgmlType t = w.type;
+      const bool k_quant = t == GgmlType::Q2_K || t == GgmlType::Q3_K || t == GgmlType::Q4_K || t == GgmlType::Q5_K ||
+                           t == GgmlType::Q6_K || t == GgmlType::IQ4_XS;
+      return k_quant ? kKTileToks : kTileToks;
+    }
   }
 }
 
@@ -49,6 +55,7 @@ inline int tile_toks(const WeightView& w) {
 TileFn simd_tile(const WeightView& w, int nt, SimdLevel level);
 // The per-group parts of simd_tile (nullptr where the group has no tile for the view).
 TileFn simd_tile_k(const WeightView& w, int nt, SimdLevel level);       // quant_x86_k.cpp
+TileFn simd_tile_klow(const WeightView& w, int nt, SimdLevel level);    // quant_x86_klow.cpp
 TileFn simd_tile_legacy(const WeightView& w, int nt, SimdLevel level);  // quant_x86_legacy.cpp
 
 // quantize_activation_row (kernels/quant.h) with SIMD at a level, bitwise equal to it; false

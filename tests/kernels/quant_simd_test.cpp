@@ -129,7 +129,7 @@ TEST_P(QuantSimd, MatchesPortableBitwiseAtEveryBatchChunkAndThreadCount) {
   omp_set_num_threads(saved);
 }
 
-// The types with SIMD tiles (every type but Q2_K, Q3_K and IQ4_XS) run them at the CPU's level.
+// Every quantized type has SIMD tiles and runs them at the CPU's level.
 TEST_P(QuantSimd, KernelPathNamesTheTiles) {
   const BlockShape& s = GetParam();
   const int64_t N = 16, K = 256;
@@ -138,8 +138,7 @@ TEST_P(QuantSimd, KernelPathNamesTheTiles) {
   WeightView w{.type = s.type, .data = bytes.data(), .n_rows = N, .n_cols = K,
                .order = has_x8_order(*q) ? DotOrder::Interleaved8 : DotOrder::Row};
   const auto repacked = repack_for_kernels(w);
-  const bool tiled = s.type != GgmlType::Q2_K && s.type != GgmlType::Q3_K && s.type != GgmlType::IQ4_XS;
-  EXPECT_STREQ(matmul_kernel_path(w), tiled ? simd_level_name(simd_level()) : "portable") << name(s.type);
+  EXPECT_STREQ(matmul_kernel_path(w), simd_level_name(simd_level())) << name(s.type);
 }
 
 INSTANTIATE_TEST_SUITE_P(QuantSimdTypes, QuantSimd, ::testing::ValuesIn(block_shapes()),
