@@ -327,15 +327,8 @@ GrpoResult run_grpo(const GrpoOptions& o, const Evaluator& evaluate) {
     if (o.stop_after > 0 && step + 1 - run.start >= o.stop_after) return run.result;  // as if killed (tests)
   }
   if (progress) progress->finish();
-  if (dist().root()) {
-    if (run.lora) {
-      TrainModel merged = thaw(*run.policy);
-      merge_lora(merged, *run.lora);
-      export_gguf(merged, run.tokenizer_meta, run.model_path);
-    } else {
-      export_gguf(*run.policy, run.tokenizer_meta, run.model_path);
-    }
-  }
+  if (dist().root())
+    export_gguf(run.lora ? merged_model(*run.policy, *run.lora) : *run.policy, run.tokenizer_meta, run.model_path);
   run.result.model_path = run.model_path;
   if (run.lora) {
     run.result.lora_path = o.out_dir + "/lora.gguf";

@@ -140,6 +140,12 @@ void merge_lora(TrainModel& base, const LoraAdapters& lora) {
     }
 }
 
+TrainModel merged_model(const TrainModel& base, const LoraAdapters& lora) {
+  TrainModel m = thaw(base);
+  merge_lora(m, lora);
+  return m;
+}
+
 void attach_lora(Model& engine, const LoraAdapters& lora) {
   if (int(engine.weights.layers.size()) != lora.n_layers())
     throw InvalidArgument("attach_lora: adapters for " + std::to_string(lora.n_layers()) + " layers, the model has " +

@@ -73,6 +73,8 @@ void init_lora(LoraAdapters& lora, uint64_t seed);
 // W += s B A for every adapter: the merged model gives the same outputs as base + adapters.
 // The base must hold its matrices (thaw a frozen one first).
 void merge_lora(TrainModel& base, const LoraAdapters& lora);
+// What a LoRA run has trained, as one model: the base (thawed when frozen) with the adapters merged.
+TrainModel merged_model(const TrainModel& base, const LoraAdapters& lora);
 
 // The engine runs base + adapters without merging them (model/model.h LoraDelta): each adapted
 // matrix of `engine` (the base model loaded by the engine) reads lora's A and B in place, so it

@@ -230,13 +230,6 @@ void save_checkpoint(const SftRun& run, const SftOptions& o, int64_t step) {
 }
 
 // The caller's held-out score of the current weights (the engine reads them in place).
-// The weights the run has trained: the model, or with LoRA the model with its adapters merged in.
-TrainModel trained_weights(const SftRun& run) {
-  TrainModel m = thaw(*run.model);
-  if (run.lora) merge_lora(m, *run.lora);
-  return m;
-}
-
 void evaluate_held_out(SftRun& run, const Evaluator& evaluate, int64_t step, const SftOptions& o) {
   if (!evaluate || !dist().root()) return;
   // With LoRA the engine runs the base file with the adapters as they are (not merged).
@@ -345,7 +338,7 @@ SftResult run_sft(const SftOptions& o, const Evaluator& evaluate) {
   save_checkpoint(run, o, o.steps);
   const double seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
   run.result.tokens_per_second = run.trained_tokens / std::max(1e-9, seconds);
-  if (dist().root()) export_gguf(run.lora ? trained_weights(run) : *run.model, run.tokenizer_meta, run.model_path);
+  if (dist().root()) export_gguf(run.lora ? merged_model(*run.model, *run.lora) : *run.model, run.tokenizer_meta, run.model_path);
   if (run.lora) {
     run.result.lora_path = o.out_dir + "/lora.gguf";
     if (dist().root()) export_lora_gguf(*run.lora, run.model->config, run.result.lora_path);
