@@ -123,7 +123,7 @@ void run_train_bench(const TrainBenchArgs& a) {
     return;
   }
   const std::string frozen =
-      m.frozen ? ", block matrices frozen as stored: " + std::to_string(m.frozen->bytes() >> 20) + " MiB" : "";
+      m.frozen ? ", matrices frozen as stored: " + std::to_string(m.frozen->bytes() >> 20) + " MiB" : "";
   std::printf("train step, %s (%s, %zu parameters%s%s), batch %d x %d tokens, %d threads, median of %d steps\n",
               a.model.empty() ? ("preset " + a.preset).c_str() : a.model.c_str(), c.arch.c_str(),
               ParamLayout::for_config(c).total, frozen.c_str(),

@@ -104,7 +104,15 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
     if (tgt >= 0) row[tgt] += s;
   }
   float* dxn = sized(a.dxn, NC);
-  linear_backward(dxn, false, g.output, dlogits, a.xnf.data(), w.output, N, C, V);
+  if (w.output) {
+    linear_backward(dxn, false, g.output, dlogits, a.xnf.data(), w.output, N, C, V);
+  } else {  // a frozen head, kHeadPiece rows at a time: dxn = sum over pieces of dlogits[:, piece] W[piece]
+    for (int64_t v0 = 0; v0 < V; v0 += kHeadPiece) {
+      const int64_t n = std::min<int64_t>(kHeadPiece, V - v0);
+      sgemm(false, false, N, C, n, 1.0f, dlogits + v0, V, head_rows(m, nullptr, v0, n, a.frozen_w), C,
+            v0 == 0 ? 0.0f : 1.0f, dxn, C);
+    }
+  }
   float* dx = sized(a.dx, NC);
   std::fill_n(dx, NC, 0.0f);
   norm_backward(dx, g.output_norm, dxn, a.x_final.data(), w.output_norm, a.rstdf.data(), N, C);

@@ -76,8 +76,15 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
     sgemm(false, true, N, out, r, lora->config.scale(), u, r, lora->b(l, t), r, 1.0f, y, out);
   };
 
+  // Embedding rows (a frozen base's dequantized row by row).
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < N; ++i) std::copy_n(w.token_embd + int64_t(batch.tokens[size_t(i)]) * C, C, x + i * C);
+  for (int64_t i = 0; i < N; ++i) {
+    const int64_t id = batch.tokens[size_t(i)];
+    if (w.token_embd)
+      std::copy_n(w.token_embd + id * C, C, x + i * C);
+    else
+      dequantize_row(x + i * C, m.frozen->token_embd, id);
+  }
 
   for (int l = 0; l < L; ++l) {
     const LayerView& lw = w.layers[size_t(l)];
@@ -165,7 +172,12 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
 
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < N; ++i) rmsnorm_forward(xnf + i * C, rstdf + i, x + i * C, w.output_norm, 1, C, c.rms_eps);
-  linear(logits, xnf, w.output, N, C, V);
+  // logits (N, V) = xnf W_out^T; a frozen head in pieces of kHeadPiece rows (logits' columns).
+  const int64_t piece = w.output ? V : kHeadPiece;
+  for (int64_t v0 = 0; v0 < V; v0 += piece) {
+    const int64_t n = std::min<int64_t>(piece, V - v0);
+    sgemm(false, true, N, n, C, 1.0f, xnf, C, head_rows(m, w.output, v0, n, a.frozen_w), C, 0.0f, logits + v0, V);
+  }
   if (temperature != 1.0f) {
     const float inv = 1.0f / temperature;
 #pragma omp parallel for schedule(static)

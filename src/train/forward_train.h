@@ -33,7 +33,7 @@ struct Activations {
   std::vector<float> logits;               // (N, V): softmax of the logits after forward
   std::vector<float> rope_cos, rope_sin;   // (T, D/2)
   std::vector<float> lora_u;               // (L, kLoraTargets, N, r): x A^T of each adapter
-  std::vector<float> frozen_w;             // a frozen base matrix dequantized (block_matrix)
+  std::vector<float> frozen_w;             // a frozen base matrix (block_matrix) or head piece (head_rows) in f32
   float temperature = 1.0f;                // the logits were divided by it
   // backward scratch
   std::vector<float> dx, dxn, dbig, dbig2, datt, dq, dk, dv, dprobs, lora_du;

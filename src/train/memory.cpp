@@ -62,10 +62,11 @@ TrainStepMemory training_step_memory(const TrainConfig& c, int64_t rows, int64_t
   if (lora.enabled()) {  // adapters: A and B of each target, x A^T per target and its gradient
     const double A = double(LoraAdapters(c, lora).layout.total), r = lora.rank;
     const double lora_acts = L * double(lora.targets.size()) * N * r + N * r;
-    // A frozen base: its other tensors in f32, the matrices as stored plus the largest one in f32.
+    // A frozen base: its norms and biases in f32, the matrices as stored plus the largest piece
+    // read as f32 at once (a block matrix, or kHeadPiece rows of the LM head).
+    const double piece = std::max({qd * C, F * C, std::min(V, double(kHeadPiece)) * C});
     const double base = frozen_bytes < 0 ? P * f
-                                         : double(ParamLayout::for_config(c, true).total) * f + frozen_bytes +
-                                               std::max(qd * C, F * C) * f;
+                                         : double(ParamLayout::for_config(c, true).total) * f + frozen_bytes + piece * f;
     return {.params = base + A * f, .grads = A * f, .optimizer = 2 * A * f,
             .activations = (L * per_layer + top + scratch + lora_acts) * f};
   }

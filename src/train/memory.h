@@ -24,8 +24,8 @@ struct TrainStepMemory {
 
 // What one optimizer step of model c needs with micro-batches of rows x tokens_per_row.
 // With LoRA the base has no gradient or optimizer state, the adapters do (and their x A^T
-// activations are counted). frozen_bytes >= 0: the base's block matrices stay frozen in their
-// file (TrainModel::frozen, that many stored bytes), read as f32 one matrix at a time.
+// activations are counted). frozen_bytes >= 0: the base's matrices stay frozen in their file
+// (TrainModel::frozen, that many stored bytes), read as f32 one matrix (or head piece) at a time.
 TrainStepMemory training_step_memory(const TrainConfig& c, int64_t rows, int64_t tokens_per_row,
                                      const LoraConfig& lora = {.rank = 0}, double frozen_bytes = -1);
 

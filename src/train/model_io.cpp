@@ -81,7 +81,7 @@ void export_gguf(const TrainModel& m, const std::vector<std::pair<std::string, G
 std::unique_ptr<Model> inference_model(const TrainModel& tm, const Tokenizer& tokenizer) {
   const TrainConfig& c = tm.config;
   if (tm.frozen)  // its matrices are the base file's: load_model lays them out for the kernels
-    throw InvalidArgument("inference_model: the model's block matrices are frozen in its GGUF file; load that file");
+    throw InvalidArgument("inference_model: the model's matrices are frozen in its GGUF file; load that file");
   auto m = std::make_unique<Model>();
   m->path = "<training model>";
   m->config = ModelConfig{.arch = &find_arch(c.arch, m->path), .n_embd = c.dim, .n_layer = c.n_layers, .n_head = c.n_heads,
@@ -117,7 +117,7 @@ std::vector<std::pair<std::string, GgufValue>> tokenizer_metadata(const GgufFile
   return out;
 }
 
-TrainModel import_gguf(const GgufFile& f, bool freeze_block_matrices) {
+TrainModel import_gguf(const GgufFile& f, bool freeze_matrices) {
   const ModelConfig mc = read_config(f);  // llama or qwen2, or a FormatError naming the architecture
   if (mc.n_rot != mc.head_dim)
     throw FormatError(f.path + ": " + std::string(mc.arch->name) + ".rope.dimension_count is " + std::to_string(mc.n_rot) +
@@ -129,7 +129,7 @@ TrainModel import_gguf(const GgufFile& f, bool freeze_block_matrices) {
   TrainConfig c{.vocab = mc.n_vocab, .dim = mc.n_embd, .n_layers = mc.n_layer, .n_heads = mc.n_head,
                 .n_kv_heads = mc.n_head_kv, .ffn = mc.n_ff, .ctx = mc.n_ctx_train, .rope_base = mc.rope_freq_base,
                 .rms_eps = mc.rms_eps, .tied = mc.tied_embeddings, .arch = std::string(mc.arch->name)};
-  TrainModel m(c, freeze_block_matrices);
+  TrainModel m(c, freeze_matrices);
   const ParamLayout all = ParamLayout::for_config(c);  // every tensor's shape, frozen ones included
   // A tensor of the file with the shape the trainer expects, as a view of its stored rows.
   auto stored = [&](const std::string& name, const std::vector<int64_t>& shape) {
@@ -146,9 +146,11 @@ TrainModel import_gguf(const GgufFile& f, bool freeze_block_matrices) {
     const WeightView v = stored(t.name, t.shape);
     for (int64_t r = 0; r < v.n_rows; ++r) dequantize_row(m.params.data() + t.offset + r * v.n_cols, v, r);
   }
-  if (freeze_block_matrices) {
+  if (freeze_matrices) {
     auto frozen = std::make_shared<FrozenMatrices>();
     frozen->map = f.map;
+    frozen->token_embd = stored(tensor_name::token_embd, all.get(tensor_name::token_embd).shape);
+    frozen->output = c.tied ? frozen->token_embd : stored(tensor_name::output, all.get(tensor_name::output).shape);
     for (int l = 0; l < c.n_layers; ++l) {
       auto& layer = frozen->layers.emplace_back();
       for (size_t k = 0; k < tensor_name::block_matrices.size(); ++k) {

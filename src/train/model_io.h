@@ -31,9 +31,10 @@ std::unique_ptr<Model> inference_model(const TrainModel& m, const Tokenizer& tok
 
 // A llama or qwen2 GGUF as a trainable model, every tensor converted to f32 (any type the engine
 // reads). Throws FormatError naming the file and the key or tensor for other architectures,
-// shapes, or a tensor the trainer has no parameter for. freeze_block_matrices (LoRA): the seven
-// block matrices stay in the file's type, frozen (TrainModel::frozen; the file's mapping is kept).
-TrainModel import_gguf(const GgufFile& f, bool freeze_block_matrices = false);
+// shapes, or a tensor the trainer has no parameter for. freeze_matrices (LoRA): every matrix
+// (token_embd, the seven block matrices, output) stays in the file's type, frozen
+// (TrainModel::frozen; the file's mapping is kept); only norms and biases become f32.
+TrainModel import_gguf(const GgufFile& f, bool freeze_matrices = false);
 // The tokenizer.* keys of a file (to write them back on export).
 std::vector<std::pair<std::string, GgufValue>> tokenizer_metadata(const GgufFile& f);
 

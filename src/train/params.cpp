@@ -9,11 +9,11 @@
 
 namespace ponder {
 
-ParamLayout ParamLayout::for_config(const TrainConfig& c, bool without_block_matrices) {
+ParamLayout ParamLayout::for_config(const TrainConfig& c, bool without_matrices) {
   c.validate();
   ParamLayout p;
   auto add = [&](const std::string& name, std::vector<int64_t> shape) {
-    if (without_block_matrices && shape.size() == 2 && name.rfind("blk.", 0) == 0) return;
+    if (without_matrices && shape.size() == 2) return;
     size_t n = 1;
     for (int64_t d : shape) n *= size_t(d);
     p.tensors.push_back({.name = name, .shape = shape, .offset = p.total, .size = n, .decay = shape.size() == 2});
@@ -61,7 +61,7 @@ ParamView view_params(const TrainConfig& c, const ParamLayout& layout, float* ba
     return t ? base + t->offset : nullptr;
   };
   ParamView v;
-  v.token_embd = at(tensor_name::token_embd);
+  v.token_embd = matrix(tensor_name::token_embd);
   const bool bias = c.qkv_bias();
   for (int l = 0; l < c.n_layers; ++l) {
     auto n = [&](const char* s) { return at(tensor_name::block(l, s)); };
@@ -73,15 +73,16 @@ ParamView view_params(const TrainConfig& c, const ParamLayout& layout, float* ba
                         .w_gate = w("ffn_gate.weight"), .w_up = w("ffn_up.weight"), .w_down = w("ffn_down.weight")});
   }
   v.output_norm = at(tensor_name::output_norm);
-  v.output = c.tied ? v.token_embd : at(tensor_name::output);
+  v.output = c.tied ? v.token_embd : matrix(tensor_name::output);
   return v;
 }
 
-TrainModel::TrainModel(const TrainConfig& c, bool without_block_matrices)
-    : config(c), layout(ParamLayout::for_config(c, without_block_matrices)), params(layout.total, 0.f) {}
+TrainModel::TrainModel(const TrainConfig& c, bool without_matrices)
+    : config(c), layout(ParamLayout::for_config(c, without_matrices)), params(layout.total, 0.f) {}
 
 int64_t FrozenMatrices::bytes() const {
-  int64_t n = 0;
+  int64_t n = token_embd.n_rows * token_embd.row_bytes();
+  if (output.data != token_embd.data) n += output.n_rows * output.row_bytes();
   for (const auto& layer : layers)
     for (const WeightView& w : layer) n += w.n_rows * w.row_bytes();
   return n;
@@ -98,11 +99,30 @@ const float* block_matrix(const TrainModel& m, const float* param, int l, int wh
   return out;
 }
 
+const float* head_rows(const TrainModel& m, const float* param, int64_t v0, int64_t n, std::vector<float>& scratch) {
+  const int64_t C = m.config.dim;
+  if (param) return param + v0 * C;
+  if (!m.frozen) throw InvalidArgument("head_rows: the LM head is in neither params nor a frozen base");
+  const WeightView& w = m.frozen->output;
+  if (v0 < 0 || n < 0 || v0 + n > w.n_rows) throw InvalidArgument("head_rows: rows out of range");
+  scratch.resize(size_t(n * C));
+  float* out = scratch.data();
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < n; ++r) dequantize_row(out + r * C, w, v0 + r);
+  return out;
+}
+
 TrainModel thaw(const TrainModel& m) {
   if (!m.frozen) return m;
   TrainModel full(m.config);
   for (const ParamTensor& t : m.layout.tensors)
     std::copy_n(m.params.data() + t.offset, t.size, full.params.data() + full.layout.get(t.name).offset);
+  auto dequantize = [&](const WeightView& w, const std::string& name) {
+    float* out = full.params.data() + full.layout.get(name).offset;
+    for (int64_t r = 0; r < w.n_rows; ++r) dequantize_row(out + r * w.n_cols, w, r);
+  };
+  dequantize(m.frozen->token_embd, tensor_name::token_embd);
+  if (!m.config.tied) dequantize(m.frozen->output, tensor_name::output);
   std::vector<float> scratch;
   for (int l = 0; l < m.config.n_layers; ++l)
     for (size_t k = 0; k < tensor_name::block_matrices.size(); ++k) {

@@ -26,9 +26,10 @@ struct ParamTensor {
 struct ParamLayout {
   std::vector<ParamTensor> tensors;
   size_t total = 0;
-  // without_block_matrices: the layout of a model whose seven block matrices (attn_q/k/v/output,
-  // ffn_gate/up/down) are frozen outside it (FrozenMatrices).
-  static ParamLayout for_config(const TrainConfig& c, bool without_block_matrices = false);
+  // without_matrices: the layout of a model whose matrices (token_embd, the seven block matrices
+  // attn_q/k/v/output and ffn_gate/up/down, output) are frozen outside it (FrozenMatrices): the
+  // norms and biases only.
+  static ParamLayout for_config(const TrainConfig& c, bool without_matrices = false);
   const ParamTensor& get(const std::string& name) const;  // throws InvalidArgument
   const ParamTensor* find(const std::string& name) const;  // nullptr when absent
 };
@@ -57,23 +58,26 @@ struct ParamView {
 };
 ParamView view_params(const TrainConfig& c, const ParamLayout& layout, float* base);
 
-// LoRA on a GGUF model keeps the base's block matrices frozen in the file's own type (F32, F16,
-// BF16, Q8_0, the k-quants, ...): views into the mapped file, dequantized to f32 one matrix at a
-// time where a training step reads them (block_matrix). The f32 values are the ones import_gguf
-// would have stored, so the arithmetic is the same as with the matrices in params.
+// LoRA on a GGUF model keeps the base's matrices frozen in the file's own type (F32, F16, BF16,
+// Q8_0, the k-quants, ...): views into the mapped file, dequantized to f32 where a training step
+// reads them: a block matrix whole (block_matrix), the token embedding row by row, the LM head
+// kHeadPiece rows at a time (embedding_rows). The f32 values are the ones import_gguf would have
+// stored, so the arithmetic is the same as with the matrices in params.
 struct FrozenMatrices {
   std::shared_ptr<const MappedFile> map;           // keeps the bytes alive
+  WeightView token_embd;                           // (V, C)
+  WeightView output;                               // (V, C): token_embd's view when tied
   std::vector<std::array<WeightView, 7>> layers;  // per layer, in tensor_name::block_matrices order
-  int64_t bytes() const;                          // the matrices' stored bytes
+  int64_t bytes() const;                          // the matrices' stored bytes (a tied head once)
 };
 
 struct TrainModel {
   TrainConfig config;
   ParamLayout layout;
   std::vector<float> params;  // (layout.total)
-  std::shared_ptr<const FrozenMatrices> frozen;  // the block matrices when not in params (LoRA)
+  std::shared_ptr<const FrozenMatrices> frozen;  // the matrices when not in params (LoRA)
 
-  explicit TrainModel(const TrainConfig& c, bool without_block_matrices = false);
+  explicit TrainModel(const TrainConfig& c, bool without_matrices = false);
   ParamView view() { return view_params(config, layout, params.data()); }
   size_t n_params() const { return layout.total; }
 };
@@ -81,6 +85,15 @@ struct TrainModel {
 // Matrix `which` (tensor_name::block_matrices order) of layer l as f32: `param` itself (the
 // model's view of it), or with a frozen base the matrix dequantized into scratch (resized).
 const float* block_matrix(const TrainModel& m, const float* param, int l, int which, std::vector<float>& scratch);
+
+// Rows v0..v0+n-1 of the LM head (V, C) as f32: `param` (the model's view of the head) offset to
+// row v0, or with a frozen base those rows dequantized into scratch (resized).
+const float* head_rows(const TrainModel& m, const float* param, int64_t v0, int64_t n, std::vector<float>& scratch);
+
+// Rows of a frozen LM head dequantized at a time (head_rows). A multiple of sgemm's fixed K block
+// (256): dX = dlogits W summed piece by piece (beta = 1 after the first) has the bits of the
+// single product over the whole vocabulary.
+inline constexpr int64_t kHeadPiece = 4096;
 
 // The model with every parameter in params: a frozen base's matrices dequantized (export, merge).
 TrainModel thaw(const TrainModel& m);

@@ -1,6 +1,7 @@
-// LoRA with the base frozen in its stored type (TrainModel::frozen): a training step on a
-// quantized or F16 file is, bit for bit, the step on the same weights held as f32 parameters; the
-// engine runs the adapters without merging them (LoraDelta), as the trainer's forward computes them.
+// LoRA with the base frozen in its stored type (TrainModel::frozen: every matrix, the embedding and
+// LM head too): a training step on a quantized or F16 file is, bit for bit, the step on the same
+// weights held as f32 parameters; the engine runs the adapters without merging them (LoraDelta), as
+// the trainer's forward computes them.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -50,7 +51,12 @@ TEST_P(FrozenBase, TrainingStepEqualsTheF32BaseBitwise) {
   const TrainModel full = import_gguf(f);
   const TrainModel frozen = import_gguf(f, true);
   ASSERT_TRUE(frozen.frozen);
-  EXPECT_LT(frozen.params.size(), full.params.size()) << "the block matrices are not f32 parameters";
+  // Only the norms and biases are f32 parameters: no matrix, the embedding and LM head included.
+  const TrainConfig& c = full.config;
+  EXPECT_EQ(frozen.params.size(), ParamLayout::for_config(c, true).total);
+  EXPECT_LT(frozen.params.size(), size_t(c.n_layers) * 8 * size_t(c.dim + c.ffn));
+  EXPECT_EQ(frozen.frozen->token_embd.n_rows, c.vocab);
+  EXPECT_EQ(frozen.frozen->output.data == frozen.frozen->token_embd.data, c.tied);
   EXPECT_EQ(frozen.frozen->layers.size(), size_t(full.config.n_layers));
   EXPECT_EQ(thaw(frozen).params, full.params);
 
@@ -73,7 +79,9 @@ TEST_P(FrozenBase, TrainingStepEqualsTheF32BaseBitwise) {
 
 INSTANTIATE_TEST_SUITE_P(SharedModels, FrozenBase,
                          ::testing::Values("models/kq/tiny-qwen2-kq-q8_0.gguf", "models/kq/tiny-qwen2-kq-q4_k_m.gguf",
-                                           "models/kq/tiny-llama-kq-q6_k.gguf", "models/kq/tiny-llama-kq.gguf"));
+                                           "models/kq/tiny-llama-kq-q6_k.gguf", "models/kq/tiny-llama-kq.gguf",
+                                           // 152K-word vocabularies (F16, Q8_0): the LM head in 38 pieces
+                                           "models/tiny-r1distill-random.gguf", "models/tiny-qwen2-random-q8_0.gguf"));
 
 // The engine with the adapters attached (an f32 base, so both sides multiply in f32) gives the
 // trainer's log-probs within 1e-5 relative (the import test's bound: the two sum in different
