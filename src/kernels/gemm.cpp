@@ -105,6 +105,7 @@ struct Problem {
 struct Grid {
   int64_t n_strips, n_panels, n_kb;
   int64_t strips_per_task, panels_per_task, n_mb, n_nb;
+  bool columns_outer;  // task order: every row block of a column block before the next column block
   bool pack_b;
   float* bp;         // packed B: (n_kb, n_panels, kKC, kNR) when pack_b
   int* panel_state;  // (n_kb, n_panels): kPanelEmpty, kPanelPacking or kPanelReady
@@ -396,6 +397,10 @@ Grid make_grid(const Problem& p, int n_threads) {
   g.panels_per_task = ppt;
   g.n_mb = ceil_div(g.n_strips, spt);
   g.n_nb = ceil_div(g.n_panels, ppt);
+  // Consecutive tasks share the larger operand's block, so it is read from memory once and from
+  // the shared cache after that: with B the larger (a weight matrix times a few hundred rows), a
+  // column block's tasks run one after another; otherwise a row block's.
+  g.columns_outer = double(p.K) * double(p.N) > double(p.M) * double(p.K);
   return g;
 }
 
@@ -448,7 +453,8 @@ void run_task(const Problem& p, const Grid& g, int64_t index) {
     throw std::bad_alloc();  // sgemm_fail_allocation_for_testing
   float* ap = a_buffer.reserve(size_t(kMaxStrips * kKC * kMR));
   float* bs = b_scratch.reserve(size_t(kKC * kNR));
-  const int64_t mb = index / g.n_nb, nb = index % g.n_nb;
+  const int64_t mb = g.columns_outer ? index % g.n_mb : index / g.n_nb;
+  const int64_t nb = g.columns_outer ? index / g.n_mb : index % g.n_nb;
   const int64_t s_begin = mb * g.strips_per_task, s_end = std::min(g.n_strips, s_begin + g.strips_per_task);
   const int64_t j_begin = nb * g.panels_per_task, j_end = std::min(g.n_panels, j_begin + g.panels_per_task);
   const int64_t a_row_bytes = std::min(p.M - s_begin * kMR, (s_end - s_begin) * kMR) * int64_t(sizeof(float));
