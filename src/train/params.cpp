@@ -88,10 +88,21 @@ int64_t FrozenMatrices::bytes() const {
   return n;
 }
 
+namespace {
+
+// A frozen matrix stored as f32 (and float-aligned, as GGUF's alignment guarantees): read in place.
+const float* stored_f32(const WeightView& w) {
+  const bool aligned = reinterpret_cast<uintptr_t>(w.data) % alignof(float) == 0;
+  return w.type == GgmlType::F32 && aligned ? reinterpret_cast<const float*>(w.data) : nullptr;
+}
+
+}  // namespace
+
 const float* block_matrix(const TrainModel& m, const float* param, int l, int which, std::vector<float>& scratch) {
   if (param) return param;
   if (!m.frozen) throw InvalidArgument("block_matrix: layer " + std::to_string(l) + " matrix " + std::to_string(which) + " is in neither params nor a frozen base");
   const WeightView& w = m.frozen->layers[size_t(l)][size_t(which)];
+  if (const float* f = stored_f32(w)) return f;
   scratch.resize(size_t(w.n_rows * w.n_cols));
   float* out = scratch.data();
 #pragma omp parallel for schedule(static)
@@ -105,6 +116,7 @@ const float* head_rows(const TrainModel& m, const float* param, int64_t v0, int6
   if (!m.frozen) throw InvalidArgument("head_rows: the LM head is in neither params nor a frozen base");
   const WeightView& w = m.frozen->output;
   if (v0 < 0 || n < 0 || v0 + n > w.n_rows) throw InvalidArgument("head_rows: rows out of range");
+  if (const float* f = stored_f32(w)) return f + v0 * C;
   scratch.resize(size_t(n * C));
   float* out = scratch.data();
 #pragma omp parallel for schedule(static)
@@ -126,8 +138,9 @@ TrainModel thaw(const TrainModel& m) {
   std::vector<float> scratch;
   for (int l = 0; l < m.config.n_layers; ++l)
     for (size_t k = 0; k < tensor_name::block_matrices.size(); ++k) {
-      const float* w = block_matrix(m, nullptr, l, int(k), scratch);
-      std::copy(w, w + scratch.size(), full.params.data() + full.layout.get(tensor_name::block(l, tensor_name::block_matrices[k])).offset);
+      const ParamTensor& t = full.layout.get(tensor_name::block(l, tensor_name::block_matrices[k]));
+      const float* w = block_matrix(m, nullptr, l, int(k), scratch);  // scratch, or the file's f32 bytes
+      std::copy_n(w, t.size, full.params.data() + t.offset);
     }
   return full;
 }
