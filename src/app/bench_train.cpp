@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "decode/model_runner.h"
+#include "kernels/fma_peak.h"
 #include "decode/paths.h"
 #include "model/model.h"
 #include "tasks/task.h"
@@ -92,6 +93,7 @@ void run_train_bench(const TrainBenchArgs& a) {
   }
   const double tokens = double(a.batch) * a.ctx;
   const double step_s = median(total);
+  const double peak = fma_peak_gflops(omp_get_max_threads());
   // Model FLOPs per token: 6 x the matmul parameters (forward 2, backward 4), plus the attention
   // scores and mixing (QK^T and AV over on average T/2 keys: 2 x 2 x q_dim x T/2 forward, x3).
   double matmul_params = double(c.vocab) * c.dim;
@@ -115,6 +117,7 @@ void run_train_bench(const TrainBenchArgs& a) {
       {"adamw_ms", median(upd) * 1e3},
       {"tok_s", tokens / step_s},
       {"gflop_s", flops_per_token * tokens / step_s / 1e9},
+      {"fma_peak_gflop_s", peak},
       {"first_loss", losses.front()},
       {"last_loss", losses.back()},
   };
@@ -133,8 +136,9 @@ void run_train_bench(const TrainBenchArgs& a) {
               a.batch, a.ctx, omp_get_max_threads(), a.steps);
   std::printf("  forward %8.1f ms  backward %8.1f ms  adamw %6.1f ms  total %8.1f ms\n", median(fwd) * 1e3,
               median(bwd) * 1e3, median(upd) * 1e3, step_s * 1e3);
-  std::printf("  %.0f tokens/s, %.1f GFLOP/s (model FLOPs), loss %.4f -> %.4f\n", tokens / step_s,
-              flops_per_token * tokens / step_s / 1e9, losses.front(), losses.back());
+  const double gflop_s = flops_per_token * tokens / step_s / 1e9;
+  std::printf("  %.0f tokens/s, %.1f GFLOP/s (model FLOPs): %.0f%% of the FP32 FMA peak measured here (%.0f GFLOP/s), "
+              "loss %.4f -> %.4f\n", tokens / step_s, gflop_s, 100.0 * gflop_s / peak, peak, losses.front(), losses.back());
 }
 
 void run_rollout_bench(const RolloutBenchArgs& a) {
