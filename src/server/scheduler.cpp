@@ -319,7 +319,7 @@ void Scheduler::run_step(std::unique_lock<std::mutex>& lk) {
   for (const Item& it : items) it.w->in_flight = true;
   lk.unlock();
 
-  std::vector<float> logits;
+  std::vector<float>& logits = step_logits_;
   std::exception_ptr error;
   const auto t0 = std::chrono::steady_clock::now();
   {
