@@ -398,9 +398,9 @@ Grid make_grid(const Problem& p, int n_threads) {
   g.n_mb = ceil_div(g.n_strips, spt);
   g.n_nb = ceil_div(g.n_panels, ppt);
   // Consecutive tasks share the larger operand's block, so it is read from memory once and from
-  // the shared cache after that: with B the larger (a weight matrix times a few hundred rows), a
-  // column block's tasks run one after another; otherwise a row block's.
-  g.columns_outer = double(p.K) * double(p.N) > double(p.M) * double(p.K);
+  // the shared cache after that: with B (K x N) larger than A (M x K), i.e. N > M (a weight matrix
+  // times a few hundred rows), a column block's tasks run one after another; otherwise a row block's.
+  g.columns_outer = p.N > p.M;
   return g;
 }
 
