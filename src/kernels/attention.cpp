@@ -39,16 +39,37 @@ void for_each_position(const float* const* blocks, const KvBlocks& kv, int kv_di
 void weighted_sum(float* out, const float* w, const KvBlocks& kv, int kv_dim, int offset, int D, int n_lanes,
                   float* lanes) {
   const int n_used = std::min(kv.n_ctx, n_lanes);  // lanes with a position; the others are +0
-  std::fill(lanes, lanes + size_t(n_used) * size_t(D), 0.0f);
-  for_each_position(kv.v, kv, kv_dim, offset, [&](int p, const float* v) {
-    float* acc = lanes + size_t(p % n_lanes) * size_t(D);
-    int d = 0;
+  // Lane by lane, 64 elements at a time held in registers: lane l takes positions l, l + n_lanes,
+  // ... in order, so each element sees the same fmas in the same order as position by position.
+  constexpr int kChunk = 64;
+  for (int l = 0; l < n_used; ++l)
+    for (int d0 = 0; d0 < D; d0 += kChunk) {
+      const int nd = std::min(kChunk, D - d0);
+      float* acc = lanes + size_t(l) * size_t(D) + d0;
+      auto each_position = [&](auto fn) {  // fn(weight, values) for the lane's positions in order
+        int b = l / kv.block_size, i = l % kv.block_size;
+        for (int p = l; p < kv.n_ctx; p += n_lanes) {
+          fn(w[p], kv.v[b] + size_t(i) * size_t(kv_dim) + offset + d0);
+          for (i += n_lanes; i >= kv.block_size; i -= kv.block_size) ++b;
+        }
+      };
 #if PONDER_ATTN_SIMD
-    const __m256 wp = _mm256_set1_ps(w[p]);
-    for (; d + 8 <= D; d += 8) _mm256_storeu_ps(acc + d, _mm256_fmadd_ps(wp, _mm256_loadu_ps(v + d), _mm256_loadu_ps(acc + d)));
+      if (nd == kChunk) {
+        __m256 a[kChunk / 8];
+        for (__m256& x : a) x = _mm256_setzero_ps();
+        each_position([&](float wp, const float* v) {
+          const __m256 w8 = _mm256_set1_ps(wp);
+          for (int u = 0; u < kChunk / 8; ++u) a[u] = _mm256_fmadd_ps(w8, _mm256_loadu_ps(v + 8 * u), a[u]);
+        });
+        for (int u = 0; u < kChunk / 8; ++u) _mm256_storeu_ps(acc + 8 * u, a[u]);
+        continue;
+      }
 #endif
-    for (; d < D; ++d) acc[d] = std::fma(w[p], v[d], acc[d]);
-  });
+      std::fill(acc, acc + nd, 0.0f);
+      each_position([&](float wp, const float* v) {
+        for (int d = 0; d < nd; ++d) acc[d] = std::fma(wp, v[d], acc[d]);
+      });
+    }
   auto lane = [&](int l) -> const float* { return l < n_used ? lanes + size_t(l) * D : nullptr; };
   auto add = [&](float* dst, const float* a, const float* b) {  // dst = a + b, a null lane is +0
     for (int d = 0; d < D; ++d) dst[d] = (a ? a[d] : 0.0f) + (b ? b[d] : 0.0f);

@@ -179,36 +179,41 @@ namespace {
 // p % L with the lanes past the context holding +0 (llama.cpp's padded positions): L = 64 for
 // one query token (ggml_vec_dot_f32: (a[l] + a[l+32]) + (a[l+16] + a[l+48]), then halving),
 // L = 16 for a batch of query tokens (tinyBLAS: halving). Bitwise, at context lengths on both
-// sides of 16 and 64, across cache blocks of 16.
+// sides of 16 and 64, across cache blocks of 16, for head sizes 64 and 128 (whole 64-element
+// chunks of the SIMD path) and 40 (the portable path).
 TEST(Attention, WeightedSumFollowsLlamaCppOrderBitwise) {
-  const int Hkv = 2, D = 64, kvd = Hkv * D, bs = 16;
-  for (AttentionOrder order : {AttentionOrder::OneToken, AttentionOrder::Batch})
-    for (int n_ctx : {1, 3, 16, 17, 40, 64, 65, 130}) {
-      SCOPED_TRACE("n_ctx=" + std::to_string(n_ctx) + (order == AttentionOrder::Batch ? " batch" : " one token"));
-      const auto q = randn(D, 11), k = randn(size_t(n_ctx) * kvd, 12), v = randn(size_t(n_ctx) * kvd, 13);
-      const int nb = (n_ctx + bs - 1) / bs;
-      std::vector<const float*> kp(static_cast<size_t>(nb)), vp(static_cast<size_t>(nb));
-      for (int b = 0; b < nb; ++b) kp[size_t(b)] = k.data() + size_t(b) * bs * kvd, vp[size_t(b)] = v.data() + size_t(b) * bs * kvd;
-      const float scale = 0.125f;
-      std::vector<float> scratch(attention_scratch_floats(n_ctx, D)), out(D);
-      const int g = 1;  // the second KV head
-      attention_head_forward(out.data(), q.data(),
-                             KvBlocks{.k = kp.data(), .v = vp.data(), .block_size = bs, .n_ctx = n_ctx}, g, Hkv, D, scale,
-                             order, scratch.data());
-      std::vector<float> p(static_cast<size_t>(n_ctx));
-      for (int i = 0; i < n_ctx; ++i) p[size_t(i)] = dot_f32(q.data(), k.data() + size_t(i) * kvd + g * D, D) * scale;
-      softmax_forward(p.data(), n_ctx);
-      const int L = order == AttentionOrder::Batch ? 16 : 64;
-      for (int d = 0; d < D; ++d) {
-        float lane[64] = {};
-        for (int i = 0; i < n_ctx; ++i) lane[i % L] = std::fma(p[size_t(i)], v[size_t(i) * kvd + g * D + d], lane[i % L]);
-        float s[16];
-        for (int l = 0; l < 16; ++l) s[l] = L == 64 ? (lane[l] + lane[l + 32]) + (lane[l + 16] + lane[l + 48]) : lane[l];
-        for (int half = 8; half >= 1; half /= 2)
-          for (int l = 0; l < half; ++l) s[l] = s[l] + s[l + half];
-        ASSERT_EQ(fp32_to_bits(out[size_t(d)]), fp32_to_bits(s[0])) << "element " << d;
+  const int Hkv = 2, bs = 16;
+  for (const int D : {64, 128, 40}) {
+    for (AttentionOrder order : {AttentionOrder::OneToken, AttentionOrder::Batch})
+      for (int n_ctx : {1, 3, 16, 17, 40, 64, 65, 130}) {
+        const int kvd = Hkv * D;
+        SCOPED_TRACE("D=" + std::to_string(D) + " n_ctx=" + std::to_string(n_ctx) +
+                     (order == AttentionOrder::Batch ? " batch" : " one token"));
+        const auto q = randn(D, 11), k = randn(size_t(n_ctx) * kvd, 12), v = randn(size_t(n_ctx) * kvd, 13);
+        const int nb = (n_ctx + bs - 1) / bs;
+        std::vector<const float*> kp(static_cast<size_t>(nb)), vp(static_cast<size_t>(nb));
+        for (int b = 0; b < nb; ++b) kp[size_t(b)] = k.data() + size_t(b) * bs * kvd, vp[size_t(b)] = v.data() + size_t(b) * bs * kvd;
+        const float scale = 0.125f;
+        std::vector<float> scratch(attention_scratch_floats(n_ctx, D)), out(D);
+        const int g = 1;  // the second KV head
+        attention_head_forward(out.data(), q.data(),
+                               KvBlocks{.k = kp.data(), .v = vp.data(), .block_size = bs, .n_ctx = n_ctx}, g, Hkv, D, scale,
+                               order, scratch.data());
+        std::vector<float> p(static_cast<size_t>(n_ctx));
+        for (int i = 0; i < n_ctx; ++i) p[size_t(i)] = dot_f32(q.data(), k.data() + size_t(i) * kvd + g * D, D) * scale;
+        softmax_forward(p.data(), n_ctx);
+        const int L = order == AttentionOrder::Batch ? 16 : 64;
+        for (int d = 0; d < D; ++d) {
+          float lane[64] = {};
+          for (int i = 0; i < n_ctx; ++i) lane[i % L] = std::fma(p[size_t(i)], v[size_t(i) * kvd + g * D + d], lane[i % L]);
+          float s[16];
+          for (int l = 0; l < 16; ++l) s[l] = L == 64 ? (lane[l] + lane[l + 32]) + (lane[l + 16] + lane[l + 48]) : lane[l];
+          for (int half = 8; half >= 1; half /= 2)
+            for (int l = 0; l < half; ++l) s[l] = s[l] + s[l + half];
+          ASSERT_EQ(fp32_to_bits(out[size_t(d)]), fp32_to_bits(s[0])) << "element " << d;
+        }
       }
-    }
+  }
 }
 
 }  // namespace
