@@ -4,8 +4,10 @@
 For each concurrency level C, C clients each send streamed /v1/completions requests back to back
 (greedy, a fixed mix of prompt lengths, max_tokens new tokens) until R requests have finished; it
 reports requests/s, generated tokens/s (all clients), time to first token and inter-token latency
-(p50/p99), and the throughput ratio to one client. Then the loaded time-to-first-token check: a
-short request's TTFT while 8 long streams run, against its TTFT on an idle server.
+(p50/p99), the throughput ratio to one client, and (from ponder's /metrics) the server's mean
+forward step, to set beside the engine's own (`ponder bench --paths 1,8`). Then the loaded
+time-to-first-token check: a short request's TTFT while 8 long streams run, against its TTFT on
+an idle server.
 
 Usage:
   build/ponder serve -m MODEL.gguf --port 8080 &
@@ -78,6 +80,20 @@ def stream_request(url, prompt, max_tokens, seed):
     return first, gaps, usage_tokens if usage_tokens is not None else chunks, time.perf_counter() - t0
 
 
+def server_steps(url):
+    """(steps, seconds in forward steps) from ponder's /metrics, or None from another server."""
+    try:
+        u = urllib.parse.urlparse(url)
+        conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=10)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        conn.close()
+        m = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+        return float(m["ponder_steps_total"]), float(m["ponder_step_seconds_total"])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
 def run_level(url, clients, total, max_tokens):
     # Prompts differ between levels too, so no server answers from a cache of the previous level.
     lock = threading.Lock()
@@ -103,6 +119,7 @@ def run_level(url, clients, total, max_tokens):
                 itl.extend(gaps)
                 tokens[0] += n
 
+    before = server_steps(url)
     t0 = time.perf_counter()
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for t in threads:
@@ -110,7 +127,12 @@ def run_level(url, clients, total, max_tokens):
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
-    return {"clients": clients, "requests": total, "errors": len(errors), "seconds": wall,
+    after = server_steps(url)
+    # The server's mean forward step (ponder only): compare it with `ponder bench --paths 1,8`,
+    # which times the engine's step alone.
+    step_ms = (1e3 * (after[1] - before[1]) / (after[0] - before[0])
+               if before and after and after[0] > before[0] else float("nan"))
+    return {"clients": clients, "step_ms": step_ms, "requests": total, "errors": len(errors), "seconds": wall,
             "requests_per_s": total / wall, "gen_tok_s": tokens[0] / wall,
             "ttft_p50_ms": 1e3 * percentile(ttft, 50), "ttft_p99_ms": 1e3 * percentile(ttft, 99),
             "itl_p50_ms": 1e3 * percentile(itl, 50), "itl_p99_ms": 1e3 * percentile(itl, 99)}
@@ -157,14 +179,14 @@ def main():
     stream_request(a.url, "warm up", 4, 0)
     rows = []
     print(f"{'clients':>7} {'req/s':>7} {'gen tok/s':>10} {'x 1 client':>10} {'TTFT p50':>9} {'TTFT p99':>9} "
-          f"{'ITL p50':>8} {'ITL p99':>8} {'errors':>6}")
+          f"{'ITL p50':>8} {'ITL p99':>8} {'errors':>6} {'step':>8}")
     for c in levels:
         r = run_level(a.url, c, max(a.requests, c), a.max_tokens)
         r["x_one_client"] = r["gen_tok_s"] / rows[0]["gen_tok_s"] if rows else 1.0
         rows.append(r)
         print(f"{c:>7} {r['requests_per_s']:>7.2f} {r['gen_tok_s']:>10.1f} {r['x_one_client']:>10.2f} "
               f"{r['ttft_p50_ms']:>7.0f}ms {r['ttft_p99_ms']:>7.0f}ms {r['itl_p50_ms']:>6.1f}ms "
-              f"{r['itl_p99_ms']:>6.1f}ms {r['errors']:>6}", flush=True)
+              f"{r['itl_p99_ms']:>6.1f}ms {r['errors']:>6} {r['step_ms']:>6.1f}ms", flush=True)
     out = {"levels": rows}
     if not a.no_ttft_check:
         t = loaded_ttft(a.url, a.long_tokens, a.probes)
