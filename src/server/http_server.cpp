@@ -112,6 +112,9 @@ void HttpServer::Impl::routes() {
   const int threads = std::max(8, options.http_threads);
   svr.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
   svr.set_keep_alive_timeout(5);
+  // Streamed tokens are small writes: without TCP_NODELAY, Nagle's algorithm holds each one until
+  // the client acknowledges the previous one, which a delayed ACK can put off by 40 ms.
+  svr.set_tcp_nodelay(true);
   svr.set_socket_options([this](socket_t sock) {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
