@@ -1,5 +1,6 @@
 // Kernel micro-benchmarks (Google Benchmark): matmul per weight type at decode (T=1), 8-path (T=8)
-// and prompt (T=512) shapes of Qwen2-0.5B and 1.5B layers, attention over a growing context.
+// and prompt (T=512) shapes of Qwen2-0.5B and 1.5B layers, 28 layers' matrices in turn (the
+// weight stream from memory as decode sees it), attention over a growing context.
 // Run: build/ponder_bench_kernels [--benchmark_filter=...]
 #include <benchmark/benchmark.h>
 
@@ -123,6 +124,39 @@ void matmul_at_args(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_MatmulAt)
     ->ArgNames({"type", "T", "N", "K", "level", "chunk"})
     ->Apply(matmul_at_args)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// A decode step's pattern: 28 matrices of one FFN shape run one after another (more bytes than
+// the caches hold), the T tokens alone, so the figure is the weight stream's rate from memory as
+// a model's layers see it (one large matrix streams faster than many of this size).
+// args: type, T, N, K
+void BM_MatmulLayers(benchmark::State& state) {
+  const auto type = GgmlType(state.range(0));
+  const int64_t T = state.range(1), N = state.range(2), K = state.range(3);
+  constexpr int kLayers = 28;
+  std::vector<Weights> layers;
+  for (int l = 0; l < kLayers; ++l) layers.push_back(make_weights(type, N, K));
+  std::vector<float> x(size_t(T * K)), y(size_t(T * N));
+  Rng rng(2);
+  for (float& v : x) v = float(rng.normal());
+  PackedActivations p;
+  pack_activations(p, x.data(), T, K, type, {});
+  for (auto _ : state) {
+    for (const Weights& w : layers) matmul(y.data(), N, p, w.view);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["weight_GB/s"] = benchmark::Counter(double(kLayers * N * ggml_row_size(type, K)),
+                                                     benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_MatmulLayers)
+    ->ArgNames({"type", "T", "N", "K"})
+    ->Args({int(GgmlType::Q4_K), 1, 8960, 1536})  // Qwen2-1.5B FFN up/gate
+    ->Args({int(GgmlType::Q4_K), 4, 8960, 1536})
+    ->Args({int(GgmlType::Q4_K), 8, 8960, 1536})
+    ->Args({int(GgmlType::Q6_K), 1, 1536, 8960})  // FFN down
+    ->Args({int(GgmlType::Q8_0), 1, 4864, 896})   // Qwen2-0.5B FFN up/gate
+    ->Args({int(GgmlType::Q8_0), 8, 4864, 896})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
