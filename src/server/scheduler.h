@@ -152,6 +152,7 @@ class Scheduler {
   // The logits of a step (the loop thread's; kept so that a step does not map fresh pages for
   // megabytes of rows: a vocabulary of 152K words is 0.6 MB a row).
   std::vector<float> step_logits_;
+  bool last_step_prompts_only_ = false;  // the last step left the decode tokens out (run_step)
 
   mutable std::mutex mu_;  // the queue, the running set, the workers' step hand-off, metrics
   std::condition_variable cv_;
