@@ -25,6 +25,8 @@ const std::string& web_page() {
   details.reasoning { background: #f1f3f4; border-radius: 6px; padding: 4px 8px; margin-bottom: 6px; }
   details.reasoning summary { cursor: pointer; color: #555; font-size: 13px; }
   .reasoning-text, .answer { white-space: pre-wrap; }
+  /* Long unbroken strings (URLs, digits, a small model's babble) wrap instead of widening the page. */
+  .user, .reasoning-text, .answer, .meta, .error, table.votes td, table.votes th { overflow-wrap: anywhere; }
   .reasoning-text { color: #555; font-size: 13px; }
   table.votes { border-collapse: collapse; margin-top: 8px; font-size: 13px; }
   table.votes td, table.votes th { border: 1px solid #ccc; padding: 2px 8px; }

@@ -52,6 +52,15 @@ test("chat page: streamed reasoning and answer, strategies, vote table", async (
     const metas = await page.$$eval(".turn:nth-of-type(2) .path .meta", (els) => els.map((e) => e.textContent));
     assert.equal(metas.length, 4);
     for (const m of metas) assert.match(m, /score -?\d+\.\d{4}/);
+    // A long unbroken string (a URL, a small model's babble) wraps in its column and in the vote
+    // table instead of widening the page past the window.
+    await page.evaluate(() => {
+      const long = "x".repeat(3000);
+      document.querySelector(".turn:nth-of-type(2) .path .answer").textContent = long;
+      document.querySelector(".turn:nth-of-type(2) table.votes tr:last-child > :first-child").textContent = long;
+    });
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
+              "the page is no wider than the window");
     assert.deepEqual(errors, []);
     if (shot) await page.screenshot({ path: shot, fullPage: true });
   } finally {
