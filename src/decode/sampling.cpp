@@ -71,6 +71,23 @@ float max_logit(std::span<const Candidate> items) {
   return std::max(std::max(m[0], m[1]), std::max(m[2], m[3]));
 }
 
+// pick_argmax over the logits as Candidates::assign would list them (a NaN as -inf): the lowest
+// id holding the largest logit.
+int32_t argmax_logit(std::span<const float> logits) {
+  constexpr size_t kLanes = 16;
+  float m[kLanes];
+  std::fill(m, m + kLanes, -INFINITY);  // std::max passes a NaN over
+  size_t i = 0;
+  for (; i + kLanes <= logits.size(); i += kLanes)
+    for (size_t j = 0; j < kLanes; ++j) m[j] = std::max(m[j], logits[i + j]);
+  for (; i < logits.size(); ++i) m[0] = std::max(m[0], logits[i]);
+  float top = -INFINITY;
+  for (float v : m) top = std::max(top, v);
+  for (i = 0; i < logits.size(); ++i)
+    if ((std::isnan(logits[i]) ? -INFINITY : logits[i]) == top) break;
+  return int32_t(i);
+}
+
 // The n-th largest logit (1 <= n <= min(size, kHeapMax)), in one pass that keeps the n largest
 // seen so far in a min-heap: after the first few thousand, nearly every candidate loses the one
 // comparison with the heap's smallest, so this costs about one compare per candidate.
@@ -337,6 +354,14 @@ void Sampler::penalize(std::span<const float> logits) {
 
 int32_t Sampler::sample(std::span<const float> logits) {
   if (logits.empty()) throw InvalidArgument("sample: the logits are empty (n_vocab 0)");
+  if (opt_.greedy() && opt_.logit_bias.empty() && opt_.repetition_penalty == 1.0f && opt_.frequency_penalty == 0.0f &&
+      opt_.presence_penalty == 0.0f) {
+    // Nothing edits the logits: pick_argmax's choice read off them directly, without building the
+    // V candidates (a server step of 8 greedy streams spent ~1 ms of CPU on those copies).
+    const int32_t id = argmax_logit(logits);
+    accept(id);
+    return id;
+  }
   penalize(logits);
   int32_t id;
   if (opt_.greedy()) {

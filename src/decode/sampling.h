@@ -90,7 +90,6 @@ class Sampler {
   // Records a token chosen elsewhere (e.g. forced), so the penalties see it.
   void accept(int32_t id);
 
-  const Candidates& candidates() const { return cand_; }  // what the last sample() drew from
   const SamplingOptions& options() const { return opt_; }
   Rng& rng() { return rng_; }
 

@@ -427,6 +427,28 @@ TEST(SamplingSampler, GreedyPenalizesThenTakesArgmaxWithoutRandomness) {
   EXPECT_EQ(t.sample(tied), 1);
 }
 
+// Plain greedy (no bias, no penalty) reads the argmax off the logits without building
+// candidates; it must choose what pick_argmax chooses over Candidates::assign's list, NaNs and
+// ties included.
+TEST(SamplingSampler, PlainGreedyChoosesWhatPickArgmaxChooses) {
+  const float nan = std::nanf(""), inf = std::numeric_limits<float>::infinity();
+  std::vector<std::vector<float>> cases = {
+      {nan, 1.0f, 0.0f, nan}, {nan, nan, nan}, {-inf, -inf}, {nan, -inf, 2.0f, 2.0f, nan},
+      {5.0f}, {0.0f, -0.0f, 0.0f}, {1, 2, 3, 4, 5, 5, 5, 4}, {-inf, nan, -inf},
+  };
+  Rng rng(11);
+  for (int r = 0; r < 20; ++r) {  // a large vocabulary with a few ties at the top
+    std::vector<float> v(151936 + size_t(r));
+    for (float& x : v) x = float(int(rng.below(2000))) / 100.0f;
+    v[rng.below(v.size())] = nan;
+    cases.push_back(v);
+  }
+  for (const std::vector<float>& logits : cases) {
+    Sampler greedy(SamplingOptions{.temperature = 0.0f}, Rng(1));
+    EXPECT_EQ(greedy.sample(logits), ponder::pick_argmax(make(logits))) << logits.size();
+  }
+}
+
 TEST(SamplingSampler, AcceptAndLogitBiasReachTheStages) {
   // Only frequency 2 on the accepted id 0: 5 - 2 = 3 < 4, so greedy picks id 1.
   SamplingOptions opt{.temperature = 0.0f, .frequency_penalty = 2.0f};
