@@ -74,18 +74,29 @@ float max_logit(std::span<const Candidate> items) {
 // pick_argmax over the logits as Candidates::assign would list them (a NaN as -inf): the lowest
 // id holding the largest logit.
 int32_t argmax_logit(std::span<const float> logits) {
+  // One pass in 16 lanes, each keeping its largest value and where it first saw it (a NaN never
+  // passes the strict >); then the largest value's lowest position over the lanes.
   constexpr size_t kLanes = 16;
   float m[kLanes];
-  std::fill(m, m + kLanes, -INFINITY);  // std::max passes a NaN over
+  uint32_t at[kLanes];
+  std::fill(m, m + kLanes, -INFINITY);
+  std::fill(at, at + kLanes, 0u);
   size_t i = 0;
   for (; i + kLanes <= logits.size(); i += kLanes)
-    for (size_t j = 0; j < kLanes; ++j) m[j] = std::max(m[j], logits[i + j]);
-  for (; i < logits.size(); ++i) m[0] = std::max(m[0], logits[i]);
+    for (size_t j = 0; j < kLanes; ++j) {
+      const float v = logits[i + j];
+      at[j] = v > m[j] ? uint32_t(i + j) : at[j];
+      m[j] = v > m[j] ? v : m[j];
+    }
+  for (; i < logits.size(); ++i)
+    if (logits[i] > m[0]) m[0] = logits[i], at[0] = uint32_t(i);
   float top = -INFINITY;
   for (float v : m) top = std::max(top, v);
-  for (i = 0; i < logits.size(); ++i)
-    if ((std::isnan(logits[i]) ? -INFINITY : logits[i]) == top) break;
-  return int32_t(i);
+  if (top == -INFINITY) return 0;  // every logit -inf or NaN (-inf as a candidate): the lowest id
+  uint32_t best = std::numeric_limits<uint32_t>::max();
+  for (size_t j = 0; j < kLanes; ++j)
+    if (m[j] == top) best = std::min(best, at[j]);
+  return int32_t(best);
 }
 
 // The n-th largest logit (1 <= n <= min(size, kHeapMax)), in one pass that keeps the n largest
