@@ -318,15 +318,15 @@ void Scheduler::run_step(std::unique_lock<std::mutex>& lk) {
     // give up one step to it, never two in a row.
     bool last_piece = false;
     for (const Item& it : items) last_piece |= it.p->tokens.size() > 1 && it.p->done + it.n == it.p->tokens.size();
-    const bool prompts_only = last_piece && !last_step_prompts_only_;
-    if (prompts_only) {
-      size_t kept = 0;
+    size_t kept = items.size();
+    if (last_piece && !last_step_prompts_only_) {
+      kept = 0;
       for (size_t i = 0; i < items.size(); ++i)
         if (items[i].p->tokens.size() > 1) items[kept] = items[i], inputs[kept] = inputs[i], ++kept;
-      items.resize(kept);
-      inputs.resize(kept);
     }
-    last_step_prompts_only_ = prompts_only;
+    last_step_prompts_only_ = kept < items.size();
+    items.resize(kept);
+    inputs.resize(kept);
     int needed = 0;
     for (const StepInput& in : inputs) needed += runner_.pool().blocks_needed(runner_.kv(in.seq), int(in.tokens.size()));
     if (needed > runner_.pool().n_free()) evict_cached_blocks_locked(needed);
@@ -352,6 +352,7 @@ void Scheduler::run_step(std::unique_lock<std::mutex>& lk) {
 
   lk.lock();
   ++metrics_.steps_total;
+  if (last_step_prompts_only_) ++metrics_.steps_prompts_only;
   metrics_.step_seconds_total += seconds;
   metrics_.last_step_seconds = seconds;
   const size_t V = size_t(runner_.n_vocab());

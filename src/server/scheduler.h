@@ -68,6 +68,7 @@ struct SchedulerMetrics {
   int64_t requests_total = 0, requests_finished = 0, requests_cancelled = 0, requests_failed = 0;
   int64_t prompt_tokens_total = 0, cached_prompt_tokens_total = 0, generated_tokens_total = 0;
   int64_t steps_total = 0;
+  int64_t steps_prompts_only = 0;  // steps that left the running streams' decodes for the next one
   double step_seconds_total = 0, last_step_seconds = 0;
   int running = 0, queued = 0;
   int kv_blocks_total = 0, kv_blocks_used = 0, kv_blocks_free = 0;
@@ -152,7 +153,7 @@ class Scheduler {
   // The logits of a step (the loop thread's; kept so that a step does not map fresh pages for
   // megabytes of rows: a vocabulary of 152K words is 0.6 MB a row).
   std::vector<float> step_logits_;
-  bool last_step_prompts_only_ = false;  // the last step left the decode tokens out (run_step)
+  bool last_step_prompts_only_ = false;  // the last step left decode tokens out (run_step)
 
   mutable std::mutex mu_;  // the queue, the running set, the workers' step hand-off, metrics
   std::condition_variable cv_;

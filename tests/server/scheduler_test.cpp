@@ -95,6 +95,28 @@ TEST(Scheduler, ConcurrentGreedyRequestsGiveTheSequentialOutputsBitwise) {
   EXPECT_EQ(blocks_used_by_requests(s), 0) << "every block back (the prefix cache aside)";
 }
 
+// A short request that arrives while a stream decodes gets the step of its prompt's last piece
+// to itself (the stream's decode token waits one step), and neither output changes.
+TEST(Scheduler, APromptsLastPieceRunsWithoutTheRunningStreamsDecodes) {
+  PONDER_REQUIRE_SHARED("models/stories260K.gguf");
+  const Model& m = model("stories260K.gguf");
+  const auto ps = prompts(m, 4);
+  const SchedulerOptions o{.kv_blocks = 256, .max_queue = 64, .prefill_chunk = 64};
+  const GenerateRequest long_req{.prompt = ps[0], .strategy = GreedyOptions{}, .stop = {.max_tokens = 400}};
+  const GenerateRequest short_req{.prompt = ps[3], .strategy = GreedyOptions{}, .stop = {.max_tokens = 4}};
+  const GenerateResult want_long = served_alone(m, long_req, o), want_short = served_alone(m, short_req, o);
+  Scheduler s(m, o);
+  const auto a = s.submit(long_req, true);  // streamed: its tokens show that it is decoding
+  std::vector<Job::TokenEvent> seen;
+  while (seen.size() < 2) ASSERT_FALSE(a->wait(seen, std::chrono::milliseconds(100))) << "done before the second came";
+  EXPECT_EQ(s.metrics().steps_prompts_only, 0) << "nothing was left out of the first request's own prompt step";
+  expect_same(wait(s.submit(short_req, false)), want_short, "the short request");
+  std::vector<Job::TokenEvent> more;
+  EXPECT_FALSE(a->wait(more, std::chrono::milliseconds(0))) << "the stream still ran when the short one finished";
+  EXPECT_EQ(s.metrics().steps_prompts_only, 1) << "the short prompt's step left the stream's decode out, once";
+  expect_same(wait(a), want_long, "the stream");
+}
+
 TEST(Scheduler, EveryStrategyGivesWhatItGivesAlone) {
   PONDER_REQUIRE_SHARED("models/stories260K.gguf");
   const Model& m = model("stories260K.gguf");
