@@ -64,6 +64,22 @@ inline __m256 exp8(__m256 x) {
 }
 #endif
 
+// The largest of x[0..n) (-inf when empty), in 16 running maxima: exact in any order, and one
+// chain would wait out the latency of every max (151,936 of them for a vocabulary row).
+// std::max passes a NaN over.
+float max_of(const float* x, int64_t n) {
+  constexpr int kLanes = 16;
+  float m[kLanes];
+  std::fill(m, m + kLanes, -INFINITY);
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) m[j] = std::max(m[j], x[i + j]);
+  for (; i < n; ++i) m[0] = std::max(m[0], x[i]);
+  float mx = -INFINITY;
+  for (float v : m) mx = std::max(mx, v);
+  return mx;
+}
+
 }  // namespace
 
 float exp_ggml(float x) {
@@ -159,8 +175,7 @@ void exp_shifted(float* x, int64_t n, float mx) {
 }
 
 void softmax_forward(float* x, int64_t n) {
-  float mx = -INFINITY;
-  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
+  const float mx = max_of(x, n);
   // llama.cpp's order: exp in groups of 16, each group summed in float by the halving tree
   // (lanes i + 8, i + 4, i + 2, i + 1), the group sums added in double in index order. A last
   // partial group reads as zeros, as llama.cpp's masked (padded) positions do.
@@ -221,21 +236,12 @@ void softmax_backward(float* d, const float* p, int64_t n) {
 }
 
 double log_sum_exp(const float* x, int64_t n) {
-  // The max in 16 running maxima (exact in any order; std::max passes a NaN over): one chain
-  // would wait out the latency of every max, 151,936 times for a vocabulary row.
-  constexpr int kLanes = 16;
-  float m[kLanes];
-  std::fill(m, m + kLanes, -INFINITY);
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int j = 0; j < kLanes; ++j) m[j] = std::max(m[j], x[i + j]);
-  for (; i < n; ++i) m[0] = std::max(m[0], x[i]);
-  float mx = -INFINITY;
-  for (float v : m) mx = std::max(mx, v);
+  const float mx = max_of(x, n);
   if (mx == -INFINITY) return -INFINITY;
   // exp(x - max) in blocks on the stack, summed in double: element i into lane i % 16, each lane
   // in index order, then the lanes pairwise (a fixed order, so the same bits every time; one
   // chain of 151,936 dependent adds took 0.16 ms a row, which a server step pays per stream).
+  constexpr int kLanes = 16;
   constexpr int64_t kBlock = 256;  // a multiple of kLanes: lane of element i0 + k is k % kLanes
   float buf[kBlock];
   double lane[kLanes] = {};
@@ -254,8 +260,7 @@ double log_sum_exp(const float* x, int64_t n) {
 }
 
 double log_softmax(float* out, const float* logits, int64_t n) {
-  float mx = -INFINITY;
-  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, logits[i]);
+  const float mx = max_of(logits, n);
   double sum = 0;
   for (int64_t i = 0; i < n; ++i) sum += std::exp(double(logits[i]) - mx);
   const double lse = double(mx) + std::log(sum);
