@@ -162,7 +162,7 @@ BENCHMARK(BM_MatmulLayers)
 
 void BM_Attention(benchmark::State& state) {
   const int n_ctx = int(state.range(0)), H = 14, Hkv = 2, D = 64;
-  std::vector<float> q(size_t(H * D)), k(size_t(n_ctx * Hkv * D)), v(k.size()), out(q.size()), scores(attention_scratch_floats(n_ctx, D));
+  std::vector<float> q(size_t(H * D)), k(size_t(n_ctx * Hkv * D)), v(k.size()), out(q.size()), scores(attention_scratch_floats(n_ctx, D, H / Hkv));
   Rng rng(3);
   for (auto* vec : {&q, &k, &v})
     for (float& x : *vec) x = float(rng.normal());

@@ -17,16 +17,6 @@ namespace ponder {
 
 namespace {
 
-// Calls fn(p, row) for every position p < n_ctx with its row of keys or values, block by block.
-template <typename Fn>
-void for_each_position(const float* const* blocks, const KvBlocks& kv, int kv_dim, int offset, Fn fn) {
-  for (int p0 = 0, b = 0; p0 < kv.n_ctx; p0 += kv.block_size, ++b) {
-    const float* row = blocks[b] + offset;
-    const int n = std::min(kv.block_size, kv.n_ctx - p0);
-    for (int i = 0; i < n; ++i, row += kv_dim) fn(p0 + i, row);
-  }
-}
-
 // out (D) = sum_p w[p] * v_p (D) in one of llama.cpp's two orders for softmax(scores) . V:
 // position p goes to lane p % n_lanes (one fma per element and position, positions in order
 // within a lane), then each element's lanes are reduced in a fixed order:
@@ -104,25 +94,149 @@ void weighted_sum(float* out, const float* w, const KvBlocks& kv, int kv_dim, in
   else std::copy(s, s + D, out);
 }
 
+#if defined(__AVX512F__)
+// weighted_sum for the G heads of one KV head (the GQA heads of a KV head share its value rows),
+// each row read from L2 once for all of them: D a multiple of 64, 64 elements at a time, with
+// four lanes' chains of fmas side by side in registers (16 independent accumulators). The
+// positions go in units of 16 (a unit's rows are consecutive in one block), a unit u holding
+// positions 16u .. 16u + 15:
+//   64 lanes: lane group l < 16 takes lanes l, l+16, l+32, l+48: row l of units 4k, 4k+1, 4k+2,
+//     4k+3 in round k; the group's s[l] = (a[l] + a[l+32]) + (a[l+16] + a[l+48]) is formed in
+//     registers;
+//   16 lanes: lane group q < 4 takes lanes 4q .. 4q+3: rows 4q .. 4q+3 of unit k in round k.
+// Rounds go in tiles of 8 (32 rows, 8 KB at D = 64, kept in L1 while the G heads take their
+// turn), the accumulators parked in `park` between tiles. Then each head's 16 lane sums s[l] are
+// reduced by the halving tree in registers. w: (G, n); out: (G, D); work: G * (16 + 4) * 64
+// floats. Needs block_size a multiple of 16 or the whole context in one block.
+void weighted_sum_group(float* out, const float* w, size_t n, int G, const KvBlocks& kv, int kv_dim, int offset, int D,
+                        int n_lanes, float* work) {
+  constexpr int kTile = 8;  // rounds per tile
+  const int bs = kv.block_size, n_ctx = kv.n_ctx;
+  const int units_per_round = n_lanes / 16, n_groups = n_lanes == 64 ? 16 : 4;
+  float* s = work;                          // (G, 16, 64): each head's lane sums s[l]
+  float* park = work + size_t(G) * 16 * 64;  // (G, 4, 64): accumulators between tiles
+  for (int d0 = 0; d0 < D; d0 += 64) {
+    for (int g = 0; g < n_groups; ++g) {
+      // Lane j of the group in round k: position 16 * (k * units_per_round + unit[j]) + row[j].
+      int unit[4], row[4];
+      for (int j = 0; j < 4; ++j) {
+        unit[j] = n_lanes == 64 ? j : 0;
+        row[j] = n_lanes == 64 ? g : 4 * g + j;
+      }
+      int b = 0, i = 0;  // block and row of the next tile's first unit
+      for (int k0 = 0; k0 == 0 || 16 * k0 * units_per_round < n_ctx; k0 += kTile) {
+        // The tile's rows and positions, lane j of round k: rows[k][j], pos[k][j] (-1: past the context).
+        const float* rows[kTile][4];
+        int pos[kTile][4];
+        const int n_rounds = std::max(0, std::min(kTile, (n_ctx + 16 * units_per_round - 1) / (16 * units_per_round) - k0));
+        for (int k = 0; k < n_rounds; ++k) {
+          const float* unit_row[4] = {};
+          for (int u = 0; u < units_per_round; ++u) {
+            if (16 * ((k0 + k) * units_per_round + u) < n_ctx) unit_row[u] = kv.v[b] + size_t(i) * size_t(kv_dim) + offset + d0;
+            if ((i += 16) >= bs) i = 0, ++b;
+          }
+          for (int j = 0; j < 4; ++j) {
+            const int p = 16 * ((k0 + k) * units_per_round + unit[j]) + row[j];
+            pos[k][j] = p < n_ctx ? p : -1;
+            rows[k][j] = p < n_ctx ? unit_row[unit[j]] + size_t(row[j]) * size_t(kv_dim) : nullptr;
+          }
+        }
+        for (int h = 0; h < G; ++h) {
+          const float* wh = w + size_t(h) * n;
+          float* ph = park + size_t(h) * 4 * 64;
+          __m512 a[4][4];
+          for (int j = 0; j < 4; ++j)
+            for (int c = 0; c < 4; ++c) a[j][c] = k0 == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(ph + 64 * j + 16 * c);
+          for (int k = 0; k < n_rounds; ++k)
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; ++j) {
+              if (pos[k][j] < 0) continue;
+              const __m512 wp = _mm512_set1_ps(wh[pos[k][j]]);
+              const float* v = rows[k][j];
+#pragma GCC unroll 4
+              for (int c = 0; c < 4; ++c) a[j][c] = _mm512_fmadd_ps(wp, _mm512_loadu_ps(v + 16 * c), a[j][c]);
+            }
+          for (int j = 0; j < 4; ++j)
+            for (int c = 0; c < 4; ++c) _mm512_storeu_ps(ph + 64 * j + 16 * c, a[j][c]);
+        }
+      }
+      for (int h = 0; h < G; ++h) {
+        const float* ph = park + size_t(h) * 4 * 64;
+        float* sh = s + size_t(h) * 16 * 64;
+        for (int c = 0; c < 64; c += 16) {
+          auto lane = [&](int j) { return _mm512_loadu_ps(ph + 64 * j + c); };
+          if (n_lanes == 64)
+            _mm512_storeu_ps(sh + g * 64 + c, _mm512_add_ps(_mm512_add_ps(lane(0), lane(2)), _mm512_add_ps(lane(1), lane(3))));
+          else
+            for (int j = 0; j < 4; ++j) _mm512_storeu_ps(sh + (4 * g + j) * 64 + c, lane(j));
+        }
+      }
+    }
+    for (int h = 0; h < G; ++h)
+      for (int c = 0; c < 64; c += 16) {
+        const float* sh = s + size_t(h) * 16 * 64;
+        __m512 t[16];
+        for (int l = 0; l < 16; ++l) t[l] = _mm512_loadu_ps(sh + l * 64 + c);
+        for (int half = 8; half >= 1; half /= 2)
+          for (int l = 0; l < half; ++l) t[l] = _mm512_add_ps(t[l], t[l + half]);
+        _mm512_storeu_ps(out + size_t(h) * size_t(D) + d0 + c, t[0]);
+      }
+  }
+}
+#endif
+
 }  // namespace
 
-size_t attention_scratch_floats(int n_ctx, int D) { return size_t(n_ctx) + size_t(64) * size_t(D); }
+size_t attention_scratch_floats(int n_ctx, int D, int heads) {
+  return size_t(heads) * size_t(n_ctx) + std::max(size_t(64) * size_t(D), size_t(heads) * (16 + 4) * 64);
+}
+
+void attention_group_forward(float* out, const float* q, int G, const KvBlocks& kv, int kv_head, int Hkv, int D,
+                             float scale, AttentionOrder order, float* scratch) {
+  const int kv_dim = Hkv * D, offset = kv_head * D;
+  const size_t n = size_t(kv.n_ctx);
+  float* scores = scratch;  // (G, n_ctx)
+  // The scores, 16 keys of a block at a time, each group of keys read once for the G heads.
+  for (int p0 = 0, b = 0; p0 < kv.n_ctx; p0 += kv.block_size, ++b) {
+    const float* keys = kv.k[b] + offset;
+    const int m = std::min(kv.block_size, kv.n_ctx - p0);
+    int i = 0;
+    for (; i + 16 <= m; i += 16)
+      for (int h = 0; h < G; ++h)
+        dot_f32_rows16(q + size_t(h) * size_t(D), keys + size_t(i) * size_t(kv_dim), kv_dim, D, scores + size_t(h) * n + size_t(p0 + i));
+    for (; i < m; ++i)
+      for (int h = 0; h < G; ++h)
+        scores[size_t(h) * n + size_t(p0 + i)] = dot_f32(q + size_t(h) * size_t(D), keys + size_t(i) * size_t(kv_dim), D);
+  }
+  for (int h = 0; h < G; ++h) {
+    float* sh = scores + size_t(h) * n;
+    for (size_t p = 0; p < n; ++p) sh[p] *= scale;
+    softmax_forward(sh, int64_t(n));
+  }
+  // llama.cpp's batch kernel takes the product only when the head size is a multiple of 4.
+  const int n_lanes = order == AttentionOrder::Batch && D % 4 == 0 ? 16 : 64;
+  float* work = scratch + size_t(G) * n;
+#if defined(__AVX512F__)
+  if (D % 64 == 0 && (kv.block_size % 16 == 0 || kv.block_size >= kv.n_ctx)) {
+    weighted_sum_group(out, scores, n, G, kv, kv_dim, offset, D, n_lanes, work);
+    return;
+  }
+#endif
+  for (int h = 0; h < G; ++h)
+    weighted_sum(out + size_t(h) * size_t(D), scores + size_t(h) * n, kv, kv_dim, offset, D, n_lanes, work);
+}
 
 void attention_head_forward(float* out, const float* q, const KvBlocks& kv, int kv_head, int Hkv, int D, float scale,
                             AttentionOrder order, float* scratch) {
-  const int kv_dim = Hkv * D, offset = kv_head * D;
-  float* scores = scratch;
-  for_each_position(kv.k, kv, kv_dim, offset, [&](int p, const float* k) { scores[p] = dot_f32(q, k, D) * scale; });
-  softmax_forward(scores, kv.n_ctx);
-  // llama.cpp's batch kernel takes the product only when the head size is a multiple of 4.
-  const int n_lanes = order == AttentionOrder::Batch && D % 4 == 0 ? 16 : 64;
-  weighted_sum(out, scores, kv, kv_dim, offset, D, n_lanes, scratch + kv.n_ctx);
+  attention_group_forward(out, q, 1, kv, kv_head, Hkv, D, scale, order, scratch);
 }
 
 void attention_forward(float* out, const float* q, const KvBlocks& kv, int H, int Hkv, int D, float scale,
                        AttentionOrder order, float* scratch) {
-  for (int h = 0; h < H; ++h)
-    attention_head_forward(out + h * D, q + h * D, kv, h / (H / Hkv), Hkv, D, scale, order, scratch);
+  const int G = H / Hkv;
+  for (int g = 0; g < Hkv; ++g)
+    attention_group_forward(out + size_t(g) * size_t(G) * size_t(D), q + size_t(g) * size_t(G) * size_t(D), G, kv, g, Hkv, D,
+                            scale, order, scratch);
 }
 
 }  // namespace ponder

@@ -22,15 +22,21 @@ struct KvBlocks {
 // and a chunk of 2+ of its tokens (a prompt) the batch order, as llama.cpp computes a prompt.
 enum class AttentionOrder { OneToken, Batch };
 
-// Floats of scratch one call needs: n_ctx scores plus 64 x D lane sums.
-size_t attention_scratch_floats(int n_ctx, int D);
+// Floats of scratch one call over `heads` query heads needs (their scores and lane sums).
+size_t attention_scratch_floats(int n_ctx, int D, int heads = 1);
+
+// The G query heads h0 .. h0 + G - 1 that read KV head kv_head (grouped-query attention: G = H /
+// Hkv): out (G, D), q (G, D), each the bits attention_head_forward gives for its head alone; the
+// keys and values are read once for the G heads. scratch: attention_scratch_floats(n_ctx, D, G).
+void attention_group_forward(float* out, const float* q, int G, const KvBlocks& kv, int kv_head, int Hkv, int D,
+                             float scale, AttentionOrder order, float* scratch);
 
 // One head: out (D) = softmax(scale * q . K^T) V over KV head kv_head.
 // scratch: attention_scratch_floats(n_ctx, D) floats.
 void attention_head_forward(float* out, const float* q, const KvBlocks& kv, int kv_head, int Hkv, int D, float scale,
                             AttentionOrder order, float* scratch);
 
-// All heads: out: (H, D); q: (H, D); scratch as above. scale is usually 1/sqrt(D).
+// All heads: out: (H, D); q: (H, D); scratch: attention_scratch_floats(n_ctx, D, H / Hkv). scale is usually 1/sqrt(D).
 void attention_forward(float* out, const float* q, const KvBlocks& kv, int H, int Hkv, int D, float scale,
                        AttentionOrder order, float* scratch);
 

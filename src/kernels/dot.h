@@ -66,4 +66,44 @@ inline float dot_f32(const float* a, const float* b, int64_t n) {
   return sum;
 }
 
+// out[r] = dot_f32(a, rows + r * stride, n) for the 16 rows r < 16, bitwise. On AVX-512 the 16
+// rows' lane vectors are reduced together: each step of the halving tree (lanes i + 8, i + 4,
+// i + 2, i + 1) adds the halves of two rows' vectors at once after a shuffle that pairs them, so
+// every sum is the same addition of the same two values as in dot_f32, and one score costs about
+// half of a dot_f32 (whose horizontal reduction is the bulk of a 64-element dot).
+inline void dot_f32_rows16(const float* a, const float* rows, int64_t stride, int64_t n, float out[16]) {
+#if defined(__AVX512F__)
+  const int64_t np = n & ~int64_t(63);
+  if (np > 0) {
+    // Slot s holds row 4 * (s % 4) + s / 4: the tree below leaves slot c + 4i in lane 4c + i.
+    __m512 u[16];
+    for (int s = 0; s < 16; ++s) {
+      const float* b = rows + int64_t(4 * (s % 4) + s / 4) * stride;
+      __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+      for (int64_t k = 0; k < np; k += 64)
+        for (int j = 0; j < 4; ++j)
+          acc[j] = _mm512_fmadd_ps(_mm512_loadu_ps(a + k + 16 * j), _mm512_loadu_ps(b + k + 16 * j), acc[j]);
+      u[s] = _mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3]));
+    }
+    __m512 h8[8], h4[4], h2[2];
+    for (int m = 0; m < 8; ++m)  // lanes i + 8: [slot 2m's 8 sums, slot 2m+1's]
+      h8[m] = _mm512_add_ps(_mm512_shuffle_f32x4(u[2 * m], u[2 * m + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                            _mm512_shuffle_f32x4(u[2 * m], u[2 * m + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    for (int m = 0; m < 4; ++m)  // lanes i + 4: 128-bit chunk c holds slot 4m + c's 4 sums
+      h4[m] = _mm512_add_ps(_mm512_shuffle_f32x4(h8[2 * m], h8[2 * m + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                            _mm512_shuffle_f32x4(h8[2 * m], h8[2 * m + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    for (int m = 0; m < 2; ++m)  // lanes i + 2: chunk c holds slots 8m + c (2 sums), 8m + 4 + c (2)
+      h2[m] = _mm512_add_ps(_mm512_shuffle_ps(h4[2 * m], h4[2 * m + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                            _mm512_shuffle_ps(h4[2 * m], h4[2 * m + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    // lanes i + 1: lane 4c + i holds slot c + 4i, that is row 4c + i.
+    _mm512_storeu_ps(out, _mm512_add_ps(_mm512_shuffle_ps(h2[0], h2[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                        _mm512_shuffle_ps(h2[0], h2[1], _MM_SHUFFLE(3, 1, 3, 1))));
+    for (int r = 0; r < 16; ++r)
+      for (int64_t k = np; k < n; ++k) out[r] = std::fma(a[k], rows[r * stride + k], out[r]);
+    return;
+  }
+#endif
+  for (int r = 0; r < 16; ++r) out[r] = dot_f32(a, rows + r * stride, n);
+}
+
 }  // namespace ponder

@@ -102,7 +102,7 @@ void forward(const Model& model, KvPool& pool, std::span<const BatchItem> batch,
     max_ctx = std::max(max_ctx, it.seq->n_pos + int(it.tokens.size()));
   }
   const int n_threads = omp_get_max_threads();
-  const size_t scratch_per_thread = attention_scratch_floats(max_ctx, D);
+  const size_t scratch_per_thread = attention_scratch_floats(max_ctx, D, H / Hkv);
   float* scores = sized(st.scores, size_t(n_threads) * scratch_per_thread);
   size_t n_block_ptrs = 0;
   st.block_start.resize(batch.size());
@@ -140,15 +140,17 @@ void forward(const Model& model, KvPool& pool, std::span<const BatchItem> batch,
     // Threads pay off once there is enough attention work (positions x heads x head dim).
     int64_t attn_work = 0;
     for (int64_t tt = 0; tt < T; ++tt) attn_work += int64_t(pos[tt] + 1) * H * D;
+    // One task per token and KV head: its H / Hkv query heads read the keys and values once.
 #pragma omp parallel for collapse(2) schedule(static) if (attn_work >= (1 << 16))
     for (int64_t tt = 0; tt < T; ++tt)
-      for (int h = 0; h < H; ++h) {
+      for (int g = 0; g < Hkv; ++g) {
         const size_t i = size_t(item_of[tt]);
         const KvBlocks kv{.k = kb + st.block_start[i], .v = vb + st.block_start[i], .block_size = bs,
                           .n_ctx = pos[tt] + 1};
         float* sc = scores + size_t(omp_get_thread_num()) * scratch_per_thread;
         const AttentionOrder order = batch[i].tokens.size() >= 2 ? AttentionOrder::Batch : AttentionOrder::OneToken;
-        attention_head_forward(att + tt * qd + h * D, q + tt * qd + h * D, kv, h / (H / Hkv), Hkv, D, scale, order, sc);
+        const int G = H / Hkv;
+        attention_group_forward(att + tt * qd + g * G * D, q + tt * qd + g * G * D, G, kv, g, Hkv, D, scale, order, sc);
       }
     linear(xb, att, T, lw.attn_output, lw.bo, st, lw.lora[3]);
     for_each_token(T, [&](int64_t t) {

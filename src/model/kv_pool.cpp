@@ -12,7 +12,8 @@ KvPool::KvPool(int n_layer, int kv_dim, int block_size, int n_blocks)
     : n_layer_(n_layer), kv_dim_(kv_dim), block_size_(block_size) {
   if (n_layer <= 0 || kv_dim <= 0 || block_size <= 0 || n_blocks <= 0)
     throw InvalidArgument("KvPool: layers, kv_dim, block_size and n_blocks must be positive");
-  const size_t n_floats = size_t(n_blocks) * size_t(n_layer) * 2 * size_t(block_size) * size_t(kv_dim);
+  block_stride_ = size_t(n_layer) * 2 * size_t(block_size) * size_t(kv_dim) + 64 / sizeof(float);
+  const size_t n_floats = size_t(n_blocks) * block_stride_;
   try {
     data_.resize(n_floats);
   } catch (const std::bad_alloc&) {

@@ -47,13 +47,17 @@ class KvPool {
 
  private:
   size_t offset(int32_t block, int layer, int kv) const {
-    return ((size_t(block) * size_t(n_layer_) + size_t(layer)) * 2 + size_t(kv)) * size_t(block_size_) *
-           size_t(kv_dim_);
+    return size_t(block) * block_stride_ + (size_t(layer) * 2 + size_t(kv)) * size_t(block_size_) * size_t(kv_dim_);
   }
   int32_t allocate();
 
   int n_layer_, kv_dim_, block_size_;
-  std::vector<float> data_;          // (n_blocks, L, 2, block_size, kv_dim)
+  // Floats from one block to the next: the block's (L, 2, block_size, kv_dim) plus one cache line.
+  // Without the line a block is a multiple of 64 KiB for common shapes (24 layers x 16 KiB), so
+  // the same row of every block falls in the same set of L1 and L2, and attention, which reads
+  // that row of each block in turn, evicts its own rows after 12-16 blocks.
+  size_t block_stride_;
+  std::vector<float> data_;          // (n_blocks, block_stride): (L, 2, block_size, kv_dim) and a line
   std::vector<int32_t> ref_count_;   // (n_blocks)
   std::vector<int32_t> free_;        // free block ids, used as a stack
 };

@@ -1,5 +1,6 @@
 // rmsnorm, rope, softmax, swiglu and attention against float64 computations written here.
 #include <cmath>
+#include <limits>
 #include <gtest/gtest.h>
 #include <random>
 #include <vector>
@@ -113,7 +114,7 @@ TEST(Attention, MatchesFloat64AndIgnoresBlockLayout) {
   const int H = 4, Hkv = 2, D = 8, n_ctx = 10, kvd = Hkv * D;
   const auto q = randn(H * D, 7), k = randn(n_ctx * kvd, 8), v = randn(n_ctx * kvd, 9);
   const float scale = 1.f / std::sqrt(float(D));
-  std::vector<float> out(H * D), scores(attention_scratch_floats(n_ctx, D));
+  std::vector<float> out(H * D), scores(attention_scratch_floats(n_ctx, D, H / Hkv));
   const float* kp[1] = {k.data()};
   const float* vp[1] = {v.data()};
   attention_forward(out.data(), q.data(), KvBlocks{.k = kp, .v = vp, .block_size = n_ctx, .n_ctx = n_ctx}, H, Hkv, D,
@@ -178,41 +179,67 @@ namespace {
 // one-row dot), softmax_forward, then each output element summed over lanes, position p in lane
 // p % L with the lanes past the context holding +0 (llama.cpp's padded positions): L = 64 for
 // one query token (ggml_vec_dot_f32: (a[l] + a[l+32]) + (a[l+16] + a[l+48]), then halving),
-// L = 16 for a batch of query tokens (tinyBLAS: halving). Bitwise, at context lengths on both
-// sides of 16 and 64, across cache blocks of 16, for head sizes 64 and 128 (whole 64-element
-// chunks of the SIMD path) and 40 (the portable path).
+// L = 16 for a batch of query tokens (tinyBLAS: halving). Bitwise, for a group of 3 query heads
+// sharing a KV head and for one head alone, at context lengths on both sides of 16 and 64 and
+// past the kernel's tiles of 16 x L positions, across cache blocks of 16 and in one contiguous
+// block, for head sizes 64 and 128 (whole 64-element chunks of the SIMD path) and 40 (the
+// portable path).
 TEST(Attention, WeightedSumFollowsLlamaCppOrderBitwise) {
-  const int Hkv = 2, bs = 16;
+  const int Hkv = 2, G = 3;
   for (const int D : {64, 128, 40}) {
     for (AttentionOrder order : {AttentionOrder::OneToken, AttentionOrder::Batch})
-      for (int n_ctx : {1, 3, 16, 17, 40, 64, 65, 130}) {
-        const int kvd = Hkv * D;
-        SCOPED_TRACE("D=" + std::to_string(D) + " n_ctx=" + std::to_string(n_ctx) +
-                     (order == AttentionOrder::Batch ? " batch" : " one token"));
-        const auto q = randn(D, 11), k = randn(size_t(n_ctx) * kvd, 12), v = randn(size_t(n_ctx) * kvd, 13);
-        const int nb = (n_ctx + bs - 1) / bs;
-        std::vector<const float*> kp(static_cast<size_t>(nb)), vp(static_cast<size_t>(nb));
-        for (int b = 0; b < nb; ++b) kp[size_t(b)] = k.data() + size_t(b) * bs * kvd, vp[size_t(b)] = v.data() + size_t(b) * bs * kvd;
-        const float scale = 0.125f;
-        std::vector<float> scratch(attention_scratch_floats(n_ctx, D)), out(D);
-        const int g = 1;  // the second KV head
-        attention_head_forward(out.data(), q.data(),
-                               KvBlocks{.k = kp.data(), .v = vp.data(), .block_size = bs, .n_ctx = n_ctx}, g, Hkv, D, scale,
-                               order, scratch.data());
-        std::vector<float> p(static_cast<size_t>(n_ctx));
-        for (int i = 0; i < n_ctx; ++i) p[size_t(i)] = dot_f32(q.data(), k.data() + size_t(i) * kvd + g * D, D) * scale;
-        softmax_forward(p.data(), n_ctx);
-        const int L = order == AttentionOrder::Batch ? 16 : 64;
-        for (int d = 0; d < D; ++d) {
-          float lane[64] = {};
-          for (int i = 0; i < n_ctx; ++i) lane[i % L] = std::fma(p[size_t(i)], v[size_t(i) * kvd + g * D + d], lane[i % L]);
-          float s[16];
-          for (int l = 0; l < 16; ++l) s[l] = L == 64 ? (lane[l] + lane[l + 32]) + (lane[l + 16] + lane[l + 48]) : lane[l];
-          for (int half = 8; half >= 1; half /= 2)
-            for (int l = 0; l < half; ++l) s[l] = s[l] + s[l + half];
-          ASSERT_EQ(fp32_to_bits(out[size_t(d)]), fp32_to_bits(s[0])) << "element " << d;
+      for (int n_ctx : {1, 3, 16, 17, 40, 64, 65, 130, 300, 1100})
+        for (const bool contiguous : {false, true}) {
+          if (D != 64 && n_ctx > 300) continue;  // the long contexts once
+          const int kvd = Hkv * D, bs = contiguous ? n_ctx : 16;
+          SCOPED_TRACE("D=" + std::to_string(D) + " n_ctx=" + std::to_string(n_ctx) +
+                       (order == AttentionOrder::Batch ? " batch" : " one token") + (contiguous ? " contiguous" : ""));
+          const auto q = randn(size_t(G) * D, 11), k = randn(size_t(n_ctx) * kvd, 12), v = randn(size_t(n_ctx) * kvd, 13);
+          const int nb = (n_ctx + bs - 1) / bs;
+          std::vector<const float*> kp(static_cast<size_t>(nb)), vp(static_cast<size_t>(nb));
+          for (int b = 0; b < nb; ++b) kp[size_t(b)] = k.data() + size_t(b) * bs * kvd, vp[size_t(b)] = v.data() + size_t(b) * bs * kvd;
+          const KvBlocks kv{.k = kp.data(), .v = vp.data(), .block_size = bs, .n_ctx = n_ctx};
+          const float scale = 0.125f;
+          const int g = 1;  // the second KV head
+          std::vector<float> scratch(attention_scratch_floats(n_ctx, D, G)), out(size_t(G) * D), one(D);
+          attention_group_forward(out.data(), q.data(), G, kv, g, Hkv, D, scale, order, scratch.data());
+          for (int h = 0; h < G; ++h) {
+            const float* qh = q.data() + size_t(h) * D;
+            attention_head_forward(one.data(), qh, kv, g, Hkv, D, scale, order, scratch.data());
+            std::vector<float> p(static_cast<size_t>(n_ctx));
+            for (int i = 0; i < n_ctx; ++i) p[size_t(i)] = dot_f32(qh, k.data() + size_t(i) * kvd + g * D, D) * scale;
+            softmax_forward(p.data(), n_ctx);
+            const int L = order == AttentionOrder::Batch ? 16 : 64;
+            for (int d = 0; d < D; ++d) {
+              float lane[64] = {};
+              for (int i = 0; i < n_ctx; ++i) lane[i % L] = std::fma(p[size_t(i)], v[size_t(i) * kvd + g * D + d], lane[i % L]);
+              float s[16];
+              for (int l = 0; l < 16; ++l) s[l] = L == 64 ? (lane[l] + lane[l + 32]) + (lane[l + 16] + lane[l + 48]) : lane[l];
+              for (int half = 8; half >= 1; half /= 2)
+                for (int l = 0; l < half; ++l) s[l] = s[l] + s[l + half];
+              ASSERT_EQ(fp32_to_bits(out[size_t(h) * D + d]), fp32_to_bits(s[0])) << "head " << h << " element " << d;
+              ASSERT_EQ(fp32_to_bits(one[size_t(d)]), fp32_to_bits(s[0])) << "head " << h << " alone, element " << d;
+            }
+          }
         }
-      }
+  }
+}
+
+// dot_f32_rows16 (the attention scores, 16 keys at a time) gives dot_f32's bits for each row:
+// lengths with and without whole 64-element chunks and a tail, zeros of both signs, infinities.
+TEST(DotF32, SixteenRowsGiveEachRowsBits) {
+  for (const int64_t n : {1, 5, 40, 64, 80, 128, 200}) {
+    const int64_t stride = n + 3;
+    auto a = randn(size_t(n), 21), rows = randn(size_t(16 * stride), 22);
+    if (n >= 64) {
+      a[3] = -0.0f, rows[size_t(2 * stride + 3)] = 0.0f;  // a -0 product
+      for (int64_t k = 0; k < n; ++k) rows[size_t(5 * stride + k)] = k == 7 ? -0.0f : 0.0f;  // a row of zeros
+      rows[size_t(9 * stride + 10)] = std::numeric_limits<float>::infinity();
+    }
+    float out[16];
+    dot_f32_rows16(a.data(), rows.data(), stride, n, out);
+    for (int r = 0; r < 16; ++r)
+      EXPECT_EQ(fp32_to_bits(out[r]), fp32_to_bits(dot_f32(a.data(), rows.data() + r * stride, n))) << "n=" << n << " row " << r;
   }
 }
 
