@@ -12,7 +12,7 @@ an idle server.
 Usage:
   build/ponder serve -m MODEL.gguf --port 8080 &
   bench/serve_load.py --url http://127.0.0.1:8080 [--concurrency 1,8,32] [--requests 32]
-                      [--max-tokens 64] [--json OUT]
+                      [--max-tokens 64] [--rounds N] [--json OUT]
 A 0.5B-shaped Q8_0 model to run it on:
   build/ponder init --preset qwen2-0.5b --dtype q8_0 --vocab ../shared/models/vocab/ggml-vocab-qwen2.gguf -o /tmp/q05-q8_0.gguf
 Only the Python standard library is used.
@@ -94,8 +94,8 @@ def server_steps(url):
         return None
 
 
-def run_level(url, clients, total, max_tokens):
-    # Prompts differ between levels too, so no server answers from a cache of the previous level.
+def run_level(url, clients, total, max_tokens, round_index=0):
+    # Prompts differ between levels and rounds too, so no server answers from a cache of an earlier one.
     lock = threading.Lock()
     ttft, itl, tokens, errors = [], [], [0], []
     next_id = [0]
@@ -108,7 +108,7 @@ def run_level(url, clients, total, max_tokens):
                     return
                 next_id[0] += 1
             try:
-                first, gaps, n, _ = stream_request(url, prompt_of(1000 * clients + i, 8 + (i % 4) * 24), max_tokens, i)
+                first, gaps, n, _ = stream_request(url, prompt_of(100000 * round_index + 1000 * clients + i, 8 + (i % 4) * 24), max_tokens, i)
             except Exception as e:  # noqa: BLE001 (reported below)
                 with lock:
                     errors.append(str(e))
@@ -172,21 +172,33 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--long-tokens", type=int, default=256, help="tokens of the long streams in the TTFT check")
     ap.add_argument("--probes", type=int, default=5, help="short requests timed for the TTFT check")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run the levels this many times in alternation; each round's ratios are to its own first "
+                         "level (the machine's memory bandwidth drifts from minute to minute)")
     ap.add_argument("--no-ttft-check", action="store_true")
     ap.add_argument("--json", help="write the figures here")
     a = ap.parse_args()
     levels = [int(x) for x in a.concurrency.split(",")]
     stream_request(a.url, "warm up", 4, 0)
     rows = []
-    print(f"{'clients':>7} {'req/s':>7} {'gen tok/s':>10} {'x 1 client':>10} {'TTFT p50':>9} {'TTFT p99':>9} "
-          f"{'ITL p50':>8} {'ITL p99':>8} {'errors':>6} {'step':>8}")
-    for c in levels:
-        r = run_level(a.url, c, max(a.requests, c), a.max_tokens)
-        r["x_one_client"] = r["gen_tok_s"] / rows[0]["gen_tok_s"] if rows else 1.0
-        rows.append(r)
-        print(f"{c:>7} {r['requests_per_s']:>7.2f} {r['gen_tok_s']:>10.1f} {r['x_one_client']:>10.2f} "
-              f"{r['ttft_p50_ms']:>7.0f}ms {r['ttft_p99_ms']:>7.0f}ms {r['itl_p50_ms']:>6.1f}ms "
-              f"{r['itl_p99_ms']:>6.1f}ms {r['errors']:>6} {r['step_ms']:>6.1f}ms", flush=True)
+    print(f"{'round':>5} {'clients':>7} {'req/s':>7} {'gen tok/s':>10} {'x 1 client':>10} {'TTFT p50':>9} "
+          f"{'TTFT p99':>9} {'ITL p50':>8} {'ITL p99':>8} {'errors':>6} {'step':>8}")
+    for k in range(a.rounds):
+        first = None
+        for c in levels:
+            r = run_level(a.url, c, max(a.requests, c), a.max_tokens, k)
+            r["round"] = k
+            r["x_one_client"] = r["gen_tok_s"] / first["gen_tok_s"] if first else 1.0
+            first = first or r
+            rows.append(r)
+            print(f"{k:>5} {c:>7} {r['requests_per_s']:>7.2f} {r['gen_tok_s']:>10.1f} {r['x_one_client']:>10.2f} "
+                  f"{r['ttft_p50_ms']:>7.0f}ms {r['ttft_p99_ms']:>7.0f}ms {r['itl_p50_ms']:>6.1f}ms "
+                  f"{r['itl_p99_ms']:>6.1f}ms {r['errors']:>6} {r['step_ms']:>6.1f}ms", flush=True)
+    if a.rounds > 1:
+        for c in levels[1:]:
+            x = [r["x_one_client"] for r in rows if r["clients"] == c]
+            print(f"{c} clients over {levels[0]}, by round: {', '.join(f'{v:.2f}x' for v in x)} "
+                  f"(median {statistics.median(x):.2f}x, lowest {min(x):.2f}x)")
     out = {"levels": rows}
     if not a.no_ttft_check:
         t = loaded_ttft(a.url, a.long_tokens, a.probes)
