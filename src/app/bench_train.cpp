@@ -84,9 +84,9 @@ void run_train_bench(const TrainBenchArgs& a) {
     grads.assign(lora ? lora->params.size() : m.params.size(), 0.0f);
     backward_train(m, b, acts, dlogp, grads, adapters);
     const double t_b = seconds_since(t0);
-    clip_grad_norm(grads, opt.max_grad_norm);
-    if (lora) adamw_step(lora->layout, lora->params, grads, adam, opt, opt.lr);
-    else adamw_step(m, grads, adam, opt, opt.lr);
+    const double clip = clip_coefficient(grad_norm(grads), opt.max_grad_norm);
+    if (lora) adamw_step(lora->layout, lora->params, grads, adam, opt, opt.lr, clip);
+    else adamw_step(m, grads, adam, opt, opt.lr, clip);
     const double t_all = seconds_since(t0);
     if (s == 0) continue;
     fwd.push_back(t_f), bwd.push_back(t_b - t_f), upd.push_back(t_all - t_b), total.push_back(t_all);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "core/error.h"
@@ -22,7 +23,7 @@ void AdamWOptions::validate() const {
 
 // The squared norm in fixed chunks (doubles), the chunks added in order: the same bits whatever
 // the threads.
-double clip_grad_norm(std::span<float> grads, double max_norm) {
+double grad_norm(std::span<const float> grads) {
   constexpr size_t kChunk = 1 << 16;
   const size_t n = grads.size(), n_chunks = (n + kChunk - 1) / kChunk;
   std::vector<double> partial(n_chunks, 0.0);
@@ -34,23 +35,31 @@ double clip_grad_norm(std::span<float> grads, double max_norm) {
   }
   double sq = 0;
   for (double x : partial) sq += x;
-  const double norm = std::sqrt(sq);
-  if (max_norm > 0) {
-    const double coef = max_norm / (norm + 1e-6);
-    if (coef < 1.0) {
-#pragma omp parallel for schedule(static) if (n > kChunk)
-      for (size_t i = 0; i < n; ++i) grads[i] = float(double(grads[i]) * coef);
-    }
+  return std::sqrt(sq);
+}
+
+double clip_coefficient(double norm, double max_norm) {
+  if (max_norm <= 0) return 1.0;
+  const double coef = max_norm / (norm + 1e-6);
+  return coef < 1.0 ? coef : 1.0;
+}
+
+double clip_grad_norm(std::span<float> grads, double max_norm) {
+  const double norm = grad_norm(grads), coef = clip_coefficient(norm, max_norm);
+  if (coef < 1.0) {
+#pragma omp parallel for schedule(static) if (grads.size() > 65536)
+    for (size_t i = 0; i < grads.size(); ++i) grads[i] = float(double(grads[i]) * coef);
   }
   return norm;
 }
 
-void adamw_step(TrainModel& m, std::span<const float> grads, AdamWState& s, const AdamWOptions& o, float lr) {
-  adamw_step(m.layout, m.params, grads, s, o, lr);
+void adamw_step(TrainModel& m, std::span<const float> grads, AdamWState& s, const AdamWOptions& o, float lr,
+                double grad_scale) {
+  adamw_step(m.layout, m.params, grads, s, o, lr, grad_scale);
 }
 
 void adamw_step(const ParamLayout& layout, std::span<float> params, std::span<const float> grads, AdamWState& s,
-                const AdamWOptions& o, float lr) {
+                const AdamWOptions& o, float lr, double grad_scale) {
   const size_t n = params.size();
   if (grads.size() != n) throw InvalidArgument("adamw_step: gradient size differs from the parameters");
   if (s.m.size() != n) s.m.assign(n, 0.0f), s.v.assign(n, 0.0f);
@@ -60,22 +69,28 @@ void adamw_step(const ParamLayout& layout, std::span<float> params, std::span<co
   const float step_size = float(lr / bc1), bc2f = float(bc2_sqrt);
   const float b1 = o.beta1, b2 = o.beta2, eps = o.eps;
   // Elementwise in float32 as torch.optim.AdamW (sqrt(v) / sqrt(1 - beta2^t) + eps); one pass
-  // over p, m, v and g (memory bound: vectorized, split over threads).
-  for (const ParamTensor& t : layout.tensors) {
-    const float decay = t.decay ? 1.0f - lr * o.weight_decay : 1.0f;
-    float* p = params.data() + t.offset;
-    float* mm = s.m.data() + t.offset;
-    float* vv = s.v.data() + t.offset;
-    const float* g = grads.data() + t.offset;
+  // over p, m, v and g (memory bound: vectorized, split over threads), the clipping scale applied
+  // to g as it is read.
+  auto update = [&](auto scaled) {
+    for (const ParamTensor& t : layout.tensors) {
+      const float decay = t.decay ? 1.0f - lr * o.weight_decay : 1.0f;
+      float* p = params.data() + t.offset;
+      float* mm = s.m.data() + t.offset;
+      float* vv = s.v.data() + t.offset;
+      const float* g = grads.data() + t.offset;
 #pragma omp parallel for simd schedule(static) if (t.size > 65536)
-    for (size_t i = 0; i < t.size; ++i) {
-      const float pi = p[i] * decay;
-      const float mi = b1 * mm[i] + (1.0f - b1) * g[i];
-      const float vi = b2 * vv[i] + (1.0f - b2) * g[i] * g[i];
-      mm[i] = mi, vv[i] = vi;
-      p[i] = pi - step_size * mi / (std::sqrt(vi) / bc2f + eps);
+      for (size_t i = 0; i < t.size; ++i) {
+        const float gi = scaled ? float(double(g[i]) * grad_scale) : g[i];
+        const float pi = p[i] * decay;
+        const float mi = b1 * mm[i] + (1.0f - b1) * gi;
+        const float vi = b2 * vv[i] + (1.0f - b2) * gi * gi;
+        mm[i] = mi, vv[i] = vi;
+        p[i] = pi - step_size * mi / (std::sqrt(vi) / bc2f + eps);
+      }
     }
-  }
+  };
+  if (grad_scale != 1.0) update(std::true_type{});
+  else update(std::false_type{});
 }
 
 float LrSchedule::at(int64_t step) const {

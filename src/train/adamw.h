@@ -25,15 +25,23 @@ struct AdamWState {
   int64_t step = 0;
 };
 
+// The global L2 norm of grads (fixed chunks in double: the same bits whatever the threads).
+double grad_norm(std::span<const float> grads);
+// torch.nn.utils.clip_grad_norm_'s factor for a global norm: max_norm / (norm + 1e-6) when that
+// is below 1, else 1 (and 1 when max_norm <= 0: no clipping).
+double clip_coefficient(double norm, double max_norm);
 // Scales grads so their global L2 norm is at most max_norm (a no-op when max_norm <= 0);
-// returns the norm before clipping.
+// returns the norm before clipping. A training step instead passes clip_coefficient to
+// adamw_step, which scales each gradient as it reads it (the same bits, one pass fewer).
 double clip_grad_norm(std::span<float> grads, double max_norm);
 
-// One update of m.params with the (clipped) grads at learning rate lr.
-void adamw_step(TrainModel& m, std::span<const float> grads, AdamWState& state, const AdamWOptions& opt, float lr);
+// One update of m.params at learning rate lr with the grads times grad_scale (clip_coefficient;
+// each g becomes float(double(g) * grad_scale), as clip_grad_norm scales it, when it is not 1).
+void adamw_step(TrainModel& m, std::span<const float> grads, AdamWState& state, const AdamWOptions& opt, float lr,
+                double grad_scale = 1.0);
 // The same for any flat buffer laid out by `layout` (LoRA adapters).
 void adamw_step(const ParamLayout& layout, std::span<float> params, std::span<const float> grads, AdamWState& state,
-                const AdamWOptions& opt, float lr);
+                const AdamWOptions& opt, float lr, double grad_scale = 1.0);
 
 struct LrSchedule {
   float lr = 1e-3f;

@@ -271,9 +271,10 @@ UpdateStats update_policy(TrainModel& policy, const TrainModel* reference, std::
   for (int it = 0; it < o.num_iterations; ++it) {
     const LossStats ls = policy_gradient(policy, reference, batch, it, o, s, lora);
     u.loss += ls.loss / mu, u.kl += ls.kl() / mu, u.clip_fraction += ls.clip_fraction() / mu;
-    u.grad_norm += clip_grad_norm(s.grads, o.adamw.max_grad_norm) / mu;
-    if (lora) adamw_step(lora->layout, lora->params, s.grads, adam, o.adamw, lr);
-    else adamw_step(policy, s.grads, adam, o.adamw, lr);
+    const double norm = grad_norm(s.grads), clip = clip_coefficient(norm, o.adamw.max_grad_norm);
+    u.grad_norm += norm / mu;
+    if (lora) adamw_step(lora->layout, lora->params, s.grads, adam, o.adamw, lr, clip);
+    else adamw_step(policy, s.grads, adam, o.adamw, lr, clip);
   }
   for (const Rollout& r : batch)  // old_logp is set on the rank that trains the rollout
     for (size_t t = 0; t < r.old_logp.size(); ++t)

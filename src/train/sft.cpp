@@ -196,10 +196,11 @@ StepStats train_step(SftRun& run, const SftOptions& o, const std::vector<TrainBa
   sum.finish();
   dist_collect(loss_parts);
   for (double part : loss_parts) st.loss += part;
-  st.grad_norm = clip_grad_norm(run.grads, o.adamw.max_grad_norm);
+  st.grad_norm = grad_norm(run.grads);
   st.lr = run.schedule.at(step);
-  if (run.lora) adamw_step(run.lora->layout, run.lora->params, run.grads, run.adam, o.adamw, st.lr);
-  else adamw_step(m, run.grads, run.adam, o.adamw, st.lr);
+  const double clip = clip_coefficient(st.grad_norm, o.adamw.max_grad_norm);
+  if (run.lora) adamw_step(run.lora->layout, run.lora->params, run.grads, run.adam, o.adamw, st.lr, clip);
+  else adamw_step(m, run.grads, run.adam, o.adamw, st.lr, clip);
   st.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   st.comm_seconds = dist_counters().seconds - c0.seconds;
   st.comm_bytes = dist_counters().bytes - c0.bytes;

@@ -158,6 +158,36 @@ TEST(ClipGradNorm, LongVectorsAnyThreadCount) {
   EXPECT_NEAR(one[7], double(g[7]) / n1, 1e-6 * std::fabs(one[7]));
 }
 
+// A step's fused clipping (clip_coefficient passed to adamw_step, each gradient scaled as AdamW
+// reads it) gives the bits of clipping the buffer first, over two steps; and no clipping when the
+// norm is under the maximum or max_norm is 0.
+TEST(ClipGradNorm, FusedIntoAdamWGivesTheSameBits) {
+  ParamLayout layout;
+  layout.tensors.push_back({.name = "w", .shape = {200003}, .offset = 0, .size = 200003, .decay = true});
+  layout.tensors.push_back({.name = "b", .shape = {17}, .offset = 200003, .size = 17, .decay = false});
+  layout.total = 200020;
+  std::vector<float> g(layout.total), p_fused(layout.total), p_first(layout.total);
+  for (size_t i = 0; i < g.size(); ++i) {
+    g[i] = float(std::cos(double(i) * 0.11) * (i % 5 == 0 ? 30.0 : 0.7));
+    p_fused[i] = p_first[i] = float(std::sin(double(i) * 0.03));
+  }
+  const AdamWOptions opt{.lr = 1e-2f};
+  AdamWState fused, first;
+  for (int step = 0; step < 2; ++step) {
+    const double coef = clip_coefficient(grad_norm(g), opt.max_grad_norm);
+    ASSERT_LT(coef, 1.0);
+    adamw_step(layout, p_fused, g, fused, opt, opt.lr, coef);
+    std::vector<float> clipped = g;
+    clip_grad_norm(clipped, opt.max_grad_norm);
+    adamw_step(layout, p_first, clipped, first, opt, opt.lr);
+    ASSERT_TRUE(p_fused == p_first) << "step " << step;
+    ASSERT_TRUE(fused.m == first.m && fused.v == first.v) << "step " << step;
+  }
+  EXPECT_EQ(clip_coefficient(0.5, 1.0), 1.0);
+  EXPECT_EQ(clip_coefficient(50.0, 0.0), 1.0);
+  EXPECT_NEAR(clip_coefficient(5.0, 1.0), 0.2, 1e-7);
+}
+
 }  // namespace
 }  // namespace ponder
 
