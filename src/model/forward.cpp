@@ -140,18 +140,24 @@ void forward(const Model& model, KvPool& pool, std::span<const BatchItem> batch,
     // Threads pay off once there is enough attention work (positions x heads x head dim).
     int64_t attn_work = 0;
     for (int64_t tt = 0; tt < T; ++tt) attn_work += int64_t(pos[tt] + 1) * H * D;
-    // One task per token and KV head: its H / Hkv query heads read the keys and values once.
-#pragma omp parallel for collapse(2) schedule(static) if (attn_work >= (1 << 16))
+    // One task per token and KV head: its G = H / Hkv query heads read the keys and values once.
+    // With fewer tasks than threads (one token, few KV heads, many cores) a KV head's heads are
+    // split into `split` tasks (each head's bits do not depend on the grouping).
+    const int G = H / Hkv;
+    int split = 1;
+    while (T * Hkv * split < n_threads && split < G) ++split;
+#pragma omp parallel for collapse(3) schedule(static) if (attn_work >= (1 << 16))
     for (int64_t tt = 0; tt < T; ++tt)
-      for (int g = 0; g < Hkv; ++g) {
-        const size_t i = size_t(item_of[tt]);
-        const KvBlocks kv{.k = kb + st.block_start[i], .v = vb + st.block_start[i], .block_size = bs,
-                          .n_ctx = pos[tt] + 1};
-        float* sc = scores + size_t(omp_get_thread_num()) * scratch_per_thread;
-        const AttentionOrder order = batch[i].tokens.size() >= 2 ? AttentionOrder::Batch : AttentionOrder::OneToken;
-        const int G = H / Hkv;
-        attention_group_forward(att + tt * qd + g * G * D, q + tt * qd + g * G * D, G, kv, g, Hkv, D, scale, order, sc);
-      }
+      for (int g = 0; g < Hkv; ++g)
+        for (int part = 0; part < split; ++part) {
+          const size_t i = size_t(item_of[tt]);
+          const KvBlocks kv{.k = kb + st.block_start[i], .v = vb + st.block_start[i], .block_size = bs,
+                            .n_ctx = pos[tt] + 1};
+          float* sc = scores + size_t(omp_get_thread_num()) * scratch_per_thread;
+          const AttentionOrder order = batch[i].tokens.size() >= 2 ? AttentionOrder::Batch : AttentionOrder::OneToken;
+          const int h0 = g * G + part * G / split, h1 = g * G + (part + 1) * G / split;
+          attention_group_forward(att + tt * qd + h0 * D, q + tt * qd + h0 * D, h1 - h0, kv, g, Hkv, D, scale, order, sc);
+        }
     linear(xb, att, T, lw.attn_output, lw.bo, st, lw.lora[3]);
     for_each_token(T, [&](int64_t t) {
       for (int64_t i = t * C; i < (t + 1) * C; ++i) x[i] += xb[i];
