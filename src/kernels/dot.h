@@ -69,8 +69,8 @@ inline float dot_f32(const float* a, const float* b, int64_t n) {
 // out[r] = dot_f32(a, rows + r * stride, n) for the 16 rows r < 16, bitwise. On AVX-512 the 16
 // rows' lane vectors are reduced together: each step of the halving tree (lanes i + 8, i + 4,
 // i + 2, i + 1) adds the halves of two rows' vectors at once after a shuffle that pairs them, so
-// every sum is the same addition of the same two values as in dot_f32, and one score costs about
-// half of a dot_f32 (whose horizontal reduction is the bulk of a 64-element dot).
+// every sum is the same addition of the same two values as in dot_f32; 16 scores of 64 elements
+// take 0.6-0.75 of the time of 16 dot_f32 calls, whose horizontal reductions dominate.
 inline void dot_f32_rows16(const float* a, const float* rows, int64_t stride, int64_t n, float out[16]) {
 #if defined(__AVX512F__)
   const int64_t np = n & ~int64_t(63);
