@@ -102,7 +102,13 @@ void forward(const Model& model, KvPool& pool, std::span<const BatchItem> batch,
     max_ctx = std::max(max_ctx, it.seq->n_pos + int(it.tokens.size()));
   }
   const int n_threads = omp_get_max_threads();
-  const size_t scratch_per_thread = attention_scratch_floats(max_ctx, D, H / Hkv);
+  // Attention runs one task per token and KV head: its G = H / Hkv query heads read the keys and
+  // values once. With fewer tasks than threads (one token, few KV heads, many cores) a KV head's
+  // heads are split into `split` tasks (each head's bits do not depend on the grouping).
+  const int G = H / Hkv;
+  int split = 1;
+  while (T * Hkv * split < n_threads && split < G) ++split;
+  const size_t scratch_per_thread = attention_scratch_floats(max_ctx, D, G);
   float* scores = sized(st.scores, size_t(n_threads) * scratch_per_thread);
   size_t n_block_ptrs = 0;
   st.block_start.resize(batch.size());
@@ -140,12 +146,6 @@ void forward(const Model& model, KvPool& pool, std::span<const BatchItem> batch,
     // Threads pay off once there is enough attention work (positions x heads x head dim).
     int64_t attn_work = 0;
     for (int64_t tt = 0; tt < T; ++tt) attn_work += int64_t(pos[tt] + 1) * H * D;
-    // One task per token and KV head: its G = H / Hkv query heads read the keys and values once.
-    // With fewer tasks than threads (one token, few KV heads, many cores) a KV head's heads are
-    // split into `split` tasks (each head's bits do not depend on the grouping).
-    const int G = H / Hkv;
-    int split = 1;
-    while (T * Hkv * split < n_threads && split < G) ++split;
 #pragma omp parallel for collapse(3) schedule(static) if (attn_work >= (1 << 16))
     for (int64_t tt = 0; tt < T; ++tt)
       for (int g = 0; g < Hkv; ++g)
