@@ -1,15 +1,17 @@
 // Blocked single-precision GEMM (the GotoBLAS/BLIS structure, for row-major C):
 //
 //   * B is packed into panels of (KC, NR) floats (k-major, NR columns per k, zero padded), each
-//     panel once per call, on first use, into a buffer all threads share. A row-major A (not
-//     trans_a) is read in place: the micro-kernel broadcasts A[i][k] straight from MR rows.
-//     A transposed A is copied per task and K block into (KC, MR) micro-panels, so its rows
-//     (a page apart) are read once, contiguously, and prefetched a block ahead.
+//     panel once per call, on first use, into a buffer all threads share. A is read in place: the
+//     micro-kernel broadcasts A[i][k] straight from MR rows (row-major A), or from the MR
+//     consecutive floats of row k (trans_a: the weight gradient's dY^T, K = tokens). A transposed
+//     A's rows are far apart, so a task prefetches its next K block's rows into L2. (Copying a
+//     transposed A into (KC, MR) micro-panels first cost more than it saved: on the 5m training
+//     step's weight-gradient products, K = 4096, reading in place ran 1.04-1.2x faster.)
 //   * The micro-kernel computes an (mr <= MR = 12, NR = 32) tile of C in 2 * mr zmm accumulators
 //     over one K block: acc = fma(A[i][k], B[k][j], acc) for k in the block, in order.
 //   * Work is split into tasks of (strips of MR rows) x (panels of NR columns) of C, scheduled
 //     dynamically; a task walks K blocks outermost, so its C block and the current B block stay
-//     in L2, and within a block keeps an A micro-panel in L1 while B panels stream past it.
+//     in L2, and within a block keeps a strip of A in cache while B panels stream past it.
 //
 // Determinism: K is cut into fixed blocks of KC = 256, and every element of C is
 //   C = alpha * acc_0 + beta * C   (C = alpha * acc_0 when beta == 0: old C is never read)
@@ -115,7 +117,7 @@ constexpr int kPanelEmpty = 0, kPanelPacking = 1, kPanelReady = 2;
 
 // One micro-tile: C[0:mr, 0:nr] (+)= alpha * A-block * B-block over kc.
 struct Tile {
-  const float* a;  // packed: (kc, mr); in place: row i, k at a[i * lda + k]
+  const float* a;  // row i, k at a[i * lda + k]; trans_a: at a[k * lda + i]
   int64_t lda;
   const float* b;  // (kc, nr) with row stride ldb (kNR when packed, zero padded)
   int64_t ldb;
@@ -131,7 +133,7 @@ struct Tile {
 
 inline __mmask16 lane_mask(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
 
-template <int MR, bool kPackedA>
+template <int MR, bool kTransA>
 void tile_kernel(const Tile& t) {
   const __mmask16 m0 = lane_mask(t.nr), m1 = lane_mask(std::max(t.nr - 16, 0));
   // The accumulators must live in registers: every loop over i is fully unrolled.
@@ -145,11 +147,11 @@ void tile_kernel(const Tile& t) {
     const __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
-      const __m512 av = _mm512_set1_ps(kPackedA ? a[i] : a[i * lda]);
+      const __m512 av = _mm512_set1_ps(kTransA ? a[i] : a[i * lda]);
       c0[i] = _mm512_fmadd_ps(av, b0, c0[i]);
       c1[i] = _mm512_fmadd_ps(av, b1, c1[i]);
     }
-    a += kPackedA ? MR : 1;
+    a += kTransA ? lda : 1;
     b += ldb;
   }
   const __m512 va = _mm512_set1_ps(t.alpha), vb = _mm512_set1_ps(t.beta);
@@ -174,27 +176,14 @@ void tile_kernel(const Tile& t) {
 
 using TileFn = void (*)(const Tile&);
 
-template <bool kPackedA, int... I>
+template <bool kTransA, int... I>
 constexpr auto make_tile_table(std::integer_sequence<int, I...>) {
-  return std::array<TileFn, sizeof...(I)>{&tile_kernel<I + 1, kPackedA>...};
+  return std::array<TileFn, sizeof...(I)>{&tile_kernel<I + 1, kTransA>...};
 }
-constexpr auto kTilesInPlaceA = make_tile_table<false>(std::make_integer_sequence<int, kMR>());
-constexpr auto kTilesPackedA = make_tile_table<true>(std::make_integer_sequence<int, kMR>());
+constexpr auto kTilesRowA = make_tile_table<false>(std::make_integer_sequence<int, kMR>());
+constexpr auto kTilesTransA = make_tile_table<true>(std::make_integer_sequence<int, kMR>());
 
-void run_tile(const Tile& t, int mr, bool packed_a) { (packed_a ? kTilesPackedA : kTilesInPlaceA)[mr - 1](t); }
-
-// A transposed block, src (kc, m) with row stride lda, into n_strips micro-panels of (kc, mr)
-// floats, each kKC * kMR apart; mr = kMR except in a last strip cut by m. Row by row, so each
-// source row is read once, contiguously.
-void pack_a_block(float* dst, const float* src, int64_t lda, int64_t kc, int64_t m, int64_t n_strips) {
-  for (int64_t k = 0; k < kc; ++k) {
-    for (int64_t s = 0; s < n_strips; ++s) {
-      const int mr = int(std::min<int64_t>(kMR, m - s * kMR));
-      const __mmask16 mask = lane_mask(mr);
-      _mm512_mask_storeu_ps(dst + s * kKC * kMR + k * mr, mask, _mm512_maskz_loadu_ps(mask, src + k * lda + s * kMR));
-    }
-  }
-}
+void run_tile(const Tile& t, int mr, bool trans_a) { (trans_a ? kTilesTransA : kTilesRowA)[mr - 1](t); }
 
 // dst (kc, kNR) <- src rows k (stride ldb), nr floats each, zero padded.
 void pack_b_rows(float* dst, const float* src, int64_t ldb, int64_t kc, int nr) {
@@ -263,27 +252,26 @@ inline __m256i lane_mask8(int64_t n) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(m), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-// Rows i0..i0+R-1, columns j0..j0+15 (those below t.nr) of the tile; mr: the tile's rows (the
-// packed A stride).
-template <int R, bool kPackedA>
-void sub_tile(const Tile& t, int mr, int i0, int j0) {
+// Rows i0..i0+R-1, columns j0..j0+15 (those below t.nr) of the tile.
+template <int R, bool kTransA>
+void sub_tile(const Tile& t, int i0, int j0) {
   const int64_t n_cols = t.nr - j0;
   const bool full = n_cols >= 16;
   const __m256i m0 = lane_mask8(n_cols), m1 = lane_mask8(n_cols - 8);
   __m256 c0[R], c1[R];
   for (int i = 0; i < R; ++i) c0[i] = c1[i] = _mm256_setzero_ps();
-  const float* a = kPackedA ? t.a + i0 : t.a + i0 * t.lda;
+  const float* a = kTransA ? t.a + i0 : t.a + i0 * t.lda;
   const float* b = t.b + j0;
   const int64_t lda = t.lda, ldb = t.ldb, kc = t.kc;
   for (int64_t k = 0; k < kc; ++k) {
     const __m256 b0 = full ? _mm256_loadu_ps(b) : _mm256_maskload_ps(b, m0);
     const __m256 b1 = full ? _mm256_loadu_ps(b + 8) : _mm256_maskload_ps(b + 8, m1);
     for (int i = 0; i < R; ++i) {
-      const __m256 av = _mm256_set1_ps(kPackedA ? a[i] : a[i * lda]);
+      const __m256 av = _mm256_set1_ps(kTransA ? a[i] : a[i * lda]);
       c0[i] = _mm256_fmadd_ps(av, b0, c0[i]);
       c1[i] = _mm256_fmadd_ps(av, b1, c1[i]);
     }
-    a += kPackedA ? mr : 1;
+    a += kTransA ? lda : 1;
     b += ldb;
   }
   // Masked moves only at the right edge (they are slow: microcoded stores on some CPUs).
@@ -312,29 +300,29 @@ void sub_tile(const Tile& t, int mr, int i0, int j0) {
   }
 }
 
-using SubTileFn = void (*)(const Tile&, int, int, int);
+using SubTileFn = void (*)(const Tile&, int, int);
 
-template <bool kPackedA, int... I>
+template <bool kTransA, int... I>
 constexpr auto make_sub_tile_table(std::integer_sequence<int, I...>) {
-  return std::array<SubTileFn, sizeof...(I)>{&sub_tile<I + 1, kPackedA>...};
+  return std::array<SubTileFn, sizeof...(I)>{&sub_tile<I + 1, kTransA>...};
 }
-constexpr auto kSubTilesInPlaceA = make_sub_tile_table<false>(std::make_integer_sequence<int, kSubRows>());
-constexpr auto kSubTilesPackedA = make_sub_tile_table<true>(std::make_integer_sequence<int, kSubRows>());
+constexpr auto kSubTilesRowA = make_sub_tile_table<false>(std::make_integer_sequence<int, kSubRows>());
+constexpr auto kSubTilesTransA = make_sub_tile_table<true>(std::make_integer_sequence<int, kSubRows>());
 
-void run_tile(const Tile& t, int mr, bool packed_a) {
-  const auto& table = packed_a ? kSubTilesPackedA : kSubTilesInPlaceA;
+void run_tile(const Tile& t, int mr, bool trans_a) {
+  const auto& table = trans_a ? kSubTilesTransA : kSubTilesRowA;
   for (int i0 = 0; i0 < mr; i0 += kSubRows)
-    for (int j0 = 0; j0 < t.nr; j0 += 16) table[std::min(kSubRows, mr - i0) - 1](t, mr, i0, j0);
+    for (int j0 = 0; j0 < t.nr; j0 += 16) table[std::min(kSubRows, mr - i0) - 1](t, i0, j0);
 }
 
 #else  // portable path: the same blocking and the same order of operations, one float at a time
 
-void run_tile(const Tile& t, int mr, bool packed_a) {
+void run_tile(const Tile& t, int mr, bool trans_a) {
   float acc[kMR][kNR] = {};
   for (int64_t k = 0; k < t.kc; ++k) {
     const float* b = t.b + k * t.ldb;
     for (int i = 0; i < mr; ++i) {
-      const float a = packed_a ? t.a[k * mr + i] : t.a[i * t.lda + k];
+      const float a = trans_a ? t.a[k * t.lda + i] : t.a[i * t.lda + k];
       for (int j = 0; j < t.nr; ++j) acc[i][j] = std::fma(a, b[j], acc[i][j]);
     }
   }
@@ -352,14 +340,6 @@ void run_tile(const Tile& t, int mr, bool packed_a) {
 }
 
 #endif
-
-void pack_a_block(float* dst, const float* src, int64_t lda, int64_t kc, int64_t m, int64_t n_strips) {
-  for (int64_t k = 0; k < kc; ++k)
-    for (int64_t s = 0; s < n_strips; ++s) {
-      const int mr = int(std::min<int64_t>(kMR, m - s * kMR));
-      for (int i = 0; i < mr; ++i) dst[s * kKC * kMR + k * mr + i] = src[k * lda + s * kMR + i];
-    }
-}
 
 void pack_b_rows(float* dst, const float* src, int64_t ldb, int64_t kc, int nr) {
   for (int64_t k = 0; k < kc; ++k)
@@ -453,10 +433,9 @@ const float* packed_b_panel(const Problem& p, const Grid& g, int64_t kb, int64_t
 
 // Computes the C block of task `index` over all of K.
 void run_task(const Problem& p, const Grid& g, int64_t index) {
-  thread_local Buffer a_buffer, b_scratch;
+  thread_local Buffer b_scratch;
   if (g_fail_countdown.load(std::memory_order_relaxed) >= 0 && g_fail_countdown.fetch_sub(1) == 0)
     throw std::bad_alloc();  // sgemm_fail_allocation_for_testing
-  float* ap = a_buffer.reserve(size_t(kMaxStrips * kKC * kMR));
   float* bs = b_scratch.reserve(size_t(kKC * kNR));
   const int64_t mb = g.columns_outer ? index % g.n_mb : index / g.n_nb;
   const int64_t nb = g.columns_outer ? index / g.n_mb : index % g.n_nb;
@@ -469,8 +448,8 @@ void run_task(const Problem& p, const Grid& g, int64_t index) {
     // trans_a: the task's columns of A's rows k0 .. k0 + kc
     const float* a_block = p.trans_a ? p.A + k0 * p.lda + s_begin * kMR : nullptr;
     const int64_t n_next = p.trans_a ? std::max<int64_t>(0, std::min(kKC, p.K - k0 - kKC)) : 0;
-    if (p.trans_a) pack_a_block(ap, a_block, p.lda, kc, p.M - s_begin * kMR, s_end - s_begin);
-    // The A micro-panel stays in L1 while B panels stream from L2 (BLIS order for a broadcast A).
+    // A strip's rows stay in cache while the B panels stream past them from L2 (BLIS order for a
+    // broadcast A).
     int64_t tile = 0;
     for (int64_t s = s_begin; s < s_end; ++s) {
       const int64_t i0 = s * kMR;
@@ -480,7 +459,7 @@ void run_task(const Problem& p, const Grid& g, int64_t index) {
         if (n_next > 0)
           prefetch_rows(a_block + kKC * p.lda, p.lda, tile * n_next / n_tiles, (tile + 1) * n_next / n_tiles,
                         a_row_bytes);
-        const Tile t{.a = p.trans_a ? ap + (s - s_begin) * kKC * kMR : p.A + i0 * p.lda + k0,
+        const Tile t{.a = p.trans_a ? a_block + (s - s_begin) * kMR : p.A + i0 * p.lda + k0,
                      .lda = p.lda,
                      .b = g.pack_b ? packed_b_panel(p, g, kb, jr, bs) : p.B + k0 * p.ldb + j0,
                      .ldb = g.pack_b ? kNR : p.ldb,
