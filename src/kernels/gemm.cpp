@@ -57,6 +57,7 @@ constexpr int64_t kKC = 256;    // K block: fixed, part of the numerics
 constexpr int kMaxStrips = 8;   // strips of kMR rows per task at most (MC = 96)
 constexpr int kMaxPanels = 16;  // panels of kNR columns per task at most (NC = 512)
 constexpr int64_t kDirectBMaxM = 4 * kMR;  // below this many rows a row-major B is read in place
+constexpr double kStreamedBBytes = 2 << 20;  // a B larger than this does not stay in L2 across tasks
 // M*N*K under which one thread does it all (~0.1 ms): a parallel region costs little on idle cores,
 // but milliseconds when another process holds one of them and the region has to wait for it.
 constexpr double kSerialWork = 1 << 23;
@@ -368,8 +369,15 @@ Grid make_grid(const Problem& p, int n_threads) {
   // packed B block (kKC x NC, 256 KB) then stays in L2 beside its C block through the many K
   // blocks. Same-process A/B on the 0.5B training shapes: the FFN down product (K 4864) 1.14-1.21x,
   // its dX (K 4864) 1.00-1.18x, the head's dX pieces (K 4096) 1.04-1.12x; at K <= 896 no gain.
-  const int64_t max_panels = p.K >= 2048 ? kMaxPanels / 2 : kMaxPanels;
-  int64_t spt = even_group(g.n_strips, kMaxStrips), ppt = even_group(g.n_panels, max_panels);
+  // A B too large to stay in L2 across tasks (a weight matrix of a large model times a few hundred
+  // token rows) comes from memory once per row block of tasks: taller tasks (MC = 288) load each
+  // B block into L2 a third as often. Same-process A/B, weights cycling through memory as in a
+  // training step, on the 0.5B shapes with 512 tokens: 1.02-1.25x (FFN, attention and head
+  // products; forward and dX); a B that stays in L2 (the 5m preset's) gains nothing, so it keeps MC = 96.
+  const bool streamed_b = !p.trans_a && double(p.K) * double(p.N) * sizeof(float) > kStreamedBBytes;
+  const int64_t max_strips = streamed_b ? 3 * kMaxStrips : kMaxStrips;
+  const int64_t max_panels = streamed_b || p.K >= 2048 ? kMaxPanels / 2 : kMaxPanels;
+  int64_t spt = even_group(g.n_strips, max_strips), ppt = even_group(g.n_panels, max_panels);
   // Enough tasks for dynamic scheduling to absorb a busy core: halve the longer side of the block.
   const int64_t want = n_threads > 1 ? 3 * n_threads : 1;
   while (ceil_div(g.n_strips, spt) * ceil_div(g.n_panels, ppt) < want && (spt > 1 || ppt > 1)) {

@@ -127,9 +127,27 @@ TEST(Sgemm, RandomShapesAlphaBetaMatchReference) {
   }
 }
 
-// The documented numerics, bit for bit, whichever kernel the build has (AVX-512, AVX2, portable):
-// per K block of 256 an in-order fma chain from +0, then C = alpha * acc_0 (beta 0) or
-// fma(alpha, acc_0, beta * C), and C = fma(alpha, acc_p, C) for each later block.
+// The documented numerics of C[i][j], written out: per K block of 256 an in-order fma chain from
+// +0, then C = alpha * acc_0 (beta 0) or fma(alpha, acc_0, beta * C), and C = fma(alpha, acc_p, C)
+// for each later block.
+float documented_chain(const Case& c, const Operands& in, int64_t i, int64_t j) {
+  float out = in.C[size_t(i * in.ldc + j)];
+  for (int64_t k0 = 0; k0 < c.K; k0 += 256) {
+    float acc = 0.f;
+    for (int64_t k = k0; k < std::min<int64_t>(c.K, k0 + 256); ++k) {
+      const float a = c.trans_a ? in.A[size_t(k * in.lda + i)] : in.A[size_t(i * in.lda + k)];
+      const float b = c.trans_b ? in.B[size_t(j * in.ldb + k)] : in.B[size_t(k * in.ldb + j)];
+      acc = std::fma(a, b, acc);
+    }
+    if (k0 > 0)
+      out = std::fma(c.alpha, acc, out);
+    else
+      out = c.beta == 0.f ? c.alpha * acc : std::fma(c.alpha, acc, c.beta * out);
+  }
+  return out;
+}
+
+// The documented numerics, bit for bit, whichever kernel the build has (AVX-512, AVX2, portable).
 TEST(Sgemm, EveryElementIsTheDocumentedFmaChainBitwise) {
   std::mt19937 rng(11);
   std::uniform_int_distribution<int64_t> dim(1, 70);
@@ -142,22 +160,28 @@ TEST(Sgemm, EveryElementIsTheDocumentedFmaChainBitwise) {
     run(c, o);
     for (int64_t i = 0; i < c.M; ++i)
       for (int64_t j = 0; j < c.N; ++j) {
-        float out = in.C[size_t(i * in.ldc + j)];
-        for (int64_t k0 = 0; k0 < c.K; k0 += 256) {
-          float acc = 0.f;
-          for (int64_t k = k0; k < std::min<int64_t>(c.K, k0 + 256); ++k) {
-            const float a = c.trans_a ? in.A[size_t(k * in.lda + i)] : in.A[size_t(i * in.lda + k)];
-            const float b = c.trans_b ? in.B[size_t(j * in.ldb + k)] : in.B[size_t(k * in.ldb + j)];
-            acc = std::fma(a, b, acc);
-          }
-          if (k0 > 0)
-            out = std::fma(c.alpha, acc, out);
-          else
-            out = c.beta == 0.f ? c.alpha * acc : std::fma(c.alpha, acc, c.beta * out);
-        }
-        const float got = o.C[size_t(i * o.ldc + j)];
-        ASSERT_EQ(std::memcmp(&got, &out, sizeof(float)), 0)
-            << describe(c) << " at (" << i << ", " << j << "): " << got << " vs " << out;
+        const float got = o.C[size_t(i * o.ldc + j)], want = documented_chain(c, in, i, j);
+        ASSERT_EQ(std::memcmp(&got, &want, sizeof(float)), 0)
+            << describe(c) << " at (" << i << ", " << j << "): " << got << " vs " << want;
+      }
+  }
+}
+
+// A B too large to stay in L2 (here 2.6 MB) gets taller tasks, and a transposed A is read in place
+// over many K blocks: the same documented chain, on rows from every task.
+TEST(Sgemm, LargeOperandsFollowTheDocumentedFmaChainBitwise) {
+  for (int it = 0; it < 4; ++it) {
+    const bool ta = it & 1, tb = it & 2;
+    const Case c{.trans_a = ta, .trans_b = tb, .M = 300, .N = 1100, .K = 600, .pad_a = 3, .pad_b = 1, .pad_c = 2,
+                 .alpha = -0.75f, .beta = it < 2 ? 0.f : 0.5f};
+    Operands o = make_operands(c, uint32_t(300 + it));
+    const Operands in = o;
+    run(c, o);
+    for (int64_t i : {int64_t(0), int64_t(11), int64_t(12), int64_t(155), int64_t(156), int64_t(299)})
+      for (int64_t j = 0; j < c.N; ++j) {
+        const float got = o.C[size_t(i * o.ldc + j)], want = documented_chain(c, in, i, j);
+        ASSERT_EQ(std::memcmp(&got, &want, sizeof(float)), 0)
+            << describe(c) << " at (" << i << ", " << j << "): " << got << " vs " << want;
       }
   }
 }
