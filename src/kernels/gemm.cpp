@@ -56,11 +56,12 @@ constexpr int kNR = 32;         // columns of a micro-tile: two zmm
 constexpr int64_t kKC = 256;    // K block: fixed, part of the numerics
 constexpr int kMaxStrips = 8;   // strips of kMR rows per task at most (MC = 96; 3x for a streamed B)
 constexpr int kMaxPanels = 16;  // panels of kNR columns per task at most (NC = 512)
-constexpr int64_t kDirectBMaxM = 4 * kMR;  // below this many rows a row-major B is read in place
+constexpr int64_t kDirectBMaxM = 4 * kMR;  // below this many rows of a row-major A, a row-major B is read in place
 constexpr double kStreamedBBytes = 2 << 20;  // a B larger than this does not stay in L2 across tasks
-// M*N*K under which one thread does it all (~0.1 ms): a parallel region costs little on idle cores,
-// but milliseconds when another process holds one of them and the region has to wait for it.
-constexpr double kSerialWork = 1 << 23;
+// M*N*K under which one thread does it all (~20 us): a parallel region costs little on idle cores,
+// but milliseconds when another process holds one of them and the region has to wait for it. (At
+// 1 << 23 LoRA's rank-16 products over 512 tokens, 7.3M, ran on one thread at 20-110 GFLOP/s.)
+constexpr double kSerialWork = 1 << 21;
 
 std::atomic<int64_t> g_fail_countdown{-1};  // sgemm_fail_allocation_for_testing: tasks until one fails
 
@@ -364,7 +365,10 @@ Grid make_grid(const Problem& p, int n_threads) {
   g.n_strips = ceil_div(p.M, kMR);
   g.n_panels = ceil_div(p.N, kNR);
   g.n_kb = ceil_div(p.K, kKC);
-  g.pack_b = p.trans_b || p.M > kDirectBMaxM;
+  // A row-major B is read in place only under a few rows of a row-major A (decode): with trans_a
+  // (a gradient over tokens, B = activations) its rows are far apart and latency-bound in place;
+  // packed, LoRA's dA products (16 x 896 x 512) ran 2.1-2.3x faster.
+  g.pack_b = p.trans_b || p.trans_a || p.M > kDirectBMaxM;
   // Over a long K (thousands of features or tokens) a task takes half the panels (NC = 256): its
   // packed B block (kKC x NC, 256 KB) then stays in L2 beside its C block through the many K
   // blocks. Same-process A/B on the 0.5B training shapes: the FFN down product (K 4864) 1.14-1.21x,
