@@ -186,6 +186,29 @@ TEST(Sgemm, LargeOperandsFollowTheDocumentedFmaChainBitwise) {
   }
 }
 
+// A weight gradient over many tokens with fewer rows than columns runs as C^T = B^T A into a
+// transposed copy of C: the same documented chain for every element, beta applied to the old C (or
+// the old C never read), the padding of C untouched.
+TEST(Sgemm, TransposedWeightGradientFollowsTheDocumentedFmaChainBitwise) {
+  for (float beta : {0.f, 0.5f}) {
+    const Case c{.trans_a = true, .trans_b = false, .M = 40, .N = 100, .K = 2100, .pad_a = 3, .pad_b = 1, .pad_c = 2,
+                 .alpha = -0.75f, .beta = beta};
+    Operands o = make_operands(c, 41);
+    const Operands in = o;
+    run(c, o);
+    for (int64_t i = 0; i < c.M; ++i) {
+      for (int64_t j = 0; j < c.N; ++j) {
+        const float got = o.C[size_t(i * o.ldc + j)], want = documented_chain(c, in, i, j);
+        ASSERT_EQ(std::memcmp(&got, &want, sizeof(float)), 0)
+            << describe(c) << " at (" << i << ", " << j << "): " << got << " vs " << want;
+      }
+      for (int64_t j = c.N; j < o.ldc; ++j)
+        ASSERT_EQ(std::memcmp(&o.C[size_t(i * o.ldc + j)], &in.C[size_t(i * in.ldc + j)], sizeof(float)), 0)
+            << "padding of row " << i << " changed";
+    }
+  }
+}
+
 TEST(Sgemm, ZeroDepthScalesC) {
   for (float beta : {0.f, 1.f, 0.5f}) {
     const Case c{.trans_a = false, .trans_b = false, .M = 3, .N = 5, .K = 0, .pad_c = 2, .beta = beta};
