@@ -124,7 +124,6 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
   float* dq = sized(a.dq, size_t(N) * qd);
   float* dk = sized(a.dk, size_t(N) * kvd);
   float* dv = sized(a.dv, size_t(N) * kvd);
-  float* dP = sized(a.dprobs, size_t(B) * H * T * T);
   const float* rc = a.rope_cos.data();
   const float* rs = a.rope_sin.data();
 
@@ -167,22 +166,24 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
 #pragma omp parallel for collapse(2) schedule(dynamic)
     for (int b = 0; b < B; ++b)
       for (int kh = 0; kh < Hkv; ++kh) errors.run([&] {
+        // dS of one block of query rows (kAttnRows, T): used at once, so it stays in this core's cache.
+        thread_local std::vector<float> ds_block;
+        ds_block.resize(size_t(kAttnRows) * T);
         for (int hh = kh * (H / Hkv); hh < (kh + 1) * (H / Hkv); ++hh) {
           const float* P = pl + (size_t(b) * H + hh) * T * T;
-          float* dS = dP + (size_t(b) * H + hh) * T * T;
           const size_t qo = size_t(b) * T * qd + hh * D, ko = size_t(b) * T * kvd + kh * D;
           // The causal blocks of the forward: query rows r0..r1 against keys 0..r1.
           for (int r0 = 0; r0 < T; r0 += kAttnRows) {
             const int r1 = std::min(T, r0 + kAttnRows), m = r1 - r0;
             const float* Pb = P + size_t(r0) * T;
-            float* dSb = dS + size_t(r0) * T;
+            float* dSb = ds_block.data();
             const float* dO = datt + qo + size_t(r0) * qd;
             // dP = dO V^T, dV += P^T dO
             sgemm(false, true, m, r1, D, 1.0f, dO, qd, vl + ko, kvd, 0.0f, dSb, T);
             sgemm(true, false, r1, D, m, 1.0f, Pb, T, dO, qd, 1.0f, dv + ko, kvd);
             // dS = P * (dP - rowsum(dP * P)) over t' <= t
             for (int t = r0; t < r1; ++t) {
-              float* dr = dS + size_t(t) * T;
+              float* dr = dSb + size_t(t - r0) * T;
               softmax_backward(dr, P + size_t(t) * T, t + 1);
               std::fill(dr + t + 1, dr + r1, 0.0f);
             }

@@ -36,7 +36,7 @@ struct Activations {
   std::vector<float> frozen_w;             // a frozen base matrix (block_matrix) or head piece (head_rows) in f32
   float temperature = 1.0f;                // the logits were divided by it
   // backward scratch
-  std::vector<float> dx, dxn, dbig, dbig2, datt, dq, dk, dv, dprobs, lora_du;
+  std::vector<float> dx, dxn, dbig, dbig2, datt, dq, dk, dv, lora_du;
 };
 
 // Returns the mean of -logp over positions with a target (the cross-entropy) for reporting.

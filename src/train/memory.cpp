@@ -56,8 +56,8 @@ TrainStepMemory training_step_memory(const TrainConfig& c, int64_t rows, int64_t
   // x_final, xnf (N, C); rstdf (N); logits (N, V); rope cos and sin (T, D/2).
   const double top = 2 * N * C + N + N * V + T * D;
   // backward_train scratch: dx, dxn (N, C); dbig (N, F); dbig2 (N, 2F); datt, dq (N, H*D);
-  // dk, dv (N, Hkv*D); dprobs (B, H, T, T). Then logp and dlogp (N).
-  const double scratch = 2 * N * C + 3 * N * F + 2 * N * qd + 2 * N * kvd + B * H * T * T + 2 * N;
+  // dk, dv (N, Hkv*D). Then logp and dlogp (N).
+  const double scratch = 2 * N * C + 3 * N * F + 2 * N * qd + 2 * N * kvd + 2 * N;
   const double f = sizeof(float);
   if (lora.enabled()) {  // adapters: A and B of each target, x A^T per target and its gradient
     const double A = double(LoraAdapters(c, lora).layout.total), r = lora.rank;

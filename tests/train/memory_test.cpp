@@ -19,7 +19,7 @@ size_t allocated_floats(const Activations& a) {
   for (const std::vector<float>* v :
        {&a.x_in, &a.xn1, &a.rstd1, &a.q, &a.k, &a.v, &a.probs, &a.att, &a.x_mid, &a.xn2, &a.rstd2, &a.gate, &a.up, &a.h,
         &a.x_final, &a.xnf, &a.rstdf, &a.logits, &a.rope_cos, &a.rope_sin, &a.dx, &a.dxn, &a.dbig, &a.dbig2, &a.datt,
-        &a.dq, &a.dk, &a.dv, &a.dprobs})
+        &a.dq, &a.dk, &a.dv})
     n += v->size();
   return n;
 }
