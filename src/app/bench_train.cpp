@@ -23,6 +23,7 @@
 #include "train/adamw.h"
 #include "train/char_vocab.h"
 #include "train/forward_train.h"
+#include "train/memory.h"
 #include "train/model_io.h"
 
 namespace ponder::app {
@@ -50,12 +51,10 @@ void run_train_bench(const TrainBenchArgs& a) {
   const TrainConfig& c = m.config;
   if (a.ctx > c.ctx)
     throw InvalidArgument("--ctx " + std::to_string(a.ctx) + " exceeds the model's context " + std::to_string(c.ctx));
-  // The attention probabilities of every layer are kept for backward: B x H x T x T x L floats.
-  const double prob_bytes = 4.0 * a.batch * c.n_heads * double(a.ctx) * a.ctx * c.n_layers;
-  if (prob_bytes > 8.0 * (1u << 30))
-    throw InvalidArgument("--batch " + std::to_string(a.batch) + " x --ctx " + std::to_string(a.ctx) + " needs " +
-                          std::to_string(int64_t(prob_bytes / (1u << 20))) +
-                          " MiB of attention activations; at most 8 GiB (lower --batch or --ctx)");
+  // What the step needs, as `train` counts it, before anything of it is allocated.
+  check_training_memory(training_step_memory(c, a.batch, a.ctx, LoraConfig{.rank = a.lora_rank},
+                                             m.frozen ? double(m.frozen->bytes()) : -1),
+                        "--batch " + std::to_string(a.batch) + " and --ctx " + std::to_string(a.ctx));
   Rng rng(7);
   TrainBatch b{.B = a.batch, .T = a.ctx};
   for (int i = 0; i < a.batch * a.ctx; ++i) b.tokens.push_back(int32_t(rng.below(uint64_t(c.vocab))));

@@ -136,7 +136,6 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
     const float* ql = a.q.data() + size_t(N) * qd * l;
     const float* kl = a.k.data() + size_t(N) * kvd * l;
     const float* vl = a.v.data() + size_t(N) * kvd * l;
-    const float* pl = a.probs.data() + size_t(B) * H * T * T * l;
     const float* al = a.att.data() + size_t(N) * qd * l;
     const float* xm = a.x_mid.data() + NC * l;
     const float* n2 = a.xn2.data() + NC * l;
@@ -166,16 +165,19 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
 #pragma omp parallel for collapse(2) schedule(dynamic)
     for (int b = 0; b < B; ++b)
       for (int kh = 0; kh < Hkv; ++kh) errors.run([&] {
-        // dS of one block of query rows (kAttnRows, T): used at once, so it stays in this core's cache.
-        thread_local std::vector<float> ds_block;
+        // dS of one block of query rows (kAttnRows, T), and P when the forward did not keep it
+        // (recomputed: the same bits): used at once, so they stay in this core's cache.
+        thread_local std::vector<float> p_block, ds_block;
+        if (!a.probs_kept) p_block.resize(size_t(kAttnRows) * T);
         ds_block.resize(size_t(kAttnRows) * T);
         for (int hh = kh * (H / Hkv); hh < (kh + 1) * (H / Hkv); ++hh) {
-          const float* P = pl + (size_t(b) * H + hh) * T * T;
           const size_t qo = size_t(b) * T * qd + hh * D, ko = size_t(b) * T * kvd + kh * D;
           // The causal blocks of the forward: query rows r0..r1 against keys 0..r1.
           for (int r0 = 0; r0 < T; r0 += kAttnRows) {
             const int r1 = std::min(T, r0 + kAttnRows), m = r1 - r0;
-            const float* Pb = P + size_t(r0) * T;
+            const float* Pb = a.probs_kept ? a.probs.data() + ((size_t(l) * B + b) * H + hh) * T * T + size_t(r0) * T
+                                           : p_block.data();
+            if (!a.probs_kept) attention_probs_block(p_block.data(), T, ql + qo, qd, kl + ko, kvd, D, r0, r1, scale);
             float* dSb = ds_block.data();
             const float* dO = datt + qo + size_t(r0) * qd;
             // dP = dO V^T, dV += P^T dO
@@ -184,7 +186,7 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
             // dS = P * (dP - rowsum(dP * P)) over t' <= t
             for (int t = r0; t < r1; ++t) {
               float* dr = dSb + size_t(t - r0) * T;
-              softmax_backward(dr, P + size_t(t) * T, t + 1);
+              softmax_backward(dr, Pb + size_t(t - r0) * T, t + 1);
               std::fill(dr + t + 1, dr + r1, 0.0f);
             }
             // dQ = dS K * scale, dK += dS^T Q * scale

@@ -22,6 +22,27 @@ void linear(float* y, const float* x, const float* w, int64_t N, int64_t in, int
 
 }  // namespace
 
+namespace {
+double g_probs_limit_for_testing = -1;
+}  // namespace
+
+bool keep_attention_probs(int64_t B, int H, int64_t T, int L) {
+  const double limit = g_probs_limit_for_testing >= 0 ? g_probs_limit_for_testing : 256.0 * (1 << 20);
+  return double(B) * H * double(T) * double(T) * L * sizeof(float) <= limit;
+}
+
+void set_attention_probs_limit_for_testing(double bytes) { g_probs_limit_for_testing = bytes; }
+
+void attention_probs_block(float* P, int64_t ld, const float* q, int64_t qd, const float* k, int64_t kvd, int D,
+                           int r0, int r1, float scale) {
+  sgemm(false, true, r1 - r0, r1, D, scale, q + size_t(r0) * qd, qd, k, kvd, 0.0f, P, ld);
+  for (int t = r0; t < r1; ++t) {
+    float* row = P + size_t(t - r0) * ld;
+    softmax_forward(row, t + 1);
+    std::fill(row + t + 1, row + r1, 0.0f);
+  }
+}
+
 double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& a, std::vector<float>& logp,
                      float temperature, const LoraAdapters* lora) {
   const TrainConfig& c = m.config;
@@ -46,7 +67,8 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
   float* q = sized(a.q, size_t(N) * qd * L);
   float* k = sized(a.k, size_t(N) * kvd * L);
   float* v = sized(a.v, size_t(N) * kvd * L);
-  float* probs = sized(a.probs, size_t(B) * H * T * T * L);
+  a.probs_kept = keep_attention_probs(B, H, T, L);
+  float* probs = a.probs_kept ? sized(a.probs, size_t(B) * H * T * T * L) : nullptr;
   float* att = sized(a.att, size_t(N) * qd * L);
   float* x_mid = sized(a.x_mid, NC * L);
   float* xn2 = sized(a.xn2, NC * L);
@@ -94,8 +116,8 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
     float* ql = q + size_t(N) * qd * l;
     float* kl = k + size_t(N) * kvd * l;
     float* vl = v + size_t(N) * kvd * l;
-    float* pl = probs + size_t(B) * H * T * T * l;
     float* al = att + size_t(N) * qd * l;
+    float* pl = probs ? probs + size_t(B) * H * T * T * l : nullptr;
     std::copy_n(x, NC, xi);
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < N; ++i) rmsnorm_forward(n1 + i * C, r1 + i, xi + i * C, lw.attn_norm, 1, C, c.rms_eps);
@@ -123,22 +145,18 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
     for (int b = 0; b < B; ++b)
       for (int hh = 0; hh < H; ++hh) errors.run([&] {
         const int g = hh / (H / Hkv);
-        float* P = pl + (size_t(b) * H + hh) * T * T;
         const float* Q = ql + size_t(b) * T * qd + hh * D;
         const float* K = kl + size_t(b) * T * kvd + g * D;
         const float* Vv = vl + size_t(b) * T * kvd + g * D;
         float* O = al + size_t(b) * T * qd + hh * D;
         // Causal blocks: query rows r0..r1 only see keys 0..r1, so each block's products stop at
-        // r1 (P's entries right of r1 are left unwritten; backward reads the same blocks).
+        // r1 (kept probabilities right of r1 are left unwritten; backward reads the same blocks).
+        thread_local std::vector<float> p_block;  // (kAttnRows, T) when not kept, in this core's cache
+        if (!pl) p_block.resize(size_t(kAttnRows) * T);
         for (int r0 = 0; r0 < T; r0 += kAttnRows) {
           const int r1 = std::min(T, r0 + kAttnRows);
-          float* Pb = P + size_t(r0) * T;
-          sgemm(false, true, r1 - r0, r1, D, scale, Q + size_t(r0) * qd, qd, K, kvd, 0.0f, Pb, T);
-          for (int t = r0; t < r1; ++t) {
-            float* row = P + size_t(t) * T;
-            softmax_forward(row, t + 1);
-            std::fill(row + t + 1, row + r1, 0.0f);
-          }
+          float* Pb = pl ? pl + (size_t(b) * H + hh) * T * T + size_t(r0) * T : p_block.data();
+          attention_probs_block(Pb, T, Q, qd, K, kvd, D, r0, r1, scale);
           sgemm(false, false, r1 - r0, D, r1, 1.0f, Pb, T, Vv, kvd, 0.0f, O + size_t(r0) * qd, qd);
         }
       });

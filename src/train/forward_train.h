@@ -21,14 +21,31 @@ struct TrainBatch {
   std::vector<int32_t> targets;  // (B, T) the next token at each position, -1 where none (padding)
 };
 
-// Everything backward reads, sized for one (B, T). Grows, never shrinks.
-// Causal attention runs in blocks of this many query rows; a block's products stop at its last key,
-// so the stored probabilities (B, H, T, T) hold the lower triangle and zeros up to each block's end.
+// Causal attention runs in blocks of this many query rows; a block's products stop at its last key.
 inline constexpr int kAttnRows = 64;
+
+// The attention probabilities of query rows r0..r1 of one (sequence, head) against keys 0..r1-1:
+// P (r1 - r0, ld) = softmax over t' <= t of (Q K^T * scale), zeros from t + 1 to r1. q and k point
+// at the head's row 0 (row strides qd and kvd, head_dim D).
+void attention_probs_block(float* P, int64_t ld, const float* q, int64_t qd, const float* k, int64_t kvd, int D,
+                           int r0, int r1, float scale);
+
+// Whether forward_train keeps the attention probabilities (B, H, T, T per layer) for backward:
+// when they take at most 256 MB. Larger (long sequences) backward recomputes each block with
+// attention_probs_block instead, the same bits, so memory grows linearly in T. Keeping them is
+// faster where they fit: on the 5m preset's step recomputing cost 6-12 ms of backward and saved
+// 3-4 ms of forward.
+bool keep_attention_probs(int64_t B, int H, int64_t T, int L);
+// Tests: the most bytes of kept probabilities (negative: the default), to run both paths.
+void set_attention_probs_limit_for_testing(double bytes);
+
+// Everything backward reads, sized for one (B, T). Grows, never shrinks.
 
 struct Activations {
   int B = 0, T = 0;
-  std::vector<float> x_in, xn1, rstd1, q, k, v, probs, att, x_mid, xn2, rstd2, gate, up, h;  // per layer
+  std::vector<float> x_in, xn1, rstd1, q, k, v, att, x_mid, xn2, rstd2, gate, up, h;  // per layer
+  std::vector<float> probs;                // (L, B, H, T, T) when keep_attention_probs, else empty
+  bool probs_kept = false;
   std::vector<float> x_final, xnf, rstdf;  // (N, C), (N, C), (N)
   std::vector<float> logits;               // (N, V): softmax of the logits after forward
   std::vector<float> rope_cos, rope_sin;   // (T, D/2)

@@ -1,5 +1,7 @@
 #include "train/memory.h"
 
+#include "train/forward_train.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -51,8 +53,9 @@ TrainStepMemory training_step_memory(const TrainConfig& c, int64_t rows, int64_t
   const double qd = c.q_dim(), kvd = c.kv_dim();
   const double P = double(ParamLayout::for_config(c).total);
   // forward_train, per layer: x_in, xn1, x_mid, xn2 (N, C); rstd1, rstd2 (N); q, att (N, H*D);
-  // k, v (N, Hkv*D); probs (B, H, T, T); gate, up, h (N, F).
-  const double per_layer = 4 * N * C + 2 * N + 2 * N * qd + 2 * N * kvd + B * H * T * T + 3 * N * F;
+  // k, v (N, Hkv*D); gate, up, h (N, F); probs (B, H, T, T) when kept (else backward recomputes them).
+  const double probs = keep_attention_probs(rows, c.n_heads, tokens_per_row, c.n_layers) ? B * H * T * T : 0;
+  const double per_layer = 4 * N * C + 2 * N + 2 * N * qd + 2 * N * kvd + probs + 3 * N * F;
   // x_final, xnf (N, C); rstdf (N); logits (N, V); rope cos and sin (T, D/2).
   const double top = 2 * N * C + N + N * V + T * D;
   // backward_train scratch: dx, dxn (N, C); dbig (N, F); dbig2 (N, 2F); datt, dq (N, H*D);

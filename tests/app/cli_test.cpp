@@ -105,7 +105,7 @@ TEST(Cli, BadInputIsAClearErrorNotACrash) {
       {"bench --rollouts", "-m FILE"},
       {"bench --train --rollouts", "at most one"},
       {"bench --rollouts -m " + model("stories260K.gguf") + " --task nope", "nope"},
-      {"bench --train --ctx 100000", "attention activations"},
+      {"bench --train --ctx 10000000", "--batch 16 and --ctx 10000000 need"},
       {"bench --rollouts -m " + model("stories260K.gguf") + " --prompts 100000 --group 1000", "1000 paths x 128 new tokens need more KV positions"},
       {"frobnicate", "frobnicate"},
       {"init --preset nope --vocab " + model("stories260K.gguf") + " -o /tmp/x.gguf", "qwen2-0.5b"},

@@ -2,6 +2,7 @@
 // parameter of a tiny model, tied and untied, llama (adjacent-pair RoPE) and qwen2 (Q/K/V biases,
 // NeoX RoPE), with a loss that weighs positions differently.
 #include <cmath>
+#include <cstring>
 #include <gtest/gtest.h>
 
 #include "core/rng.h"
@@ -101,6 +102,46 @@ TEST(TrainGradients, Qwen2MatchFiniteDifferencesTied) { check_gradients(true, 1.
 TEST(TrainGradients, Qwen2MatchFiniteDifferencesUntied) { check_gradients(false, 1.0f, 5, "qwen2"); }
 TEST(TrainGradients, Qwen2MatchFiniteDifferencesAcrossAttentionBlocks) {
   check_gradients(true, 1.0f, 2 * kAttnRows + 22, "qwen2");
+}
+
+// Long sequences do not keep the attention probabilities: backward recomputes each block. Both
+// paths must give the same bits (the kept one is the one checked against finite differences above),
+// for full training and for LoRA, across attention blocks and KV groups.
+TEST(TrainGradients, RecomputedAttentionProbabilitiesGiveTheSameBits) {
+  struct LimitGuard {
+    ~LimitGuard() { set_attention_probs_limit_for_testing(-1); }
+  } guard;
+  TrainConfig c{.vocab = 11, .dim = 8, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .ffn = 12,
+                .ctx = 2 * kAttnRows + 22, .tied = true, .arch = "qwen2"};
+  TrainModel m(c);
+  Rng rng(9);
+  for (float& p : m.params) p = 0.3f * float(rng.normal());
+  LoraAdapters lora(c, LoraConfig{.rank = 2, .alpha = 4.0f});
+  init_lora(lora, 3);
+  for (float& p : lora.params) p = 0.2f * float(rng.normal());
+  const int B = 2, T = c.ctx;
+  TrainBatch b{.B = B, .T = T};
+  for (int i = 0; i < B * T; ++i) {
+    b.tokens.push_back(int32_t(rng.below(uint64_t(c.vocab))));
+    b.targets.push_back((i + 1) % T == 0 ? -1 : int32_t(rng.below(uint64_t(c.vocab))));
+  }
+  for (const LoraAdapters* ad : {static_cast<const LoraAdapters*>(nullptr), static_cast<const LoraAdapters*>(&lora)}) {
+    std::vector<float> logp[2], grads[2];
+    for (int recompute = 0; recompute < 2; ++recompute) {
+      set_attention_probs_limit_for_testing(recompute ? 0.0 : -1.0);
+      Activations a;
+      forward_train(m, b, a, logp[recompute], 1.0f, ad);
+      ASSERT_EQ(a.probs_kept, recompute == 0);
+      std::vector<float> dlogp(logp[recompute].size());
+      for (size_t i = 0; i < dlogp.size(); ++i) dlogp[i] = -0.01f * float(1 + i % 3);
+      grads[recompute].assign(ad ? lora.params.size() : m.params.size(), 0.0f);
+      backward_train(m, b, a, dlogp, grads[recompute], ad);
+    }
+    ASSERT_EQ(std::memcmp(logp[0].data(), logp[1].data(), logp[0].size() * sizeof(float)), 0) << (ad ? "LoRA" : "full");
+    for (size_t i = 0; i < grads[0].size(); ++i)
+      ASSERT_EQ(std::memcmp(&grads[0][i], &grads[1][i], sizeof(float)), 0)
+          << (ad ? "LoRA" : "full") << " parameter " << i << ": " << grads[0][i] << " vs " << grads[1][i];
+  }
 }
 
 // LoRA: the gradients of every adapter parameter (A and B of all seven matrices of both layers)

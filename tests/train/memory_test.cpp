@@ -43,6 +43,31 @@ TEST(TrainMemory, CountsWhatForwardAndBackwardAllocate) {
   EXPECT_EQ(need.optimizer, 2 * need.params) << "AdamW m and v";
 }
 
+// Probabilities too large to keep are not counted, and not allocated: backward recomputes them.
+TEST(TrainMemory, CountsNoAttentionProbabilitiesWhenTheyAreRecomputed) {
+  struct LimitGuard {
+    ~LimitGuard() { set_attention_probs_limit_for_testing(-1); }
+  } guard;
+  set_attention_probs_limit_for_testing(0);
+  TrainConfig c{.vocab = 40, .dim = 16, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .ffn = 24, .ctx = 32};
+  TrainModel m(c);
+  init_params(m, 3);
+  const int B = 3, T = 20;
+  TrainBatch b{.B = B, .T = T};
+  for (int i = 0; i < B * T; ++i) b.tokens.push_back(i % c.vocab), b.targets.push_back((i + 1) % c.vocab);
+  Activations acts;
+  std::vector<float> logp, grads;
+  forward_train(m, b, acts, logp);
+  const std::vector<float> dlogp(logp.size(), -0.01f);
+  backward_train(m, b, acts, dlogp, grads);
+  EXPECT_TRUE(acts.probs.empty());
+  const TrainStepMemory need = training_step_memory(c, B, T);
+  EXPECT_EQ(need.activations, double(allocated_floats(acts) + logp.size() + dlogp.size()) * 4);
+  set_attention_probs_limit_for_testing(-1);
+  EXPECT_EQ(training_step_memory(c, B, T).activations - need.activations, double(B) * 4 * T * T * 2 * 4)
+      << "kept: B x H x T x T floats per layer";
+}
+
 TEST(TrainMemory, TooMuchIsAnErrorNamingTheFlagsAndGiB) {
   const TrainStepMemory need{.params = 1 << 30, .grads = 1 << 30, .optimizer = 2.0 * (1 << 30), .activations = 6.0 * (1 << 30)};
   EXPECT_NO_THROW(check_training_memory(need, "--batch 8", 20.0 * (1 << 30)));
