@@ -24,22 +24,36 @@ size_t allocated_floats(const Activations& a) {
   return n;
 }
 
-TEST(TrainMemory, CountsWhatForwardAndBackwardAllocate) {
+// One forward and backward of a small model (B 3 x T 20): what they allocated, in bytes, and the
+// parameter and gradient counts.
+struct StepAllocation {
   TrainConfig c{.vocab = 40, .dim = 16, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .ffn = 24, .ctx = 32};
-  TrainModel m(c);
-  init_params(m, 3);
-  const int B = 3, T = 20;
-  TrainBatch b{.B = B, .T = T};
-  for (int i = 0; i < B * T; ++i) b.tokens.push_back(i % c.vocab), b.targets.push_back((i + 1) % c.vocab);
+  int B = 3, T = 20;
   Activations acts;
-  std::vector<float> logp, grads;
-  forward_train(m, b, acts, logp);
-  const std::vector<float> dlogp(logp.size(), -0.01f);
-  backward_train(m, b, acts, dlogp, grads);
-  const TrainStepMemory need = training_step_memory(c, B, T);
-  EXPECT_EQ(need.activations, double(allocated_floats(acts) + logp.size() + dlogp.size()) * 4);
-  EXPECT_EQ(need.params, double(m.params.size()) * 4);
-  EXPECT_EQ(need.grads, double(grads.size()) * 4);
+  double activation_bytes = 0;
+  size_t params = 0, grads = 0;
+  StepAllocation() {
+    TrainModel m(c);
+    init_params(m, 3);
+    TrainBatch b{.B = B, .T = T};
+    for (int i = 0; i < B * T; ++i) b.tokens.push_back(i % c.vocab), b.targets.push_back((i + 1) % c.vocab);
+    std::vector<float> logp, g;
+    forward_train(m, b, acts, logp);
+    const std::vector<float> dlogp(logp.size(), -0.01f);
+    backward_train(m, b, acts, dlogp, g);
+    activation_bytes = double(allocated_floats(acts) + logp.size() + dlogp.size()) * 4;
+    params = m.params.size();
+    grads = g.size();
+  }
+};
+
+TEST(TrainMemory, CountsWhatForwardAndBackwardAllocate) {
+  const StepAllocation s;
+  const TrainStepMemory need = training_step_memory(s.c, s.B, s.T);
+  EXPECT_FALSE(s.acts.probs.empty()) << "small: the attention probabilities are kept";
+  EXPECT_EQ(need.activations, s.activation_bytes);
+  EXPECT_EQ(need.params, double(s.params) * 4);
+  EXPECT_EQ(need.grads, double(s.grads) * 4);
   EXPECT_EQ(need.optimizer, 2 * need.params) << "AdamW m and v";
 }
 
@@ -49,22 +63,13 @@ TEST(TrainMemory, CountsNoAttentionProbabilitiesWhenTheyAreRecomputed) {
     ~LimitGuard() { set_attention_probs_limit_for_testing(-1); }
   } guard;
   set_attention_probs_limit_for_testing(0);
-  TrainConfig c{.vocab = 40, .dim = 16, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .ffn = 24, .ctx = 32};
-  TrainModel m(c);
-  init_params(m, 3);
-  const int B = 3, T = 20;
-  TrainBatch b{.B = B, .T = T};
-  for (int i = 0; i < B * T; ++i) b.tokens.push_back(i % c.vocab), b.targets.push_back((i + 1) % c.vocab);
-  Activations acts;
-  std::vector<float> logp, grads;
-  forward_train(m, b, acts, logp);
-  const std::vector<float> dlogp(logp.size(), -0.01f);
-  backward_train(m, b, acts, dlogp, grads);
-  EXPECT_TRUE(acts.probs.empty());
-  const TrainStepMemory need = training_step_memory(c, B, T);
-  EXPECT_EQ(need.activations, double(allocated_floats(acts) + logp.size() + dlogp.size()) * 4);
+  const StepAllocation s;
+  EXPECT_TRUE(s.acts.probs.empty());
+  const TrainStepMemory need = training_step_memory(s.c, s.B, s.T);
+  EXPECT_EQ(need.activations, s.activation_bytes);
   set_attention_probs_limit_for_testing(-1);
-  EXPECT_EQ(training_step_memory(c, B, T).activations - need.activations, double(B) * 4 * T * T * 2 * 4)
+  EXPECT_EQ(training_step_memory(s.c, s.B, s.T).activations - need.activations,
+            double(s.B) * s.c.n_heads * s.T * s.T * s.c.n_layers * 4)
       << "kept: B x H x T x T floats per layer";
 }
 
