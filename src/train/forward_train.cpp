@@ -20,14 +20,13 @@ void linear(float* y, const float* x, const float* w, int64_t N, int64_t in, int
   sgemm(false, true, N, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
 }
 
-}  // namespace
+constexpr double kKeptProbsBytes = 256.0 * (1 << 20);  // see keep_attention_probs
+double g_probs_limit_for_testing = -1;                   // set_attention_probs_limit_for_testing
 
-namespace {
-double g_probs_limit_for_testing = -1;
 }  // namespace
 
 bool keep_attention_probs(int64_t B, int H, int64_t T, int L) {
-  const double limit = g_probs_limit_for_testing >= 0 ? g_probs_limit_for_testing : 256.0 * (1 << 20);
+  const double limit = g_probs_limit_for_testing >= 0 ? g_probs_limit_for_testing : kKeptProbsBytes;
   return double(B) * H * double(T) * double(T) * L * sizeof(float) <= limit;
 }
 

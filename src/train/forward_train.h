@@ -40,7 +40,6 @@ bool keep_attention_probs(int64_t B, int H, int64_t T, int L);
 void set_attention_probs_limit_for_testing(double bytes);
 
 // Everything backward reads, sized for one (B, T). Grows, never shrinks.
-
 struct Activations {
   int B = 0, T = 0;
   std::vector<float> x_in, xn1, rstd1, q, k, v, att, x_mid, xn2, rstd2, gate, up, h;  // per layer

@@ -1,7 +1,5 @@
 #include "train/memory.h"
 
-#include "train/forward_train.h"
-
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -10,6 +8,7 @@
 
 #include "core/error.h"
 #include "train/dist.h"
+#include "train/forward_train.h"
 #include "train/params.h"
 
 namespace ponder {
