@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# sgemm of the working tree against that of a git revision, in one process (bench/sgemm_ab.cpp):
-# the two are called alternately on the training step's shapes, with their bits compared.
+# sgemm of the working tree against that of a git revision, in one process (bench/ab/sgemm_ab.cpp,
+# kept out of bench/*.cpp, the kernels benchmark's sources): the two are called alternately on the
+# training step's shapes, with their bits compared.
 # Usage: bench/sgemm_ab.sh [REV] [REPS]   (defaults: HEAD, 10). Exit status 1 when the bits differ.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,6 +16,6 @@ rename() { sed "s/^namespace ponder {/namespace ponder_$1 {\nusing namespace pon
 printf '%s\n' "$base_src" | rename base > "$work/gemm_base.cpp"
 rename work < "$root/src/kernels/gemm.cpp" > "$work/gemm_work.cpp"
 flags=(-O3 -DNDEBUG -march=native -ffp-contract=off -fopenmp -std=c++20 -I "$root/src")
-g++ "${flags[@]}" "$root/bench/sgemm_ab.cpp" "$work/gemm_base.cpp" "$work/gemm_work.cpp" -o "$work/sgemm_ab"
+g++ "${flags[@]}" "$root/bench/ab/sgemm_ab.cpp" "$work/gemm_base.cpp" "$work/gemm_work.cpp" -o "$work/sgemm_ab"
 echo "base: $rev ($(git -C "$root" rev-parse --short "$rev")), work: the working tree; $(nproc) CPUs, OMP_NUM_THREADS=${OMP_NUM_THREADS:-all}"
 "$work/sgemm_ab" "$reps"
