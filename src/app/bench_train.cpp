@@ -52,7 +52,8 @@ void run_train_bench(const TrainBenchArgs& a) {
   if (a.ctx > c.ctx)
     throw InvalidArgument("--ctx " + std::to_string(a.ctx) + " exceeds the model's context " + std::to_string(c.ctx));
   // What the step needs, as `train` counts it, before anything of it is allocated.
-  check_training_memory(training_step_memory(c, a.batch, a.ctx, LoraConfig{.rank = a.lora_rank},
+  const LoraConfig lora_config{.rank = a.lora_rank, .alpha = 2.0f * float(a.lora_rank)};
+  check_training_memory(training_step_memory(c, a.batch, a.ctx, lora_config,
                                              m.frozen ? double(m.frozen->bytes()) : -1),
                         "--batch " + std::to_string(a.batch) + " and --ctx " + std::to_string(a.ctx));
   Rng rng(7);
@@ -65,7 +66,7 @@ void run_train_bench(const TrainBenchArgs& a) {
   const AdamWOptions opt{.lr = 1e-3f};
   std::optional<LoraAdapters> lora;
   if (a.lora_rank > 0) {
-    lora.emplace(c, LoraConfig{.rank = a.lora_rank, .alpha = 2.0f * float(a.lora_rank)});
+    lora.emplace(c, lora_config);
     init_lora(*lora, 1);
   }
   const LoraAdapters* adapters = lora ? &*lora : nullptr;

@@ -60,6 +60,7 @@ constexpr int kMaxStrips = 8;   // strips of kMR rows per task at most (MC = 96;
 constexpr int kMaxPanels = 16;  // panels of kNR columns per task at most (NC = 512)
 constexpr int64_t kDirectBMaxM = 4 * kMR;  // below this many rows of a row-major A, a row-major B is read in place
 constexpr double kStreamedBBytes = 2 << 20;  // a B larger than this does not stay in L2 across tasks
+constexpr double kSwappedCMaxBytes = 2 << 20;  // swap_operands: a larger C costs more to transpose than it saves
 // M*N*K under which one thread does it all (~20 us): a parallel region costs little on idle cores,
 // but milliseconds when another process holds one of them and the region has to wait for it. (At
 // 1 << 23 LoRA's rank-16 products over 512 tokens, 7.3M, ran on one thread at 20-110 GFLOP/s.)
@@ -517,7 +518,7 @@ void run_task(const Problem& p, const Grid& g, int64_t index) {
 // (128 x 896) 1.12-1.16x. A large C loses to its two transposes (896 x 4864: 0.66-0.88x), so C is
 // held to 2 MB.
 bool swap_operands(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K) {
-  return trans_a && !trans_b && M < N && K >= 2048 && double(M) * double(N) * sizeof(float) <= 2 << 20;
+  return trans_a && !trans_b && M < N && K >= 2048 && double(M) * double(N) * sizeof(float) <= kSwappedCMaxBytes;
 }
 
 }  // namespace

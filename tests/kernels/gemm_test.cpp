@@ -147,6 +147,15 @@ float documented_chain(const Case& c, const Operands& in, int64_t i, int64_t j) 
   return out;
 }
 
+// Row i of the result o is the documented chain bit for bit (in: the operands before the call).
+void expect_row_is_documented_chain(const Case& c, const Operands& in, const Operands& o, int64_t i) {
+  for (int64_t j = 0; j < c.N; ++j) {
+    const float got = o.C[size_t(i * o.ldc + j)], want = documented_chain(c, in, i, j);
+    ASSERT_EQ(std::memcmp(&got, &want, sizeof(float)), 0)
+        << describe(c) << " at (" << i << ", " << j << "): " << got << " vs " << want;
+  }
+}
+
 // The documented numerics, bit for bit, whichever kernel the build has (AVX-512, AVX2, portable).
 TEST(Sgemm, EveryElementIsTheDocumentedFmaChainBitwise) {
   std::mt19937 rng(11);
@@ -158,12 +167,10 @@ TEST(Sgemm, EveryElementIsTheDocumentedFmaChainBitwise) {
     Operands o = make_operands(c, uint32_t(77 + it));
     const Operands in = o;
     run(c, o);
-    for (int64_t i = 0; i < c.M; ++i)
-      for (int64_t j = 0; j < c.N; ++j) {
-        const float got = o.C[size_t(i * o.ldc + j)], want = documented_chain(c, in, i, j);
-        ASSERT_EQ(std::memcmp(&got, &want, sizeof(float)), 0)
-            << describe(c) << " at (" << i << ", " << j << "): " << got << " vs " << want;
-      }
+    for (int64_t i = 0; i < c.M; ++i) {
+      expect_row_is_documented_chain(c, in, o, i);
+      if (HasFatalFailure()) return;
+    }
   }
 }
 
@@ -177,12 +184,10 @@ TEST(Sgemm, LargeOperandsFollowTheDocumentedFmaChainBitwise) {
     Operands o = make_operands(c, uint32_t(300 + it));
     const Operands in = o;
     run(c, o);
-    for (int64_t i : {int64_t(0), int64_t(11), int64_t(12), int64_t(155), int64_t(156), int64_t(299)})
-      for (int64_t j = 0; j < c.N; ++j) {
-        const float got = o.C[size_t(i * o.ldc + j)], want = documented_chain(c, in, i, j);
-        ASSERT_EQ(std::memcmp(&got, &want, sizeof(float)), 0)
-            << describe(c) << " at (" << i << ", " << j << "): " << got << " vs " << want;
-      }
+    for (int64_t i : {int64_t(0), int64_t(11), int64_t(12), int64_t(155), int64_t(156), int64_t(299)}) {
+      expect_row_is_documented_chain(c, in, o, i);
+      if (HasFatalFailure()) return;
+    }
   }
 }
 
@@ -197,11 +202,8 @@ TEST(Sgemm, TransposedWeightGradientFollowsTheDocumentedFmaChainBitwise) {
     const Operands in = o;
     run(c, o);
     for (int64_t i = 0; i < c.M; ++i) {
-      for (int64_t j = 0; j < c.N; ++j) {
-        const float got = o.C[size_t(i * o.ldc + j)], want = documented_chain(c, in, i, j);
-        ASSERT_EQ(std::memcmp(&got, &want, sizeof(float)), 0)
-            << describe(c) << " at (" << i << ", " << j << "): " << got << " vs " << want;
-      }
+      expect_row_is_documented_chain(c, in, o, i);
+      if (HasFatalFailure()) return;
       for (int64_t j = c.N; j < o.ldc; ++j)
         ASSERT_EQ(std::memcmp(&o.C[size_t(i * o.ldc + j)], &in.C[size_t(i * in.ldc + j)], sizeof(float)), 0)
             << "padding of row " << i << " changed";
