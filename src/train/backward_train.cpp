@@ -11,6 +11,7 @@
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "train/forward_train.h"
+#include "train/frozen_head.h"
 
 namespace ponder {
 
@@ -91,27 +92,23 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
   const float scale = 1.0f / std::sqrt(float(D));
   const RopeStyle rope = c.rope_style();
 
-  // d logp[t] / d logits[t] = (onehot(target) - softmax) / temperature: the logits buffer holds
-  // the softmax.
-  float* dlogits = a.logits.data();
-  const float inv_t = 1.0f / a.temperature;
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < N; ++i) {
-    float* row = dlogits + i * V;
-    const int32_t tgt = batch.targets[size_t(i)];
-    const float s = tgt >= 0 ? dlogp[size_t(i)] * inv_t : 0.0f;
-    for (int j = 0; j < V; ++j) row[j] = -s * row[j];
-    if (tgt >= 0) row[tgt] += s;
-  }
   float* dxn = sized(a.dxn, NC);
-  if (w.output) {
-    linear_backward(dxn, false, g.output, dlogits, a.xnf.data(), w.output, N, C, V);
-  } else {  // a frozen head, kHeadPiece rows at a time: dxn = sum over pieces of dlogits[:, piece] W[piece]
-    for (int64_t v0 = 0; v0 < V; v0 += kHeadPiece) {
-      const int64_t n = std::min<int64_t>(kHeadPiece, V - v0);
-      sgemm(false, false, N, C, n, 1.0f, dlogits + v0, V, head_rows(m, nullptr, v0, n, a.frozen_w), C,
-            v0 == 0 ? 0.0f : 1.0f, dxn, C);
+  if (a.head_frozen) {
+    frozen_head_backward(m, w.output, batch.targets, dlogp, N, a.temperature, a.head, dxn);
+  } else {
+    // d logp[t] / d logits[t] = (onehot(target) - softmax) / temperature: the logits buffer holds
+    // the softmax.
+    float* dlogits = a.logits.data();
+    const float inv_t = 1.0f / a.temperature;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; ++i) {
+      float* row = dlogits + i * V;
+      const int32_t tgt = batch.targets[size_t(i)];
+      const float s = tgt >= 0 ? dlogp[size_t(i)] * inv_t : 0.0f;
+      for (int j = 0; j < V; ++j) row[j] = -s * row[j];
+      if (tgt >= 0) row[tgt] += s;
     }
+    linear_backward(dxn, false, g.output, dlogits, a.xnf.data(), w.output, N, C, V);
   }
   float* dx = sized(a.dx, NC);
   std::fill_n(dx, NC, 0.0f);

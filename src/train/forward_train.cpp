@@ -10,6 +10,7 @@
 #include "kernels/gemm.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
+#include "train/frozen_head.h"
 
 namespace ponder {
 
@@ -78,7 +79,6 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
   float* x = sized(a.x_final, NC);
   float* xnf = sized(a.xnf, NC);
   float* rstdf = sized(a.rstdf, size_t(N));
-  float* logits = sized(a.logits, size_t(N) * V);
   float* rc = sized(a.rope_cos, size_t(T) * D / 2);
   float* rs = sized(a.rope_sin, size_t(T) * D / 2);
   for (int t = 0; t < T; ++t) rope_angles(rc + t * D / 2, rs + t * D / 2, t, D, c.rope_base);
@@ -189,29 +189,31 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
 
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < N; ++i) rmsnorm_forward(xnf + i * C, rstdf + i, x + i * C, w.output_norm, 1, C, c.rms_eps);
-  // logits (N, V) = xnf W_out^T; a frozen head in pieces of kHeadPiece rows (logits' columns).
-  const int64_t piece = w.output ? V : kHeadPiece;
-  for (int64_t v0 = 0; v0 < V; v0 += piece) {
-    const int64_t n = std::min<int64_t>(piece, V - v0);
-    sgemm(false, true, N, n, C, 1.0f, xnf, C, head_rows(m, w.output, v0, n, a.frozen_w), C, 0.0f, logits + v0, V);
-  }
-  if (temperature != 1.0f) {
-    const float inv = 1.0f / temperature;
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < N * V; ++i) logits[i] *= inv;
-  }
   logp.assign(size_t(N), 0.0f);
+  a.head_frozen = lora != nullptr || !w.output;  // no gradient reaches the head
+  if (a.head_frozen) {
+    frozen_head_forward(m, w.output, xnf, batch.targets, N, temperature, logp.data(), a.head);
+  } else {
+    // logits (N, V) = xnf W_out^T / temperature, then their softmax (kept for backward).
+    float* logits = sized(a.logits, size_t(N) * V);
+    sgemm(false, true, N, V, C, 1.0f, xnf, C, w.output, C, 0.0f, logits, V);
+    if (temperature != 1.0f) {
+      const float inv = 1.0f / temperature;
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < N; ++i) {
-    float* row = logits + i * V;
-    const double lse = log_sum_exp(row, V);
-    const int32_t tgt = batch.targets[size_t(i)];
-    if (tgt >= 0) logp[size_t(i)] = float(double(row[tgt]) - lse);
-    // Keep the softmax: exp(logit - max) vectorized, times exp(max - lse) = 1 / sum.
-    const float mx = *std::max_element(row, row + V);
-    exp_shifted(row, V, mx);
-    const float inv_sum = float(std::exp(double(mx) - lse));
-    for (int j = 0; j < V; ++j) row[j] *= inv_sum;
+      for (int64_t i = 0; i < N * V; ++i) logits[i] *= inv;
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; ++i) {
+      float* row = logits + i * V;
+      const double lse = log_sum_exp(row, V);
+      const int32_t tgt = batch.targets[size_t(i)];
+      if (tgt >= 0) logp[size_t(i)] = float(double(row[tgt]) - lse);
+      // Keep the softmax: exp(logit - max) vectorized, times exp(max - lse) = 1 / sum.
+      const float mx = *std::max_element(row, row + V);
+      exp_shifted(row, V, mx);
+      const float inv_sum = float(std::exp(double(mx) - lse));
+      for (int j = 0; j < V; ++j) row[j] *= inv_sum;
+    }
   }
   double nll = 0;  // summed in order: the same whatever the threads
   int64_t count = 0;

@@ -10,6 +10,7 @@
 #include <span>
 #include <vector>
 
+#include "train/frozen_head.h"
 #include "train/lora.h"
 #include "train/params.h"
 
@@ -46,10 +47,12 @@ struct Activations {
   std::vector<float> probs;                // (L, B, H, T, T) when keep_attention_probs, else empty
   bool probs_kept = false;
   std::vector<float> x_final, xnf, rstdf;  // (N, C), (N, C), (N)
-  std::vector<float> logits;               // (N, V): softmax of the logits after forward
+  std::vector<float> logits;               // (N, V): softmax of the logits after forward (not head_frozen)
+  bool head_frozen = false;                // LoRA: train/frozen_head.h's head, no logits
+  FrozenHeadScratch head;                  // with head_frozen: the softmax-weighted mean of W's rows per position
   std::vector<float> rope_cos, rope_sin;   // (T, D/2)
   std::vector<float> lora_u;               // (L, kLoraTargets, N, r): x A^T of each adapter
-  std::vector<float> frozen_w;             // a frozen base matrix (block_matrix) or head piece (head_rows) in f32
+  std::vector<float> frozen_w;             // a frozen base matrix in f32 (block_matrix)
   float temperature = 1.0f;                // the logits were divided by it
   // backward scratch
   std::vector<float> dx, dxn, dbig, dbig2, datt, dq, dk, dv, lora_du;

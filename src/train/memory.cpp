@@ -4,11 +4,13 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <omp.h>
 #include <unistd.h>
 
 #include "core/error.h"
 #include "train/dist.h"
 #include "train/forward_train.h"
+#include "train/frozen_head.h"
 #include "train/params.h"
 
 namespace ponder {
@@ -64,13 +66,16 @@ TrainStepMemory training_step_memory(const TrainConfig& c, int64_t rows, int64_t
   if (lora.enabled()) {  // adapters: A and B of each target, x A^T per target and its gradient
     const double A = double(LoraAdapters(c, lora).layout.total), r = lora.rank;
     const double lora_acts = L * double(lora.targets.size()) * N * r + N * r;
-    // A frozen base: its norms and biases in f32, the matrices as stored plus the largest piece
-    // read as f32 at once (a block matrix, or kHeadPiece rows of the LM head).
-    const double piece = std::max({qd * C, F * C, std::min(V, double(kHeadPiece)) * C});
+    // A frozen base: its norms and biases in f32, the matrices as stored plus the largest block
+    // matrix read as f32 at once.
+    const double piece = std::max(qd * C, F * C);
     const double base = frozen_bytes < 0 ? P * f
                                          : double(ParamLayout::for_config(c, true).total) * f + frozen_bytes + piece * f;
+    // The head gets no gradient: train/frozen_head.h's scratch instead of the (N, V) logits (its
+    // per-thread piece of a frozen head counted even when an F32 head is read in place).
+    const double head = frozen_head_scratch_floats(rows * tokens_per_row, c.dim, omp_get_max_threads(), frozen_bytes >= 0) - N * V;
     return {.params = base + A * f, .grads = A * f, .optimizer = 2 * A * f,
-            .activations = (L * per_layer + top + scratch + lora_acts) * f};
+            .activations = (L * per_layer + top + head + scratch + lora_acts) * f};
   }
   return {.params = P * f, .grads = P * f, .optimizer = 2 * P * f, .activations = (L * per_layer + top + scratch) * f};
 }

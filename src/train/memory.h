@@ -4,7 +4,8 @@
 // Counted: the parameters, the gradient buffer, AdamW's two moments, and for one micro-batch of
 // (rows, tokens per row) everything forward_train records and backward_train uses as scratch
 // (train/forward_train.h: Activations, including the (B, H, T, T) attention probabilities per
-// layer and the (B*T, V) logits). The sums are doubles: products of untrusted flags overflow int64.
+// layer and the (B*T, V) logits; with LoRA train/frozen_head.h's scratch instead of the logits).
+// The sums are doubles: products of untrusted flags overflow int64.
 #include <cstdint>
 #include <string>
 

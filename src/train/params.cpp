@@ -124,6 +124,18 @@ const float* head_rows(const TrainModel& m, const float* param, int64_t v0, int6
   return out;
 }
 
+void head_row(const TrainModel& m, const float* param, int64_t v, float* out) {
+  const int64_t C = m.config.dim;
+  if (param) {
+    std::copy_n(param + v * C, C, out);
+    return;
+  }
+  if (!m.frozen) throw InvalidArgument("head_row: the LM head is in neither params nor a frozen base");
+  const WeightView& w = m.frozen->output;
+  if (v < 0 || v >= w.n_rows) throw InvalidArgument("head_row: row out of range");
+  dequantize_row(out, w, v);
+}
+
 TrainModel thaw(const TrainModel& m) {
   if (!m.frozen) return m;
   TrainModel full(m.config);

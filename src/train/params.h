@@ -61,7 +61,7 @@ ParamView view_params(const TrainConfig& c, const ParamLayout& layout, float* ba
 // LoRA on a GGUF model keeps the base's matrices frozen in the file's own type (F32, F16, BF16,
 // Q8_0, the k-quants, ...): views into the mapped file, dequantized to f32 where a training step
 // reads them: a block matrix whole (block_matrix), the token embedding row by row, the LM head
-// kHeadPiece rows at a time (head_rows); an F32 matrix is read in place. The f32 values are the
+// a piece of rows at a time (head_rows, train/frozen_head.h); an F32 matrix is read in place. The f32 values are the
 // ones import_gguf would have stored, so the arithmetic is the same as with the matrices in params.
 struct FrozenMatrices {
   std::shared_ptr<const MappedFile> map;           // keeps the bytes alive
@@ -89,11 +89,8 @@ const float* block_matrix(const TrainModel& m, const float* param, int l, int wh
 // Rows v0..v0+n-1 of the LM head (V, C) as f32: `param` (the model's view of the head) offset to
 // row v0, or with a frozen base those rows dequantized into scratch (resized).
 const float* head_rows(const TrainModel& m, const float* param, int64_t v0, int64_t n, std::vector<float>& scratch);
-
-// Rows of a frozen LM head dequantized at a time (head_rows). A multiple of sgemm's fixed K block
-// (256): dX = dlogits W summed piece by piece (beta = 1 after the first) has the bits of the
-// single product over the whole vocabulary.
-inline constexpr int64_t kHeadPiece = 4096;
+// Row v of the LM head as f32 into out (C): head_rows for one row, without shared scratch (threads).
+void head_row(const TrainModel& m, const float* param, int64_t v, float* out);
 
 // The model with every parameter in params: a frozen base's matrices dequantized (export, merge).
 TrainModel thaw(const TrainModel& m);

@@ -21,6 +21,11 @@ size_t allocated_floats(const Activations& a) {
         &a.x_final, &a.xnf, &a.rstdf, &a.logits, &a.rope_cos, &a.rope_sin, &a.dx, &a.dxn, &a.dbig, &a.dbig2, &a.datt,
         &a.dq, &a.dk, &a.dv})
     n += v->size();
+  n += a.lora_u.size() + a.lora_du.size() + a.frozen_w.size();
+  const FrozenHeadScratch& h = a.head;
+  n += h.mean.size() + h.max.size() + 2 * h.sum.size() + h.target.size();
+  for (const auto& per_thread : {&h.logits, &h.rows})
+    for (const std::vector<float>& v : *per_thread) n += v.size();
   return n;
 }
 
@@ -32,15 +37,17 @@ struct StepAllocation {
   Activations acts;
   double activation_bytes = 0;
   size_t params = 0, grads = 0;
-  StepAllocation() {
+  explicit StepAllocation(const LoraConfig& lora_config = {.rank = 0}) {
     TrainModel m(c);
     init_params(m, 3);
     TrainBatch b{.B = B, .T = T};
     for (int i = 0; i < B * T; ++i) b.tokens.push_back(i % c.vocab), b.targets.push_back((i + 1) % c.vocab);
     std::vector<float> logp, g;
-    forward_train(m, b, acts, logp);
+    const LoraAdapters lora(c, lora_config.enabled() ? lora_config : LoraConfig{.rank = 1});
+    const LoraAdapters* adapters = lora_config.enabled() ? &lora : nullptr;
+    forward_train(m, b, acts, logp, 1.0f, adapters);
     const std::vector<float> dlogp(logp.size(), -0.01f);
-    backward_train(m, b, acts, dlogp, g);
+    backward_train(m, b, acts, dlogp, g, adapters);
     activation_bytes = double(allocated_floats(acts) + logp.size() + dlogp.size()) * 4;
     params = m.params.size();
     grads = g.size();
@@ -71,6 +78,16 @@ TEST(TrainMemory, CountsNoAttentionProbabilitiesWhenTheyAreRecomputed) {
   EXPECT_EQ(training_step_memory(s.c, s.B, s.T).activations - need.activations,
             double(s.B) * s.c.n_heads * s.T * s.T * s.c.n_layers * 4)
       << "kept: B x H x T x T floats per layer";
+}
+
+// LoRA: the adapters' activations, and the frozen head's scratch in place of the logits.
+TEST(TrainMemory, CountsWhatALoraStepAllocates) {
+  const LoraConfig lora{.rank = 2, .alpha = 4.0f};
+  const StepAllocation s(lora);
+  EXPECT_TRUE(s.acts.logits.empty()) << "the head gets no gradient: no (N, V) logits";
+  const TrainStepMemory need = training_step_memory(s.c, s.B, s.T, lora);
+  EXPECT_EQ(need.activations, s.activation_bytes);
+  EXPECT_EQ(need.grads, double(s.grads) * 4);
 }
 
 TEST(TrainMemory, TooMuchIsAnErrorNamingTheFlagsAndGiB) {
