@@ -195,8 +195,17 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
     frozen_head_forward(m, w.output, xnf, batch.targets, N, temperature, logp.data(), a.head);
   } else {
     // logits (N, V) = xnf W_out^T / temperature, then their softmax (kept for backward).
+    // A large vocabulary in pieces of kHeadPiece words side by side (the same bits as one product:
+    // sgemm's are per element, whatever the cut).
     float* logits = sized(a.logits, size_t(N) * V);
-    sgemm(false, true, N, V, C, 1.0f, xnf, C, w.output, C, 0.0f, logits, V);
+    const int64_t piece = V >= 8 * kHeadPiece ? kHeadPiece : V;
+    ParallelErrors errors;
+#pragma omp parallel for schedule(dynamic, 1) if (piece < V)
+    for (int64_t v0 = 0; v0 < V; v0 += piece)
+      errors.run([&] {
+        sgemm(false, true, N, std::min(piece, V - v0), C, 1.0f, xnf, C, w.output + v0 * C, C, 0.0f, logits + v0, V);
+      });
+    errors.rethrow();
     if (temperature != 1.0f) {
       const float inv = 1.0f / temperature;
 #pragma omp parallel for schedule(static)
