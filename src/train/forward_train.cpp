@@ -192,7 +192,8 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
   logp.assign(size_t(N), 0.0f);
   a.head_frozen = lora != nullptr || !w.output;  // no gradient reaches the head
   if (a.head_frozen) {
-    frozen_head_forward(m, w.output, xnf, batch.targets, N, temperature, logp.data(), a.head);
+    // Without adapters (a reference model's log-probs) nothing will be trained: no mean.
+    frozen_head_forward(m, w.output, xnf, batch.targets, N, temperature, logp.data(), a.head, lora != nullptr);
   } else {
     // logits (N, V) = xnf W_out^T / temperature, then their softmax (kept for backward).
     // A large vocabulary in pieces of kHeadPiece words side by side (the same bits as one product:

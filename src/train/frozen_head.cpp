@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/error.h"
 #include "core/parallel.h"
 #include "kernels/activation.h"
 #include "kernels/gemm.h"
@@ -43,10 +44,11 @@ double frozen_head_scratch_floats(int64_t N, int64_t C, int threads, bool dequan
 }
 
 void frozen_head_forward(const TrainModel& m, const float* head, const float* xnf, std::span<const int32_t> targets,
-                         int64_t N, float temperature, float* logp, FrozenHeadScratch& s) {
+                         int64_t N, float temperature, float* logp, FrozenHeadScratch& s, bool with_mean) {
   const int64_t C = m.config.dim, V = m.config.vocab, G = kFrozenHeadSegments;
   const float inv_t = 1.0f / temperature;
-  s.mean.resize(std::max(s.mean.size(), size_t(G * N * C)));
+  s.has_mean = false;
+  if (with_mean) s.mean.resize(std::max(s.mean.size(), size_t(G * N * C)));
   s.max.resize(std::max(s.max.size(), size_t(G * N)));
   s.sum.resize(std::max(s.sum.size(), size_t(G * N)));
   s.target.resize(std::max(s.target.size(), size_t(N)));
@@ -67,7 +69,7 @@ void frozen_head_forward(const TrainModel& m, const float* head, const float* xn
       float* S = s.logits[size_t(omp_get_thread_num())].data();
       float* mx = s.max.data() + g * N + i0;
       double* sum = s.sum.data() + g * N + i0;
-      float* mean = s.mean.data() + (g * N + i0) * C;
+      float* mean = with_mean ? s.mean.data() + (g * N + i0) * C : nullptr;
       const float* x = xnf + i0 * C;
       std::fill_n(mx, rows, -std::numeric_limits<float>::infinity());
       std::fill_n(sum, rows, 0.0);
@@ -85,7 +87,8 @@ void frozen_head_forward(const TrainModel& m, const float* head, const float* xn
             if (v0 > va) {
               const float f = std::exp(mx[i] - piece_max);
               sum[i] *= f;
-              for (int64_t j = 0; j < C; ++j) mean[i * C + j] *= f;
+              if (mean)
+                for (int64_t j = 0; j < C; ++j) mean[i * C + j] *= f;
             }
             mx[i] = piece_max;
           }
@@ -93,7 +96,7 @@ void frozen_head_forward(const TrainModel& m, const float* head, const float* xn
           sum[i] += lane_sum(row, n);
         }
         // mean (rows, C) (+)= exp(S - max) W[v0 : v0 + n]
-        sgemm(false, false, rows, C, n, 1.0f, S, n, w, C, v0 == va ? 0.0f : 1.0f, mean, C);
+        if (mean) sgemm(false, false, rows, C, n, 1.0f, S, n, w, C, v0 == va ? 0.0f : 1.0f, mean, C);
       }
     });
   }
@@ -105,13 +108,14 @@ void frozen_head_forward(const TrainModel& m, const float* head, const float* xn
   for (int64_t i = 0; i < N; ++i) {
     float mx = s.max[size_t(i)];
     for (int64_t g = 1; g < G; ++g) mx = std::max(mx, s.max[size_t(g * N + i)]);
-    float* out = s.mean.data() + i * C;
+    float* out = with_mean ? s.mean.data() + i * C : nullptr;
     double total = 0;
     for (int64_t g = 0; g < G; ++g) {
       const float mg = s.max[size_t(g * N + i)];
       const bool empty = mg == -std::numeric_limits<float>::infinity();
       const double f = empty ? 0.0 : std::exp(double(mg) - double(mx));
       total += f * s.sum[size_t(g * N + i)];
+      if (!out) continue;
       const float ff = float(f);
       const float* part = s.mean.data() + (g * N + i) * C;
       if (g == 0)
@@ -120,14 +124,17 @@ void frozen_head_forward(const TrainModel& m, const float* head, const float* xn
         for (int64_t j = 0; j < C; ++j) out[j] += ff * part[j];
     }
     logp[i] = targets[size_t(i)] >= 0 ? float(double(s.target[size_t(i)]) - (double(mx) + std::log(total))) : 0.0f;
+    if (!out) continue;
     const float inv = float(1.0 / total);
     for (int64_t j = 0; j < C; ++j) out[j] *= inv;
   }
+  s.has_mean = with_mean;
 }
 
 void frozen_head_backward(const TrainModel& m, const float* head, std::span<const int32_t> targets,
                           std::span<const float> dlogp, int64_t N, float temperature, const FrozenHeadScratch& s,
                           float* dxnf) {
+  if (!s.has_mean) throw InvalidArgument("frozen head backward: the forward computed log-probs only (no adapters to train)");
   const int64_t C = m.config.dim;
   const float inv_t = 1.0f / temperature;
   ParallelErrors errors;

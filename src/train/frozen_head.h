@@ -31,20 +31,22 @@ struct FrozenHeadScratch {
   std::vector<float> target;               // (N): the target's logit
   std::vector<std::vector<float>> logits;  // per thread (kFrozenHeadRows, kFrozenHeadPiece): a piece's logits
   std::vector<std::vector<float>> rows;    // per thread (kFrozenHeadPiece, C): a quantized head's piece as f32
+  bool has_mean = false;                   // the last forward computed mean (for backward)
 };
 
 // The floats FrozenHeadScratch holds after a forward over N positions on `threads` threads (a
 // double counting as two), for training_step_memory; dequantized: the head is not read in place.
 double frozen_head_scratch_floats(int64_t N, int64_t C, int threads, bool dequantized);
 
-// logp[i] = log softmax(xnf[i] W^T / temperature)[targets[i]] (0 where targets[i] < 0), and
-// s.mean (the first N x C floats) = the softmax-weighted mean of W's rows per position.
+// logp[i] = log softmax(xnf[i] W^T / temperature)[targets[i]] (0 where targets[i] < 0), and with
+// with_mean s.mean (the first N x C floats) = the softmax-weighted mean of W's rows per position
+// (without: log-probs only, half the products, as for a reference model's log-probs).
 // xnf (N, C); head: the model's view of W (V, C), or null for a frozen base's (head_rows).
 void frozen_head_forward(const TrainModel& m, const float* head, const float* xnf, std::span<const int32_t> targets,
-                         int64_t N, float temperature, float* logp, FrozenHeadScratch& s);
+                         int64_t N, float temperature, float* logp, FrozenHeadScratch& s, bool with_mean = true);
 
 // dxnf (N, C) = dlogp[i] / temperature * (W[targets[i]] - mean[i]), 0 where targets[i] < 0; mean
-// is the forward's s.mean.
+// is the forward's s.mean (InvalidArgument when it ran without).
 void frozen_head_backward(const TrainModel& m, const float* head, std::span<const int32_t> targets,
                           std::span<const float> dlogp, int64_t N, float temperature, const FrozenHeadScratch& s,
                           float* dxnf);

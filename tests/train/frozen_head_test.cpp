@@ -9,6 +9,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/error.h"
 #include "core/rng.h"
 #include "train/frozen_head.h"
 
@@ -96,6 +97,26 @@ TEST_P(FrozenHead, MatchesTheDefinitionAndIgnoresTheThreadCount) {
   omp_set_num_threads(threads);
   EXPECT_EQ(one.logp, got.logp);
   EXPECT_EQ(one.dx, got.dx);
+}
+
+// Log-probs only (a reference model's): the same log-probs, and no gradient to take from them.
+TEST(FrozenHead, LogProbsOnlyGiveTheSameLogProbsAndNoBackward) {
+  const Case k{.V = 1500, .C = 12, .N = 9, .temperature = 1.0f};
+  TrainConfig c{.vocab = int(k.V), .dim = int(k.C), .n_layers = 1, .n_heads = 1, .n_kv_heads = 1, .ffn = 4, .ctx = 8};
+  const TrainModel m(c, true);
+  Rng rng(5);
+  std::vector<float> W(size_t(k.V * k.C)), x(size_t(k.N * k.C)), dlogp(size_t(k.N), 1.0f), dx(size_t(k.N * k.C));
+  for (float& w : W) w = float(rng.normal());
+  for (float& v : x) v = 2.0f * float(rng.normal());
+  std::vector<int32_t> targets(size_t(k.N));
+  for (int32_t& t : targets) t = int32_t(rng.below(uint64_t(k.V)));
+  const HeadOutput full = run_head(m, W, x, targets, dlogp, k);
+  FrozenHeadScratch s;
+  std::vector<float> logp(size_t(k.N));
+  frozen_head_forward(m, W.data(), x.data(), targets, k.N, k.temperature, logp.data(), s, false);
+  EXPECT_EQ(logp, full.logp);
+  EXPECT_TRUE(s.mean.empty());
+  EXPECT_THROW(frozen_head_backward(m, W.data(), targets, dlogp, k.N, k.temperature, s, dx.data()), InvalidArgument);
 }
 
 INSTANTIATE_TEST_SUITE_P(
