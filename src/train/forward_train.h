@@ -41,9 +41,9 @@ bool keep_attention_probs(int64_t B, int H, int64_t T, int L);
 void set_attention_probs_limit_for_testing(double bytes);
 
 // The logits of a head with a gradient (full fine-tuning) over a vocabulary of at least 8 pieces
-// are computed in pieces of this many words, single-threaded products side by side: each piece of W read from memory once, into the
-// cache of the core that uses it (1.09-1.39x over one 512 x 151936 x 896 product). Backward's
-// products stay whole: cut the same way they ran 0.88-1.02x.
+// are computed in pieces of this many words, single-threaded products side by side: each piece of
+// W read from memory once, into the cache of the core that uses it (1.07-1.39x over one
+// 512 x 151936 x 896 product). Backward's products stay whole: cut the same way they ran 0.88-1.02x.
 inline constexpr int64_t kHeadPiece = 256;
 
 // Everything backward reads, sized for one (B, T). Grows, never shrinks.

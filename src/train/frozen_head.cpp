@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 
 #include "core/error.h"
 #include "core/parallel.h"
@@ -39,7 +40,8 @@ std::pair<int64_t, int64_t> segment(int64_t V, int g) {
 
 double frozen_head_scratch_floats(int64_t N, int64_t C, int threads, bool dequantized) {
   const double G = kFrozenHeadSegments, n = double(N);
-  const double per_thread = double(std::min(N, kFrozenHeadRows) * kFrozenHeadPiece) + (dequantized ? double(kFrozenHeadPiece * C) : 0);
+  const double per_thread =
+      double(std::min(N, kFrozenHeadRows) * kFrozenHeadPiece) + (dequantized ? double(kFrozenHeadPiece * C) : 0);
   return G * n * C + G * n * 3 + n + threads * per_thread;
 }
 
@@ -54,7 +56,8 @@ void frozen_head_forward(const TrainModel& m, const float* head, const float* xn
   s.target.resize(std::max(s.target.size(), size_t(N)));
   const int threads = omp_get_max_threads();
   if (s.logits.size() < size_t(threads)) s.logits.resize(size_t(threads)), s.rows.resize(size_t(threads));
-  for (std::vector<float>& l : s.logits) l.resize(std::max(l.size(), size_t(std::min(N, kFrozenHeadRows) * kFrozenHeadPiece)));
+  const size_t piece_logits = size_t(std::min(N, kFrozenHeadRows) * kFrozenHeadPiece);
+  for (std::vector<float>& l : s.logits) l.resize(std::max(l.size(), piece_logits));
   std::fill_n(s.target.data(), N, 0.0f);
 
   // Task (range g, positions i0..i1-1): its range's online softmax and partial mean for them.
@@ -134,7 +137,8 @@ void frozen_head_forward(const TrainModel& m, const float* head, const float* xn
 void frozen_head_backward(const TrainModel& m, const float* head, std::span<const int32_t> targets,
                           std::span<const float> dlogp, int64_t N, float temperature, const FrozenHeadScratch& s,
                           float* dxnf) {
-  if (!s.has_mean) throw InvalidArgument("frozen head backward: the forward computed log-probs only (no adapters to train)");
+  if (!s.has_mean)
+    throw InvalidArgument("frozen head backward: the forward computed log-probs only (no adapters to train)");
   const int64_t C = m.config.dim;
   const float inv_t = 1.0f / temperature;
   ParallelErrors errors;

@@ -73,7 +73,8 @@ TrainStepMemory training_step_memory(const TrainConfig& c, int64_t rows, int64_t
                                          : double(ParamLayout::for_config(c, true).total) * f + frozen_bytes + piece * f;
     // The head gets no gradient: train/frozen_head.h's scratch instead of the (N, V) logits (its
     // per-thread piece of a frozen head counted even when an F32 head is read in place).
-    const double head = frozen_head_scratch_floats(rows * tokens_per_row, c.dim, omp_get_max_threads(), frozen_bytes >= 0) - N * V;
+    const double head =
+        frozen_head_scratch_floats(rows * tokens_per_row, c.dim, omp_get_max_threads(), frozen_bytes >= 0) - N * V;
     return {.params = base + A * f, .grads = A * f, .optimizer = 2 * A * f,
             .activations = (L * per_layer + top + head + scratch + lora_acts) * f};
   }

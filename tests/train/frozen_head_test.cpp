@@ -85,7 +85,8 @@ TEST_P(FrozenHead, MatchesTheDefinitionAndIgnoresTheThreadCount) {
   const Reference want = reference(W, x, targets, dlogp, k);
   const HeadOutput got = run_head(m, W, x, targets, dlogp, k);
   for (int64_t i = 0; i < k.N; ++i) {
-    EXPECT_NEAR(got.logp[size_t(i)], want.logp[size_t(i)], 2e-5 * (1 + std::fabs(want.logp[size_t(i)]))) << "position " << i;
+    EXPECT_NEAR(got.logp[size_t(i)], want.logp[size_t(i)], 2e-5 * (1 + std::fabs(want.logp[size_t(i)])))
+        << "position " << i;
     for (int64_t j = 0; j < k.C; ++j)
       EXPECT_NEAR(got.dx[size_t(i * k.C + j)], want.dx[size_t(i * k.C + j)], 2e-5 * (1 + std::fabs(dlogp[size_t(i)])))
           << "position " << i << ", column " << j;
