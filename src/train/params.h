@@ -61,8 +61,9 @@ ParamView view_params(const TrainConfig& c, const ParamLayout& layout, float* ba
 // LoRA on a GGUF model keeps the base's matrices frozen in the file's own type (F32, F16, BF16,
 // Q8_0, the k-quants, ...): views into the mapped file, dequantized to f32 where a training step
 // reads them: a block matrix whole (block_matrix), the token embedding row by row, the LM head
-// a piece of rows at a time (head_rows, train/frozen_head.h); an F32 matrix is read in place. The f32 values are the
-// ones import_gguf would have stored, so the arithmetic is the same as with the matrices in params.
+// a piece of rows at a time (head_rows, train/frozen_head.h); an F32 matrix is read in place. The
+// f32 values are the ones import_gguf would have stored, so the arithmetic is the same as with the
+// matrices in params.
 struct FrozenMatrices {
   std::shared_ptr<const MappedFile> map;           // keeps the bytes alive
   WeightView token_embd;                           // (V, C)

@@ -2,6 +2,8 @@
 // and backward_train really allocate; and flags the machine cannot hold are errors naming them.
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include "core/error.h"
 #include "train/char_vocab.h"
 #include "train/forward_train.h"
@@ -43,8 +45,9 @@ struct StepAllocation {
     TrainBatch b{.B = B, .T = T};
     for (int i = 0; i < B * T; ++i) b.tokens.push_back(i % c.vocab), b.targets.push_back((i + 1) % c.vocab);
     std::vector<float> logp, g;
-    const LoraAdapters lora(c, lora_config.enabled() ? lora_config : LoraConfig{.rank = 1});
-    const LoraAdapters* adapters = lora_config.enabled() ? &lora : nullptr;
+    std::optional<LoraAdapters> lora;
+    if (lora_config.enabled()) lora.emplace(c, lora_config);
+    const LoraAdapters* adapters = lora ? &*lora : nullptr;
     forward_train(m, b, acts, logp, 1.0f, adapters);
     const std::vector<float> dlogp(logp.size(), -0.01f);
     backward_train(m, b, acts, dlogp, g, adapters);
