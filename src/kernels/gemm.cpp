@@ -200,7 +200,7 @@ void pack_b_rows(float* dst, const float* src, int64_t ldb, int64_t kc, int nr) 
 }
 
 // In-register transpose of a 16x16 block: r[i][j] -> r[j][i].
-void transpose16(__m512 r[16]) {
+[[gnu::always_inline]] inline void transpose16(__m512 r[16]) {
   __m512 t[16];
   for (int i = 0; i < 16; i += 2) {
     t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
