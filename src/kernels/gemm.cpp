@@ -193,7 +193,13 @@ void run_tile(const Tile& t, int mr, bool trans_a) { (trans_a ? kTilesTransA : k
 // dst (kc, kNR) <- src rows k (stride ldb), nr floats each, zero padded.
 void pack_b_rows(float* dst, const float* src, int64_t ldb, int64_t kc, int nr) {
   const __mmask16 m0 = lane_mask(nr), m1 = lane_mask(std::max(nr - 16, 0));
+  // The rows are ldb apart (a weight's rows: kilobytes): fetch 16 rows ahead, both cache lines.
+  constexpr int64_t kAhead = 16;
   for (int64_t k = 0; k < kc; ++k) {
+    if (k + kAhead < kc) {
+      _mm_prefetch(reinterpret_cast<const char*>(src + (k + kAhead) * ldb), _MM_HINT_T0);
+      if (nr > 16) _mm_prefetch(reinterpret_cast<const char*>(src + (k + kAhead) * ldb + 16), _MM_HINT_T0);
+    }
     _mm512_store_ps(dst + k * kNR, _mm512_maskz_loadu_ps(m0, src + k * ldb));
     _mm512_store_ps(dst + k * kNR + 16, _mm512_maskz_loadu_ps(m1, src + k * ldb + 16));
   }
