@@ -23,6 +23,7 @@
 // K is never split across threads.
 #include "kernels/gemm.h"
 
+#include "core/error.h"
 #include "core/parallel.h"
 
 #include <omp.h>
@@ -34,6 +35,7 @@
 #include <cmath>
 #include <cstddef>
 #include <new>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -116,6 +118,8 @@ struct Grid {
   bool pack_b;
   float* bp;         // packed B: (n_kb, n_panels, kKC, kNR) when pack_b
   int* panel_state;  // (n_kb, n_panels): kPanelEmpty, kPanelPacking or kPanelReady
+  const LowRankTerm* term;  // or null
+  float* term_vp;           // the term's op(V) packed: (n_panels, rank, kNR)
 };
 
 constexpr int kPanelEmpty = 0, kPanelPacking = 1, kPanelReady = 2;
@@ -511,6 +515,13 @@ void run_task(const Problem& p, const Grid& g, int64_t index) {
                      .beta = p.beta,
                      .first = kb == 0};
         run_tile(t, mr, p.trans_a);
+        if (g.term && kb + 1 == g.n_kb) {  // the low-rank term: one more K block on the tile just finished
+          const LowRankTerm& e = *g.term;
+          const Tile te{.a = e.U + i0 * e.ldu, .lda = e.ldu, .b = g.term_vp + jr * e.rank * kNR, .ldb = kNR,
+                        .c = t.c, .ldc = t.ldc, .kc = e.rank, .nr = t.nr, .alpha = e.alpha, .beta = 1.0f,
+                        .first = false};
+          run_tile(te, mr, false);
+        }
       }
     }
   }
@@ -540,17 +551,21 @@ void sgemm_reference(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float al
     }
 }
 
-void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+namespace {
+
+void sgemm_impl(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const LowRankTerm* term) {
   if (M <= 0 || N <= 0) return;
   assert(ldc >= N);
   if (K <= 0) {  // no products: C = beta * C
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+    if (term) sgemm_impl(false, term->trans_v, M, N, term->rank, term->alpha, term->U, term->ldu, term->V, term->ldv,
+                         1.0f, C, ldc, nullptr);
     return;
   }
   assert(lda >= (trans_a ? M : K) && ldb >= (trans_b ? K : N));
-  if (swap_operands(trans_a, trans_b, M, N, K)) {
+  if (!term && swap_operands(trans_a, trans_b, M, N, K)) {
     // C^T = B^T A: the same products and sums per element (fma(a, b, acc) == fma(b, a, acc)), so
     // the same bits, computed into a transposed copy of C.
     thread_local Buffer ct_buffer;
@@ -573,6 +588,20 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
     panel_state.assign(size_t(g.n_kb * g.n_panels), kPanelEmpty);
     g.panel_state = panel_state.data();
   }
+  if (term) {  // its op(V) is small (rank x N): packed whole, here
+    thread_local Buffer term_buffer;
+    g.term = term;
+    g.term_vp = term_buffer.reserve(size_t(g.n_panels * term->rank * kNR));
+    for (int64_t jr = 0; jr < g.n_panels; ++jr) {
+      const int64_t j0 = jr * kNR;
+      const int nr = int(std::min<int64_t>(kNR, N - j0));
+      float* dst = g.term_vp + jr * term->rank * kNR;
+      if (term->trans_v)
+        pack_b_trans(dst, term->V + j0 * term->ldv, term->ldv, term->rank, nr);
+      else
+        pack_b_rows(dst, term->V + j0, term->ldv, term->rank, nr);
+    }
+  }
   const int64_t n_tasks = g.n_mb * g.n_nb;
   if (n_threads == 1 || n_tasks == 1) {
     for (int64_t i = 0; i < n_tasks; ++i) run_task(p, g, i);
@@ -582,6 +611,21 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 #pragma omp parallel for schedule(dynamic, 1) num_threads(int(std::min<int64_t>(n_threads, n_tasks)))
   for (int64_t i = 0; i < n_tasks; ++i) errors.run([&] { run_task(p, g, i); });
   errors.rethrow();
+}
+
+}  // namespace
+
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  sgemm_impl(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nullptr);
+}
+
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const LowRankTerm& term) {
+  if (term.rank < 1 || term.rank > kKC)
+    throw InvalidArgument("sgemm: a low-rank term's rank must be in 1..256, got " + std::to_string(term.rank));
+  assert(term.ldu >= term.rank && term.ldv >= (term.trans_v ? term.rank : N));
+  sgemm_impl(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &term);
 }
 
 void sgemm_fail_allocation_for_testing(int64_t after) { g_fail_countdown.store(after); }

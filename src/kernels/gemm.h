@@ -16,6 +16,23 @@ namespace ponder {
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
            const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
+// sgemm, then C += alpha2 * U op(V) with U (M, rank) row-major and op(V) (rank, N), rank <= 256:
+// computed as one more K block on each tile of C right after its last one, while the tile is in
+// cache, so bitwise the same as a second call sgemm(false, trans_v, M, N, rank, alpha2, U, ldu, V,
+// ldv, 1, C, ldc) but without that call's pass over C. LoRA's y = x W^T + s (x A^T) B^T and
+// dx = dy W + du A.
+struct LowRankTerm {
+  float alpha;
+  const float* U;  // (M, rank), row stride ldu
+  int64_t ldu;
+  bool trans_v;
+  const float* V;  // (rank, N) with row stride ldv, or (N, rank) when trans_v
+  int64_t ldv;
+  int64_t rank;
+};
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const LowRankTerm& term);
+
 // Tests only: after `after` more tasks (blocks of C) have run, the next one throws std::bad_alloc
 // where it reserves its per-thread packing buffers, as a failed allocation would; once. A failure
 // inside a parallel region (sgemm's own, or a caller's) reaches the caller as that exception,

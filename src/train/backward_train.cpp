@@ -78,15 +78,20 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
   float* du = sized(a.lora_du, size_t(N) * r);  // d(x A^T)
   // A block matrix as f32 (a frozen base's dequantized into scratch; use it before the next).
   auto W = [&](int l, int which, const float* param) { return block_matrix(m, param, l, which, a.frozen_w); };
-  auto adapt_backward = [&](int l, LoraTarget t, float* dx_in, const float* dy, const float* x, int64_t in, int64_t out) {
+  // linear_backward of y = x W^T (+ the adapter's term): the adapter's dB, du and dA first, then
+  // dx (+)= dy W + du A with du A as sgemm's low-rank term, in the same pass over dx.
+  auto project_backward = [&](int l, LoraTarget t, float* dx, bool accumulate_dx, float* dw, const float* dy,
+                              const float* x, const float* w, int64_t in, int64_t out) {
     const float* A = lora ? lora->a(l, t) : nullptr;
-    if (!A) return;
+    if (!A) return linear_backward(dx, accumulate_dx, dw, dy, x, w, N, in, out);
     const float s = lora->config.scale();
     const float* u = a.lora_u.data() + (size_t(l) * kLoraTargets + size_t(t)) * size_t(N) * r;
     sgemm(true, false, out, r, N, s, dy, out, u, r, 1.0f, lora->b(grads.data(), l, t), r);
     sgemm(false, false, N, r, out, s, dy, out, lora->b(l, t), r, 0.0f, du, r);
     sgemm(true, false, r, in, N, 1.0f, du, r, x, in, 1.0f, lora->a(grads.data(), l, t), in);
-    sgemm(false, false, N, in, r, 1.0f, du, r, A, in, 1.0f, dx_in, in);
+    sgemm(false, false, N, in, out, 1.0f, dy, out, w, in, accumulate_dx ? 1.0f : 0.0f, dx, in,
+          LowRankTerm{.alpha = 1.0f, .U = du, .ldu = r, .trans_v = false, .V = A, .ldv = in, .rank = r});
+    if (dw) sgemm(true, false, out, in, N, 1.0f, dy, out, x, in, 1.0f, dw, in);  // never with adapters: frozen
   };
   const size_t NC = size_t(N) * C, NF = size_t(N) * F;
   const float scale = 1.0f / std::sqrt(float(D));
@@ -142,19 +147,15 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
     const float* hl = a.h.data() + NF * l;
 
     // FFN: x_out = x_mid + down(silu(gate) * up), dx is d x_out.
-    linear_backward(dh, false, lg.w_down, dx, hl, W(l, 6, lw.w_down), N, F, C);
-    adapt_backward(l, LoraTarget::Down, dh, dx, hl, F, C);
+    project_backward(l, LoraTarget::Down, dh, false, lg.w_down, dx, hl, W(l, 6, lw.w_down), F, C);
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < N; ++i) swiglu_backward(dg + i * F, dup + i * F, dh + i * F, gl + i * F, ul + i * F, F);
-    linear_backward(dxn, false, lg.w_gate, dg, n2, W(l, 4, lw.w_gate), N, C, F);
-    adapt_backward(l, LoraTarget::Gate, dxn, dg, n2, C, F);
-    linear_backward(dxn, true, lg.w_up, dup, n2, W(l, 5, lw.w_up), N, C, F);
-    adapt_backward(l, LoraTarget::Up, dxn, dup, n2, C, F);
+    project_backward(l, LoraTarget::Gate, dxn, false, lg.w_gate, dg, n2, W(l, 4, lw.w_gate), C, F);
+    project_backward(l, LoraTarget::Up, dxn, true, lg.w_up, dup, n2, W(l, 5, lw.w_up), C, F);
     norm_backward(dx, lg.ffn_norm, dxn, xm, lw.ffn_norm, r2, N, C);  // dx is now d x_mid
 
     // Attention: x_mid = x_in + wo(att), dx is d x_mid.
-    linear_backward(datt, false, lg.wo, dx, al, W(l, 3, lw.wo), N, qd, C);
-    adapt_backward(l, LoraTarget::O, datt, dx, al, qd, C);
+    project_backward(l, LoraTarget::O, datt, false, lg.wo, dx, al, W(l, 3, lw.wo), qd, C);
     std::fill_n(dk, size_t(N) * kvd, 0.0f);
     std::fill_n(dv, size_t(N) * kvd, 0.0f);
     // Per (sequence, KV head): the heads of the group add into the same dK and dV.
@@ -204,12 +205,9 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
       bias_backward(lg.bk, dk, N, kvd);
       bias_backward(lg.bv, dv, N, kvd);
     }
-    linear_backward(dxn, false, lg.wq, dq, n1, W(l, 0, lw.wq), N, C, qd);
-    adapt_backward(l, LoraTarget::Q, dxn, dq, n1, C, qd);
-    linear_backward(dxn, true, lg.wk, dk, n1, W(l, 1, lw.wk), N, C, kvd);
-    adapt_backward(l, LoraTarget::K, dxn, dk, n1, C, kvd);
-    linear_backward(dxn, true, lg.wv, dv, n1, W(l, 2, lw.wv), N, C, kvd);
-    adapt_backward(l, LoraTarget::V, dxn, dv, n1, C, kvd);
+    project_backward(l, LoraTarget::Q, dxn, false, lg.wq, dq, n1, W(l, 0, lw.wq), C, qd);
+    project_backward(l, LoraTarget::K, dxn, true, lg.wk, dk, n1, W(l, 1, lw.wk), C, kvd);
+    project_backward(l, LoraTarget::V, dxn, true, lg.wv, dv, n1, W(l, 2, lw.wv), C, kvd);
     norm_backward(dx, lg.attn_norm, dxn, xi, lw.attn_norm, r1, N, C);  // dx is now d x_in
   }
 

@@ -86,15 +86,18 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
   const RopeStyle rope = c.rope_style();
   // A block matrix as f32 (a frozen base's dequantized into scratch; use it before the next).
   auto W = [&](int l, int which, const float* param) { return block_matrix(m, param, l, which, a.frozen_w); };
-  // y (N, out) += s (x A^T) B^T for an adapted matrix, x A^T kept for backward.
+  // y (N, out) = x W^T, plus s (x A^T) B^T for an adapted matrix (x A^T kept for backward) as sgemm's
+  // low-rank term, in the same pass over y.
   const int r = lora ? lora->config.rank : 0;
   float* lora_u = sized(a.lora_u, size_t(N) * r * kLoraTargets * L);
-  auto adapt = [&](int l, LoraTarget t, float* y, const float* x, int64_t in, int64_t out) {
+  auto project = [&](int l, LoraTarget t, float* y, const float* x, const float* w, int64_t in, int64_t out) {
     const float* A = lora ? lora->a(l, t) : nullptr;
-    if (!A) return;
+    if (!A) return linear(y, x, w, N, in, out);
     float* u = lora_u + (size_t(l) * kLoraTargets + size_t(t)) * size_t(N) * r;
     sgemm(false, true, N, r, in, 1.0f, x, in, A, in, 0.0f, u, r);
-    sgemm(false, true, N, out, r, lora->config.scale(), u, r, lora->b(l, t), r, 1.0f, y, out);
+    sgemm(false, true, N, out, in, 1.0f, x, in, w, in, 0.0f, y, out,
+          LowRankTerm{.alpha = lora->config.scale(), .U = u, .ldu = r, .trans_v = true, .V = lora->b(l, t), .ldv = r,
+                      .rank = r});
   };
 
   // Embedding rows (a frozen base's dequantized row by row).
@@ -120,12 +123,9 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
     std::copy_n(x, NC, xi);
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < N; ++i) rmsnorm_forward(n1 + i * C, r1 + i, xi + i * C, lw.attn_norm, 1, C, c.rms_eps);
-    linear(ql, n1, W(l, 0, lw.wq), N, C, qd);
-    linear(kl, n1, W(l, 1, lw.wk), N, C, kvd);
-    linear(vl, n1, W(l, 2, lw.wv), N, C, kvd);
-    adapt(l, LoraTarget::Q, ql, n1, C, qd);
-    adapt(l, LoraTarget::K, kl, n1, C, kvd);
-    adapt(l, LoraTarget::V, vl, n1, C, kvd);
+    project(l, LoraTarget::Q, ql, n1, W(l, 0, lw.wq), C, qd);
+    project(l, LoraTarget::K, kl, n1, W(l, 1, lw.wk), C, kvd);
+    project(l, LoraTarget::V, vl, n1, W(l, 2, lw.wv), C, kvd);
     // q and k are stored after the bias and the rotation (what attention reads); v after its bias.
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < N; ++i) {
@@ -161,8 +161,7 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
       });
     errors.rethrow();
     float* y = sized(a.dx, NC);  // scratch
-    linear(y, al, W(l, 3, lw.wo), N, qd, C);
-    adapt(l, LoraTarget::O, y, al, qd, C);
+    project(l, LoraTarget::O, y, al, W(l, 3, lw.wo), qd, C);
     float* xm = x_mid + NC * l;
     float* n2 = xn2 + NC * l;
     float* r2 = rstd2 + size_t(N) * l;
@@ -175,14 +174,11 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
     float* gl = gate + NF * l;
     float* ul = up + NF * l;
     float* hl = hb + NF * l;
-    linear(gl, n2, W(l, 4, lw.w_gate), N, C, F);
-    linear(ul, n2, W(l, 5, lw.w_up), N, C, F);
-    adapt(l, LoraTarget::Gate, gl, n2, C, F);
-    adapt(l, LoraTarget::Up, ul, n2, C, F);
+    project(l, LoraTarget::Gate, gl, n2, W(l, 4, lw.w_gate), C, F);
+    project(l, LoraTarget::Up, ul, n2, W(l, 5, lw.w_up), C, F);
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < N; ++i) swiglu_forward(hl + i * F, gl + i * F, ul + i * F, F);
-    linear(y, hl, W(l, 6, lw.w_down), N, F, C);
-    adapt(l, LoraTarget::Down, y, hl, F, C);
+    project(l, LoraTarget::Down, y, hl, W(l, 6, lw.w_down), F, C);
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < int64_t(NC); ++i) x[i] += y[i];
   }

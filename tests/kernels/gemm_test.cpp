@@ -3,6 +3,8 @@
 // alone or inside a large M, and when called from inside a parallel region.
 #include "kernels/gemm.h"
 
+#include "core/error.h"
+
 #include <cmath>
 #include <cstring>
 #include <gtest/gtest.h>
@@ -249,6 +251,53 @@ struct ThreadCountGuard {
   int saved = omp_get_max_threads();
   ~ThreadCountGuard() { omp_set_num_threads(saved); }
 };
+
+// A low-rank term (C += alpha2 U op(V) as one more K block per tile) gives the bits of a second
+// sgemm call over C, for either op(V), ranks 1..256, any main product (transposes, several K
+// blocks, beta, K = 0), padded strides, 1 or 2 threads; the padding of C stays untouched.
+TEST(Sgemm, LowRankTermEqualsASecondCallBitwise) {
+  ThreadCountGuard guard;
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int64_t> dim(1, 90);
+  const int64_t ranks[] = {1, 16, 7, 256};
+  for (int it = 0; it < 32; ++it) {
+    const Case c{.trans_a = bool(it & 1), .trans_b = bool(it & 2), .M = it < 4 ? 300 : dim(rng),
+                 .N = it < 4 ? 1100 : dim(rng), .K = it % 8 == 5 ? 0 : it % 3 == 0 ? 600 : dim(rng),
+                 .pad_a = it % 3, .pad_b = it % 2, .pad_c = 2, .alpha = 0.7f, .beta = it % 5 == 1 ? 0.f : 1.f};
+    const int64_t rank = ranks[it % 4];
+    const bool trans_v = it & 4;
+    const int64_t ldu = rank + it % 2, ldv = (trans_v ? rank : c.N) + 3;
+    const std::vector<float> U = randn(size_t(c.M * ldu), uint32_t(900 + it));
+    const std::vector<float> V = randn(size_t((trans_v ? c.N : rank) * ldv), uint32_t(950 + it));
+    const LowRankTerm term{.alpha = -1.25f, .U = U.data(), .ldu = ldu, .trans_v = trans_v, .V = V.data(), .ldv = ldv,
+                           .rank = rank};
+    const Operands in = make_operands(c, uint32_t(500 + it));
+    Operands two = in;  // two calls
+    run(c, two);
+    sgemm(false, trans_v, c.M, c.N, rank, term.alpha, U.data(), ldu, V.data(), ldv, 1.0f, two.C.data(), two.ldc);
+    for (int n_threads : {1, 2}) {
+      omp_set_num_threads(n_threads);
+      Operands one = in;
+      sgemm(c.trans_a, c.trans_b, c.M, c.N, c.K, c.alpha, one.A.data(), one.lda, one.B.data(), one.ldb, c.beta,
+            one.C.data(), one.ldc, term);
+      for (size_t i = 0; i < one.C.size(); ++i)
+        ASSERT_EQ(0, std::memcmp(&one.C[i], &two.C[i], sizeof(float)))
+            << describe(c) << " rank=" << rank << " trans_v=" << trans_v << " threads=" << n_threads << " at "
+            << i / size_t(one.ldc) << ", " << i % size_t(one.ldc);
+    }
+  }
+}
+
+TEST(Sgemm, LowRankTermRankOutOfRangeIsAnError) {
+  std::vector<float> A(4, 1.f), B(4, 1.f), C(4, 0.f), U(600, 1.f), V(600, 1.f);
+  for (int64_t rank : {0, 257}) {
+    const LowRankTerm term{.alpha = 1.f, .U = U.data(), .ldu = 257, .trans_v = false, .V = V.data(), .ldv = 2,
+                           .rank = rank};
+    EXPECT_THROW(sgemm(false, false, 2, 2, 2, 1.f, A.data(), 2, B.data(), 2, 0.f, C.data(), 2, term),
+                 InvalidArgument)
+        << "rank " << rank;
+  }
+}
 
 TEST(SgemmDeterminism, BitwiseEqualAcrossThreadCounts) {
   ThreadCountGuard guard;
