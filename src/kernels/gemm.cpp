@@ -571,7 +571,7 @@ void sgemm_impl(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, flo
     thread_local Buffer ct_buffer;
     float* ct = ct_buffer.reserve(size_t(N * M));
     if (beta != 0.0f) transpose_matrix(ct, M, C, ldc, M, N);
-    sgemm(true, false, N, M, K, alpha, B, ldb, A, lda, beta, ct, M);
+    sgemm_impl(true, false, N, M, K, alpha, B, ldb, A, lda, beta, ct, M, nullptr);
     transpose_matrix(C, ldc, ct, M, N, M);
     return;
   }
