@@ -16,7 +16,8 @@
 // Determinism: K is cut into fixed blocks of KC = 256, and every element of C is
 //   C = alpha * acc_0 + beta * C   (C = alpha * acc_0 when beta == 0: old C is never read)
 //   C = fma(alpha, acc_p, C)       for p = 1, 2, ...
-// where acc_p is the in-order fma chain over block p. This depends on K only: not on the tile
+// where acc_p is the in-order fma chain over block p; a low-rank term (LowRankTerm) is one more
+// block after the last, C = fma(alpha2, acc_term, C). This depends on K only: not on the tile
 // the element lands in (every mr runs the same chain per row), the task grid, the thread count,
 // M or N, whether a B panel was packed or read in place, or whether the product ran transposed
 // (C^T = B^T A for a weight gradient's shape: the same products, fma(a, b, acc) == fma(b, a, acc)).

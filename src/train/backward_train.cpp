@@ -91,7 +91,7 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
     sgemm(true, false, r, in, N, 1.0f, du, r, x, in, 1.0f, lora->a(grads.data(), l, t), in);
     sgemm(false, false, N, in, out, 1.0f, dy, out, w, in, accumulate_dx ? 1.0f : 0.0f, dx, in,
           LowRankTerm{.alpha = 1.0f, .U = du, .ldu = r, .trans_v = false, .V = A, .ldv = in, .rank = r});
-    if (dw) sgemm(true, false, out, in, N, 1.0f, dy, out, x, in, 1.0f, dw, in);  // never with adapters: frozen
+    if (dw) sgemm(true, false, out, in, N, 1.0f, dy, out, x, in, 1.0f, dw, in);  // null with adapters (frozen)
   };
   const size_t NC = size_t(N) * C, NF = size_t(N) * F;
   const float scale = 1.0f / std::sqrt(float(D));
