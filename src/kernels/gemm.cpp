@@ -184,16 +184,61 @@ void tile_kernel(const Tile& t) {
   }
 }
 
+// A tile of at most 16 columns (LoRA's rank-16 products: x A^T, dy B, dy^T u): one zmm per row,
+// so no multiply-adds on the zero padding of the second. The same chain and epilogue per element as
+// tile_kernel, so the same bits.
+template <int MR, bool kTransA>
+void tile_kernel_narrow(const Tile& t) {
+  const __mmask16 m0 = lane_mask(t.nr);
+  __m512 c0[MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) c0[i] = _mm512_setzero_ps();
+  const float* a = t.a;
+  const float* b = t.b;
+  const int64_t lda = t.lda, ldb = t.ldb, kc = t.kc;
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) c0[i] = _mm512_fmadd_ps(_mm512_set1_ps(kTransA ? a[i] : a[i * lda]), b0, c0[i]);
+    a += kTransA ? lda : 1;
+    b += ldb;
+  }
+  const __m512 va = _mm512_set1_ps(t.alpha), vb = _mm512_set1_ps(t.beta);
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    float* c = t.c + i * t.ldc;
+    __m512 r0;
+    if (!t.first)
+      r0 = _mm512_fmadd_ps(va, c0[i], _mm512_maskz_loadu_ps(m0, c));
+    else if (t.beta == 0.0f)
+      r0 = _mm512_mul_ps(va, c0[i]);
+    else
+      r0 = _mm512_fmadd_ps(va, c0[i], _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m0, c)));
+    _mm512_mask_storeu_ps(c, m0, r0);
+  }
+}
+
 using TileFn = void (*)(const Tile&);
 
 template <bool kTransA, int... I>
 constexpr auto make_tile_table(std::integer_sequence<int, I...>) {
   return std::array<TileFn, sizeof...(I)>{&tile_kernel<I + 1, kTransA>...};
 }
+template <bool kTransA, int... I>
+constexpr auto make_narrow_tile_table(std::integer_sequence<int, I...>) {
+  return std::array<TileFn, sizeof...(I)>{&tile_kernel_narrow<I + 1, kTransA>...};
+}
 constexpr auto kTilesRowA = make_tile_table<false>(std::make_integer_sequence<int, kMR>());
 constexpr auto kTilesTransA = make_tile_table<true>(std::make_integer_sequence<int, kMR>());
+constexpr auto kNarrowTilesRowA = make_narrow_tile_table<false>(std::make_integer_sequence<int, kMR>());
+constexpr auto kNarrowTilesTransA = make_narrow_tile_table<true>(std::make_integer_sequence<int, kMR>());
 
-void run_tile(const Tile& t, int mr, bool trans_a) { (trans_a ? kTilesTransA : kTilesRowA)[mr - 1](t); }
+void run_tile(const Tile& t, int mr, bool trans_a) {
+  if (t.nr <= 16)
+    (trans_a ? kNarrowTilesTransA : kNarrowTilesRowA)[mr - 1](t);
+  else
+    (trans_a ? kTilesTransA : kTilesRowA)[mr - 1](t);
+}
 
 // dst (kc, kNR) <- src rows k (stride ldb), nr floats each, zero padded.
 void pack_b_rows(float* dst, const float* src, int64_t ldb, int64_t kc, int nr) {
