@@ -143,8 +143,12 @@ struct Tile {
 
 inline __mmask16 lane_mask(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
 
-template <int MR, bool kTransA>
+// kVecs zmm per row: 2 (up to 32 columns), or 1 for a tile of at most 16 (LoRA's rank-16
+// products x A^T, dy B, dy^T u), which would otherwise spend half its multiply-adds on the zero
+// padding. Every element gets the same chain and epilogue either way, so the same bits.
+template <int MR, bool kTransA, int kVecs>
 void tile_kernel(const Tile& t) {
+  static_assert(kVecs == 1 || kVecs == 2);
   const __mmask16 m0 = lane_mask(t.nr), m1 = lane_mask(std::max(t.nr - 16, 0));
   // The accumulators must live in registers: every loop over i is fully unrolled.
   __m512 c0[MR], c1[MR];
@@ -154,84 +158,46 @@ void tile_kernel(const Tile& t) {
   const float* b = t.b;
   const int64_t lda = t.lda, ldb = t.ldb, kc = t.kc;
   for (int64_t k = 0; k < kc; ++k) {
-    const __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+    const __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
+    const __m512 b1 = kVecs == 2 ? _mm512_maskz_loadu_ps(m1, b + 16) : b0;
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
       const __m512 av = _mm512_set1_ps(kTransA ? a[i] : a[i * lda]);
       c0[i] = _mm512_fmadd_ps(av, b0, c0[i]);
-      c1[i] = _mm512_fmadd_ps(av, b1, c1[i]);
+      if constexpr (kVecs == 2) c1[i] = _mm512_fmadd_ps(av, b1, c1[i]);
     }
     a += kTransA ? lda : 1;
     b += ldb;
   }
   const __m512 va = _mm512_set1_ps(t.alpha), vb = _mm512_set1_ps(t.beta);
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) {
-    float* c = t.c + i * t.ldc;
-    __m512 r0, r1;
-    if (!t.first) {
-      r0 = _mm512_fmadd_ps(va, c0[i], _mm512_maskz_loadu_ps(m0, c));
-      r1 = _mm512_fmadd_ps(va, c1[i], _mm512_maskz_loadu_ps(m1, c + 16));
-    } else if (t.beta == 0.0f) {
-      r0 = _mm512_mul_ps(va, c0[i]);
-      r1 = _mm512_mul_ps(va, c1[i]);
-    } else {
-      r0 = _mm512_fmadd_ps(va, c0[i], _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m0, c)));
-      r1 = _mm512_fmadd_ps(va, c1[i], _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m1, c + 16)));
-    }
-    _mm512_mask_storeu_ps(c, m0, r0);
-    _mm512_mask_storeu_ps(c + 16, m1, r1);
-  }
-}
-
-// A tile of at most 16 columns (LoRA's rank-16 products: x A^T, dy B, dy^T u): one zmm per row,
-// so no multiply-adds on the zero padding of the second. The same chain and epilogue per element as
-// tile_kernel, so the same bits.
-template <int MR, bool kTransA>
-void tile_kernel_narrow(const Tile& t) {
-  const __mmask16 m0 = lane_mask(t.nr);
-  __m512 c0[MR];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) c0[i] = _mm512_setzero_ps();
-  const float* a = t.a;
-  const float* b = t.b;
-  const int64_t lda = t.lda, ldb = t.ldb, kc = t.kc;
-  for (int64_t k = 0; k < kc; ++k) {
-    const __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) c0[i] = _mm512_fmadd_ps(_mm512_set1_ps(kTransA ? a[i] : a[i * lda]), b0, c0[i]);
-    a += kTransA ? lda : 1;
-    b += ldb;
-  }
-  const __m512 va = _mm512_set1_ps(t.alpha), vb = _mm512_set1_ps(t.beta);
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) {
-    float* c = t.c + i * t.ldc;
-    __m512 r0;
+  // C (+)= alpha * acc for one zmm of a row (see the numerics at the top).
+  auto store = [&](float* c, __mmask16 m, __m512 acc) {
+    __m512 r;
     if (!t.first)
-      r0 = _mm512_fmadd_ps(va, c0[i], _mm512_maskz_loadu_ps(m0, c));
+      r = _mm512_fmadd_ps(va, acc, _mm512_maskz_loadu_ps(m, c));
     else if (t.beta == 0.0f)
-      r0 = _mm512_mul_ps(va, c0[i]);
+      r = _mm512_mul_ps(va, acc);
     else
-      r0 = _mm512_fmadd_ps(va, c0[i], _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m0, c)));
-    _mm512_mask_storeu_ps(c, m0, r0);
+      r = _mm512_fmadd_ps(va, acc, _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m, c)));
+    _mm512_mask_storeu_ps(c, m, r);
+  };
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    store(t.c + i * t.ldc, m0, c0[i]);
+    if constexpr (kVecs == 2) store(t.c + i * t.ldc + 16, m1, c1[i]);
   }
 }
 
 using TileFn = void (*)(const Tile&);
 
-template <bool kTransA, int... I>
+template <bool kTransA, int kVecs, int... I>
 constexpr auto make_tile_table(std::integer_sequence<int, I...>) {
-  return std::array<TileFn, sizeof...(I)>{&tile_kernel<I + 1, kTransA>...};
+  return std::array<TileFn, sizeof...(I)>{&tile_kernel<I + 1, kTransA, kVecs>...};
 }
-template <bool kTransA, int... I>
-constexpr auto make_narrow_tile_table(std::integer_sequence<int, I...>) {
-  return std::array<TileFn, sizeof...(I)>{&tile_kernel_narrow<I + 1, kTransA>...};
-}
-constexpr auto kTilesRowA = make_tile_table<false>(std::make_integer_sequence<int, kMR>());
-constexpr auto kTilesTransA = make_tile_table<true>(std::make_integer_sequence<int, kMR>());
-constexpr auto kNarrowTilesRowA = make_narrow_tile_table<false>(std::make_integer_sequence<int, kMR>());
-constexpr auto kNarrowTilesTransA = make_narrow_tile_table<true>(std::make_integer_sequence<int, kMR>());
+constexpr auto kTilesRowA = make_tile_table<false, 2>(std::make_integer_sequence<int, kMR>());
+constexpr auto kTilesTransA = make_tile_table<true, 2>(std::make_integer_sequence<int, kMR>());
+constexpr auto kNarrowTilesRowA = make_tile_table<false, 1>(std::make_integer_sequence<int, kMR>());
+constexpr auto kNarrowTilesTransA = make_tile_table<true, 1>(std::make_integer_sequence<int, kMR>());
 
 void run_tile(const Tile& t, int mr, bool trans_a) {
   if (t.nr <= 16)
