@@ -154,19 +154,25 @@ void tile_kernel(const Tile& t) {
   __m512 c0[MR], c1[MR];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
-  const float* a = t.a;
   const float* b = t.b;
   const int64_t lda = t.lda, ldb = t.ldb, kc = t.kc;
+  // A row-major A is read through one pointer per 3 rows, rows at +0, +lda and +2 lda of it
+  // (scaled-index addresses): 12 row pointers would not fit the general registers and spill.
+  constexpr int kBases = kTransA ? 1 : (MR + 2) / 3;
+  const float* ap[kBases];
+#pragma GCC unroll 16
+  for (int j = 0; j < kBases; ++j) ap[j] = t.a + (kTransA ? 0 : 3 * j * lda);
   for (int64_t k = 0; k < kc; ++k) {
     const __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
     const __m512 b1 = kVecs == 2 ? _mm512_maskz_loadu_ps(m1, b + 16) : b0;
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
-      const __m512 av = _mm512_set1_ps(kTransA ? a[i] : a[i * lda]);
+      const __m512 av = _mm512_set1_ps(kTransA ? ap[0][i] : ap[i / 3][(i % 3) * lda]);
       c0[i] = _mm512_fmadd_ps(av, b0, c0[i]);
       if constexpr (kVecs == 2) c1[i] = _mm512_fmadd_ps(av, b1, c1[i]);
     }
-    a += kTransA ? lda : 1;
+#pragma GCC unroll 16
+    for (int j = 0; j < kBases; ++j) ap[j] += kTransA ? lda : 1;
     b += ldb;
   }
   const __m512 va = _mm512_set1_ps(t.alpha), vb = _mm512_set1_ps(t.beta);
