@@ -157,7 +157,8 @@ void tile_kernel(const Tile& t) {
   const float* b = t.b;
   const int64_t lda = t.lda, ldb = t.ldb, kc = t.kc;
   // A row-major A is read through one pointer per 3 rows, rows at +0, +lda and +2 lda of it
-  // (scaled-index addresses): 12 row pointers would not fit the general registers and spill.
+  // (scaled-index addresses): with 12 row offsets (i * lda) GCC ran out of general registers and
+  // moved two of them back from vector registers on every k step.
   constexpr int kBases = kTransA ? 1 : (MR + 2) / 3;
   const float* ap[kBases];
 #pragma GCC unroll 16
