@@ -59,7 +59,7 @@ namespace {
 constexpr int kMR = 12;         // rows of a micro-tile (register blocking over M)
 constexpr int kNR = 32;         // columns of a micro-tile: two zmm
 constexpr int64_t kKC = 256;    // K block: fixed, part of the numerics
-constexpr int kMaxStrips = 8;   // strips of kMR rows per task at most (MC = 96; 3x for a streamed B)
+constexpr int kMaxStrips = 8;   // strips of kMR rows per task at most (MC = 96; 3x for a streamed B, 4x for a long trans_a)
 constexpr int kMaxPanels = 16;  // panels of kNR columns per task at most (NC = 512)
 constexpr int64_t kDirectBMaxM = 4 * kMR;  // below this many rows of a row-major A, a row-major B is read in place
 constexpr double kStreamedBBytes = 2 << 20;  // a B larger than this does not stay in L2 across tasks
@@ -429,14 +429,23 @@ Grid make_grid(const Problem& p, int n_threads) {
   // B block into L2 a third as often. Same-process A/B, weights cycling through memory as in a
   // training step, on the 0.5B shapes with 512 tokens: 1.02-1.25x (FFN, attention and head
   // products; forward and dX); a B that stays in L2 (the 5m preset's) gains nothing, so it keeps MC = 96.
+  // A weight gradient over many tokens (trans_a, K >= 2048: B = the activations, 256 KB per K
+  // block, packed by whichever task comes first) reads each B block from another core's cache or
+  // L3 on its first strip and from L2 on the others: tall tasks (MC = 384) and only one per
+  // thread, the split falling on the columns, make those far reads 4x rarer. Same-process A/B
+  // with cold operands on the 5m preset's dW products (4096 tokens): FFN gate/up and down
+  // 1.24-1.32x, q/o 1.14-1.17x, k/v 1.24-1.31x; with 2 tasks per thread instead (both splits
+  // tried) only 1.05-1.16x.
+  const bool long_trans_a = p.trans_a && p.K >= 2048;
   const bool streamed_b = !p.trans_a && double(p.K) * double(p.N) * sizeof(float) > kStreamedBBytes;
-  const int64_t max_strips = streamed_b ? 3 * kMaxStrips : kMaxStrips;
+  const int64_t max_strips = streamed_b ? 3 * kMaxStrips : long_trans_a ? 4 * kMaxStrips : kMaxStrips;
   const int64_t max_panels = streamed_b || p.K >= 2048 ? kMaxPanels / 2 : kMaxPanels;
   int64_t spt = even_group(g.n_strips, max_strips), ppt = even_group(g.n_panels, max_panels);
-  // Enough tasks for dynamic scheduling to absorb a busy core: halve the longer side of the block.
-  const int64_t want = n_threads > 1 ? 3 * n_threads : 1;
+  // Enough tasks for dynamic scheduling to absorb a busy core: halve the longer side of the block
+  // (a long trans_a's columns).
+  const int64_t want = n_threads > 1 ? (long_trans_a ? 1 : 3) * n_threads : 1;
   while (ceil_div(g.n_strips, spt) * ceil_div(g.n_panels, ppt) < want && (spt > 1 || ppt > 1)) {
-    if (ppt == 1 || (spt > 1 && spt * kMR >= ppt * kNR))
+    if (ppt == 1 || (spt > 1 && !long_trans_a && spt * kMR >= ppt * kNR))
       spt = ceil_div(spt, 2);
     else
       ppt = ceil_div(ppt, 2);

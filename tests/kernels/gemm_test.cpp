@@ -299,6 +299,25 @@ TEST(Sgemm, LowRankTermRankOutOfRangeIsAnError) {
   }
 }
 
+// A weight gradient over many tokens with more rows than columns (not swapped) runs as one tall
+// task per thread (up to 384 rows): rows from both tasks and from the last, partial strip follow
+// the documented chain, with 1, 2 and 3 threads.
+TEST(SgemmDeterminism, LongTransposedAOneTaskPerThreadFollowsTheDocumentedChain) {
+  ThreadCountGuard guard;
+  const Case c{.trans_a = true, .trans_b = false, .M = 805, .N = 70, .K = 2100, .pad_a = 3, .pad_b = 1, .pad_c = 2,
+               .alpha = -0.75f, .beta = 0.5f};
+  const Operands in = make_operands(c, 51);
+  for (int n_threads : {1, 2, 3}) {
+    omp_set_num_threads(n_threads);
+    Operands o = in;
+    run(c, o);
+    for (int64_t i : {int64_t(0), int64_t(383), int64_t(384), int64_t(402), int64_t(403), int64_t(800), int64_t(804)}) {
+      expect_row_is_documented_chain(c, in, o, i);
+      if (HasFatalFailure()) return;
+    }
+  }
+}
+
 TEST(SgemmDeterminism, BitwiseEqualAcrossThreadCounts) {
   ThreadCountGuard guard;
   for (bool ta : {false, true})
