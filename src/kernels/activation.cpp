@@ -64,10 +64,33 @@ inline __m256 exp8(__m256 x) {
 }
 #endif
 
-// The largest of x[0..n) (-inf when empty), in 16 running maxima: exact in any order, and one
-// chain would wait out the latency of every max (151,936 of them for a vocabulary row).
-// std::max passes a NaN over.
+// The largest of x[0..n) (-inf when empty), in running maxima (32 lanes with AVX-512, 16
+// otherwise): exact in any order, and one chain would wait out the latency of every max (151,936
+// of them for a vocabulary row). A NaN is passed over (as std::max(m, x) does).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12 on the intrinsics' own _mm512_undefined_ps (its bug 105593)
+#endif
 float max_of(const float* x, int64_t n) {
+#if defined(__AVX512F__)
+  // Two vectors of running maxima, the tail masked. max_ps(v, m) keeps m where v is NaN.
+  __m512 m0 = _mm512_set1_ps(-INFINITY), m1 = m0;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    m0 = _mm512_max_ps(_mm512_loadu_ps(x + i), m0);
+    m1 = _mm512_max_ps(_mm512_loadu_ps(x + i + 16), m1);
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 k = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+    m0 = _mm512_mask_max_ps(m0, k, _mm512_maskz_loadu_ps(k, x + i), m0);
+  }
+  __m512 m = _mm512_max_ps(m0, m1);  // then halves, quarters, pairs, neighbours
+  m = _mm512_max_ps(m, _mm512_shuffle_f32x4(m, m, _MM_SHUFFLE(1, 0, 3, 2)));
+  m = _mm512_max_ps(m, _mm512_shuffle_f32x4(m, m, _MM_SHUFFLE(2, 3, 0, 1)));
+  m = _mm512_max_ps(m, _mm512_permute_ps(m, _MM_SHUFFLE(1, 0, 3, 2)));
+  m = _mm512_max_ps(m, _mm512_permute_ps(m, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm512_cvtss_f32(m);
+#else
   constexpr int kLanes = 16;
   float m[kLanes];
   std::fill(m, m + kLanes, -INFINITY);
@@ -78,7 +101,11 @@ float max_of(const float* x, int64_t n) {
   float mx = -INFINITY;
   for (float v : m) mx = std::max(mx, v);
   return mx;
+#endif
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 }  // namespace
 
@@ -214,7 +241,15 @@ void softmax_forward(float* x, int64_t n) {
   }
 #endif
   const float inv = float(1.0 / sum);
+#if defined(__AVX512F__)
+  const __m512 vinv = _mm512_set1_ps(inv);
+  for (i = 0; i < n; i += 16) {
+    const __mmask16 k = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), vinv));
+  }
+#else
   for (i = 0; i < n; ++i) x[i] *= inv;
+#endif
 }
 
 void softmax_backward(float* d, const float* p, int64_t n) {
@@ -232,7 +267,16 @@ void softmax_backward(float* d, const float* p, int64_t n) {
 #endif
   for (; i < n; ++i) dot += double(d[i]) * p[i];
   const float dotf = float(dot);
+#if defined(__AVX512F__)
+  const __m512 vdot = _mm512_set1_ps(dotf);
+  for (i = 0; i < n; i += 16) {
+    const __mmask16 k = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+    const __m512 dv = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, d + i), vdot);
+    _mm512_mask_storeu_ps(d + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, p + i), dv));
+  }
+#else
   for (i = 0; i < n; ++i) d[i] = p[i] * (d[i] - dotf);
+#endif
 }
 
 double log_sum_exp(const float* x, int64_t n) {
