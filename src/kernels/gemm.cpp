@@ -268,7 +268,7 @@ void pack_b_trans(float* dst, const float* src, int64_t ldb, int64_t kc, int nr)
         r[i] = n < nr ? _mm512_maskz_loadu_ps(m, src + n * ldb + k0) : _mm512_setzero_ps();
       }
       transpose16(r);
-      for (int64_t i = 0; i < kk; ++i) _mm512_store_ps(dst + (k0 + i) * kNR + 16 * h, r[i]);
+      for (int64_t i = 0; i < kk; ++i) _mm512_storeu_ps(dst + (k0 + i) * kNR + 16 * h, r[i]);  // sgemm_pack_trans_panel's dst may be unaligned
     }
 }
 
@@ -654,6 +654,20 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
     throw InvalidArgument("sgemm: a low-rank term's rank must be in 1..256, got " + std::to_string(term.rank));
   assert(term.ldu >= term.rank && term.ldv >= (term.trans_v ? term.rank : N));
   sgemm_impl(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &term);
+}
+
+void sgemm_tile(int mr, int nr, int64_t kc, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
+                bool accumulate, float* C, int64_t ldc) {
+  assert(mr >= 1 && mr <= kMR && nr >= 1 && nr <= kNR && kc >= 1);
+  static_assert(kSgemmTileRows == kMR && kSgemmTileCols == kNR);
+  run_tile(Tile{.a = A, .lda = lda, .b = B, .ldb = ldb, .c = C, .ldc = ldc, .kc = kc, .nr = nr, .alpha = alpha,
+                .beta = 0.0f, .first = !accumulate},
+           mr, false);
+}
+
+void sgemm_pack_trans_panel(float* dst, const float* src, int64_t lds, int64_t kc, int nr) {
+  assert(nr >= 1 && nr <= kNR);
+  pack_b_trans(dst, src, lds, kc, nr);
 }
 
 void sgemm_fail_allocation_for_testing(int64_t after) { g_fail_countdown.store(after); }

@@ -33,6 +33,19 @@ struct LowRankTerm {
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
            const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const LowRankTerm& term);
 
+// sgemm's register tile, for callers that cut a product themselves (the causal tiles of training
+// attention): C (mr, nr) = alpha * acc, or with accumulate C = fma(alpha, acc, C), where acc is the
+// in-order fma chain over kc of A (mr, kc; row stride lda) times B (kc, nr; row stride ldb). Run
+// over K blocks of 256 (the first without accumulate) it gives sgemm's bits for the same product
+// (beta 0). mr <= kSgemmTileRows, nr <= kSgemmTileCols; single-threaded, no allocation.
+inline constexpr int kSgemmTileRows = 12, kSgemmTileCols = 32;
+void sgemm_tile(int mr, int nr, int64_t kc, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
+                bool accumulate, float* C, int64_t ldc);
+
+// A B operand for sgemm_tile from the rows of src (B^T): dst (kc, kSgemmTileCols) <- dst[k][n] =
+// src[n * lds + k] for n < nr, zeros for n >= nr.
+void sgemm_pack_trans_panel(float* dst, const float* src, int64_t lds, int64_t kc, int nr);
+
 // Tests only: after `after` more tasks (blocks of C) have run, the next one throws std::bad_alloc
 // where it reserves its per-thread packing buffers, as a failed allocation would; once. A failure
 // inside a parallel region (sgemm's own, or a caller's) reaches the caller as that exception,

@@ -158,28 +158,47 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
     project_backward(l, LoraTarget::O, datt, false, lg.wo, dx, al, W(l, 3, lw.wo), qd, C);
     std::fill_n(dk, size_t(N) * kvd, 0.0f);
     std::fill_n(dv, size_t(N) * kvd, 0.0f);
-    // Per (sequence, KV head): the heads of the group add into the same dK and dV.
-    ParallelErrors errors;  // sgemm's scratch allocation can throw; never out of the region
+    // Per (sequence, KV head): the heads of the group add into the same dK and dV. dP = dO V^T and
+    // dQ = dS K run as sgemm's register tiles of kSgemmTileRows query rows against the keys up to
+    // the tile's last row (the same chains as products over the whole block: dS is zero right of
+    // t), with V^T packed once per KV head and K's rows read in place.
+    ParallelErrors errors;  // the scratch allocation can throw; never out of the region
 #pragma omp parallel for collapse(2) schedule(dynamic)
     for (int b = 0; b < B; ++b)
       for (int kh = 0; kh < Hkv; ++kh) errors.run([&] {
+        constexpr int kRows = kSgemmTileRows, kCols = kSgemmTileCols;
+        constexpr int kBlock = 256;  // sgemm's K block
+        const int n_db = (D + kBlock - 1) / kBlock, n_kp = (T + kCols - 1) / kCols;
         // dS of one block of query rows (kAttnRows, T), and P when the forward did not keep it
         // (recomputed: the same bits): used at once, so they stay in this core's cache.
-        thread_local std::vector<float> p_block, ds_block;
-        if (!a.probs_kept) p_block.resize(size_t(kAttnRows) * T);
-        ds_block.resize(size_t(kAttnRows) * T);
+        thread_local std::vector<float> p_block, ds_block, vt;
+        if (!a.probs_kept) sized(p_block, size_t(kAttnRows) * T);
+        float* dSb = sized(ds_block, size_t(kAttnRows) * T);
+        const size_t ko = size_t(b) * T * kvd + kh * D;
+        float* Vt = sized(vt, size_t(n_db) * n_kp * kBlock * kCols);  // V^T panels (n_db, n_kp, kBlock, kCols)
+        auto panel = [&](int p, int j) { return Vt + (size_t(p) * n_kp + j) * kBlock * kCols; };
+        for (int p = 0; p < n_db; ++p)
+          for (int j = 0; j < n_kp; ++j)
+            sgemm_pack_trans_panel(panel(p, j), vl + ko + size_t(j) * kCols * kvd + p * kBlock, kvd,
+                                   std::min(kBlock, D - p * kBlock), std::min(kCols, T - j * kCols));
         for (int hh = kh * (H / Hkv); hh < (kh + 1) * (H / Hkv); ++hh) {
-          const size_t qo = size_t(b) * T * qd + hh * D, ko = size_t(b) * T * kvd + kh * D;
+          const size_t qo = size_t(b) * T * qd + hh * D;
           // The causal blocks of the forward: query rows r0..r1 against keys 0..r1.
           for (int r0 = 0; r0 < T; r0 += kAttnRows) {
             const int r1 = std::min(T, r0 + kAttnRows), m = r1 - r0;
             const float* Pb = a.probs_kept ? a.probs.data() + ((size_t(l) * B + b) * H + hh) * T * T + size_t(r0) * T
                                            : p_block.data();
             if (!a.probs_kept) attention_probs_block(p_block.data(), T, ql + qo, qd, kl + ko, kvd, D, r0, r1, scale);
-            float* dSb = ds_block.data();
             const float* dO = datt + qo + size_t(r0) * qd;
             // dP = dO V^T, dV += P^T dO
-            sgemm(false, true, m, r1, D, 1.0f, dO, qd, vl + ko, kvd, 0.0f, dSb, T);
+            for (int t0 = r0; t0 < r1; t0 += kRows) {
+              const int mr = std::min(kRows, r1 - t0), n_keys = t0 + mr;
+              for (int j = 0; j * kCols < n_keys; ++j)
+                for (int p = 0; p < n_db; ++p)
+                  sgemm_tile(mr, std::min(kCols, n_keys - j * kCols), std::min(kBlock, D - p * kBlock), 1.0f,
+                             datt + qo + size_t(t0) * qd + p * kBlock, qd, panel(p, j), kCols, p > 0,
+                             dSb + size_t(t0 - r0) * T + j * kCols, T);
+            }
             sgemm(true, false, r1, D, m, 1.0f, Pb, T, dO, qd, 1.0f, dv + ko, kvd);
             // dS = P * (dP - rowsum(dP * P)) over t' <= t
             for (int t = r0; t < r1; ++t) {
@@ -188,7 +207,14 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
               std::fill(dr + t + 1, dr + r1, 0.0f);
             }
             // dQ = dS K * scale, dK += dS^T Q * scale
-            sgemm(false, false, m, D, r1, scale, dSb, T, kl + ko, kvd, 0.0f, dq + qo + size_t(r0) * qd, qd);
+            for (int t0 = r0; t0 < r1; t0 += kRows) {
+              const int mr = std::min(kRows, r1 - t0), n_keys = t0 + mr;
+              for (int d0 = 0; d0 < D; d0 += kCols)
+                for (int k0 = 0; k0 < n_keys; k0 += kBlock)
+                  sgemm_tile(mr, std::min(kCols, D - d0), std::min(kBlock, n_keys - k0), scale,
+                             dSb + size_t(t0 - r0) * T + k0, T, kl + ko + size_t(k0) * kvd + d0, kvd, k0 > 0,
+                             dq + qo + size_t(t0) * qd + d0, qd);
+            }
             sgemm(true, false, r1, D, m, scale, dSb, T, ql + qo + size_t(r0) * qd, qd, 1.0f, dk + ko, kvd);
           }
         }

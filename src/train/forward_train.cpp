@@ -138,25 +138,50 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
       rope_forward(ql + i * qd, H, D, D, rc + t * D / 2, rs + t * D / 2, rope);
       rope_forward(kl + i * kvd, Hkv, D, D, rc + t * D / 2, rs + t * D / 2, rope);
     }
-    // Causal attention per (sequence, head): S = Q K^T * scale, P = softmax over t' <= t, O = P V.
-    ParallelErrors errors;  // sgemm's scratch allocation can throw; never out of the region
+    // Causal attention per (sequence, head) in tiles of kSgemmTileRows query rows t0..t1:
+    // S = Q K^T * scale against keys 0..t1 only, P = softmax over t' <= t, O = P V, through sgemm's
+    // register tile on rows that stay in this core's cache (K^T packed once per head, V's rows read
+    // in place). Each element is sgemm's chain (S over the head dimension, O over the keys in
+    // blocks of 256, where the zeros right of t add nothing), so P has attention_probs_block's bits
+    // and O those of one product over a whole block.
+    ParallelErrors errors;  // the scratch allocation can throw; never out of the region
 #pragma omp parallel for collapse(2) schedule(dynamic)
     for (int b = 0; b < B; ++b)
       for (int hh = 0; hh < H; ++hh) errors.run([&] {
+        constexpr int kRows = kSgemmTileRows, kCols = kSgemmTileCols;
+        constexpr int kBlock = 256;  // sgemm's K block
+        const int n_db = (D + kBlock - 1) / kBlock, n_kp = (T + kCols - 1) / kCols;
         const int g = hh / (H / Hkv);
         const float* Q = ql + size_t(b) * T * qd + hh * D;
         const float* K = kl + size_t(b) * T * kvd + g * D;
         const float* Vv = vl + size_t(b) * T * kvd + g * D;
         float* O = al + size_t(b) * T * qd + hh * D;
-        // Causal blocks: query rows r0..r1 only see keys 0..r1, so each block's products stop at
-        // r1 (kept probabilities right of r1 are left unwritten; backward reads the same blocks).
-        thread_local std::vector<float> p_block;  // (kAttnRows, T) when not kept, in this core's cache
-        if (!pl) p_block.resize(size_t(kAttnRows) * T);
-        for (int r0 = 0; r0 < T; r0 += kAttnRows) {
-          const int r1 = std::min(T, r0 + kAttnRows);
-          float* Pb = pl ? pl + (size_t(b) * H + hh) * T * T + size_t(r0) * T : p_block.data();
-          attention_probs_block(Pb, T, Q, qd, K, kvd, D, r0, r1, scale);
-          sgemm(false, false, r1 - r0, D, r1, 1.0f, Pb, T, Vv, kvd, 0.0f, O + size_t(r0) * qd, qd);
+        thread_local std::vector<float> kt, s_rows;  // K^T panels (n_db, n_kp, kBlock, kCols); S rows when not kept
+        float* Kt = sized(kt, size_t(n_db) * n_kp * kBlock * kCols);
+        auto panel = [&](int p, int j) { return Kt + (size_t(p) * n_kp + j) * kBlock * kCols; };
+        for (int p = 0; p < n_db; ++p)
+          for (int j = 0; j < n_kp; ++j)
+            sgemm_pack_trans_panel(panel(p, j), K + size_t(j) * kCols * kvd + p * kBlock, kvd,
+                                   std::min(kBlock, D - p * kBlock), std::min(kCols, T - j * kCols));
+        for (int t0 = 0; t0 < T; t0 += kRows) {
+          const int mr = std::min(kRows, T - t0), n_keys = t0 + mr;
+          // Kept: P's rows in place, zeros up to the end of their kAttnRows block (backward reads
+          // the blocks); right of that unwritten.
+          float* S = pl ? pl + ((size_t(b) * H + hh) * T + t0) * T : sized(s_rows, size_t(kRows) * T);
+          for (int j = 0; j * kCols < n_keys; ++j)
+            for (int p = 0; p < n_db; ++p)
+              sgemm_tile(mr, std::min(kCols, n_keys - j * kCols), std::min(kBlock, D - p * kBlock), scale,
+                         Q + size_t(t0) * qd + p * kBlock, qd, panel(p, j), kCols, p > 0, S + j * kCols, T);
+          for (int t = t0; t < t0 + mr; ++t) {
+            float* row = S + size_t(t - t0) * T;
+            softmax_forward(row, t + 1);
+            const int end = pl ? std::max(n_keys, std::min(T, (t / kAttnRows + 1) * kAttnRows)) : n_keys;
+            std::fill(row + t + 1, row + end, 0.0f);
+          }
+          for (int d0 = 0; d0 < D; d0 += kCols)
+            for (int k0 = 0; k0 < n_keys; k0 += kBlock)
+              sgemm_tile(mr, std::min(kCols, D - d0), std::min(kBlock, n_keys - k0), 1.0f, S + k0, T,
+                         Vv + size_t(k0) * kvd + d0, kvd, k0 > 0, O + size_t(t0) * qd + d0, qd);
         }
       });
     errors.rethrow();

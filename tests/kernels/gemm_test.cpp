@@ -213,6 +213,41 @@ TEST(Sgemm, TransposedWeightGradientFollowsTheDocumentedFmaChainBitwise) {
   }
 }
 
+// sgemm's register tile run by hand over K blocks of 256 (B row-major in place, or B^T packed
+// panel by panel) gives the bits of one sgemm call over the same product.
+TEST(Sgemm, TilesByHandEqualOneCallBitwise) {
+  for (bool packed : {false, true}) {
+    const Case c{.trans_a = false, .trans_b = packed, .M = 29, .N = 45, .K = 600, .pad_a = 3, .pad_b = 1, .pad_c = 2,
+                 .alpha = -0.75f, .beta = 0.f};
+    Operands o = make_operands(c, 61);
+    Operands tiles = o;
+    run(c, o);
+    std::vector<float> panel(size_t(256) * kSgemmTileCols);
+    for (int64_t i0 = 0; i0 < c.M; i0 += kSgemmTileRows)
+      for (int64_t j0 = 0; j0 < c.N; j0 += kSgemmTileCols)
+        for (int64_t k0 = 0; k0 < c.K; k0 += 256) {
+          const int mr = int(std::min<int64_t>(kSgemmTileRows, c.M - i0));
+          const int nr = int(std::min<int64_t>(kSgemmTileCols, c.N - j0));
+          const int64_t kc = std::min<int64_t>(256, c.K - k0);
+          const float* B = tiles.B.data() + k0 * tiles.ldb + j0;
+          int64_t ldb = tiles.ldb;
+          if (packed) {  // B^T stored (N, K): its rows j0.. packed into (kc, 32)
+            sgemm_pack_trans_panel(panel.data(), tiles.B.data() + j0 * tiles.ldb + k0, tiles.ldb, kc, nr);
+            for (int64_t k = 0; k < kc; ++k)
+              for (int n = 0; n < kSgemmTileCols; ++n)
+                ASSERT_EQ(panel[size_t(k * kSgemmTileCols + n)], n < nr ? tiles.B[size_t((j0 + n) * tiles.ldb + k0 + k)] : 0.f);
+            B = panel.data();
+            ldb = kSgemmTileCols;
+          }
+          sgemm_tile(mr, nr, kc, c.alpha, tiles.A.data() + i0 * tiles.lda + k0, tiles.lda, B, ldb, k0 > 0,
+                     tiles.C.data() + i0 * tiles.ldc + j0, tiles.ldc);
+        }
+    for (int64_t i = 0; i < c.M; ++i)
+      ASSERT_EQ(0, std::memcmp(&o.C[size_t(i * o.ldc)], &tiles.C[size_t(i * o.ldc)], size_t(c.N) * sizeof(float)))
+          << "row " << i << (packed ? " (packed B^T)" : "");
+  }
+}
+
 TEST(Sgemm, ZeroDepthScalesC) {
   for (float beta : {0.f, 1.f, 0.5f}) {
     const Case c{.trans_a = false, .trans_b = false, .M = 3, .N = 5, .K = 0, .pad_c = 2, .beta = beta};
