@@ -100,14 +100,17 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
                       .rank = r});
   };
 
-  // Embedding rows (a frozen base's dequantized row by row).
+  // Embedding rows (a frozen base's dequantized row by row) as layer 0's input. The residual
+  // stream is written once per sum: x_mid = x_in + attention, the next layer's x_in (x_final after
+  // the last) = x_mid + FFN.
+  float* x0 = L > 0 ? x_in : x;
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < N; ++i) {
     const int64_t id = batch.tokens[size_t(i)];
     if (w.token_embd)
-      std::copy_n(w.token_embd + id * C, C, x + i * C);
+      std::copy_n(w.token_embd + id * C, C, x0 + i * C);
     else
-      dequantize_row(x + i * C, m.frozen->token_embd, id);
+      dequantize_row(x0 + i * C, m.frozen->token_embd, id);
   }
 
   for (int l = 0; l < L; ++l) {
@@ -120,7 +123,6 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
     float* vl = v + size_t(N) * kvd * l;
     float* al = att + size_t(N) * qd * l;
     float* pl = probs ? probs + size_t(B) * H * T * T * l : nullptr;
-    std::copy_n(x, NC, xi);
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < N; ++i) rmsnorm_forward(n1 + i * C, r1 + i, xi + i * C, lw.attn_norm, 1, C, c.rms_eps);
     project(l, LoraTarget::Q, ql, n1, W(l, 0, lw.wq), C, qd);
@@ -192,20 +194,20 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
     float* r2 = rstd2 + size_t(N) * l;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < N; ++i) {
-      for (int j = 0; j < C; ++j) x[i * C + j] += y[i * C + j];
-      std::copy_n(x + i * C, C, xm + i * C);
+      for (int j = 0; j < C; ++j) xm[i * C + j] = xi[i * C + j] + y[i * C + j];
       rmsnorm_forward(n2 + i * C, r2 + i, xm + i * C, lw.ffn_norm, 1, C, c.rms_eps);
     }
     float* gl = gate + NF * l;
     float* ul = up + NF * l;
     float* hl = hb + NF * l;
+    float* x_out = l + 1 < L ? x_in + NC * (l + 1) : x;
     project(l, LoraTarget::Gate, gl, n2, W(l, 4, lw.w_gate), C, F);
     project(l, LoraTarget::Up, ul, n2, W(l, 5, lw.w_up), C, F);
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < N; ++i) swiglu_forward(hl + i * F, gl + i * F, ul + i * F, F);
     project(l, LoraTarget::Down, y, hl, W(l, 6, lw.w_down), F, C);
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < int64_t(NC); ++i) x[i] += y[i];
+    for (int64_t i = 0; i < int64_t(NC); ++i) x_out[i] = xm[i] + y[i];
   }
 
 #pragma omp parallel for schedule(static)
