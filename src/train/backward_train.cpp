@@ -237,12 +237,16 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
     norm_backward(dx, lg.attn_norm, dxn, xi, lw.attn_norm, r1, N, C);  // dx is now d x_in
   }
 
-  // Embedding rows: a serial scatter-add keeps the order of additions fixed.
+  // Embedding rows: a scatter-add over the tokens in order (the order of additions fixed), the
+  // columns split among the threads.
   if (!g.token_embd) return;  // frozen
-  for (int64_t i = 0; i < N; ++i) {
-    float* row = g.token_embd + int64_t(batch.tokens[size_t(i)]) * C;
-    for (int j = 0; j < C; ++j) row[j] += dx[i * C + j];
-  }
+  constexpr int kColumns = 64;
+#pragma omp parallel for schedule(static)
+  for (int j0 = 0; j0 < C; j0 += kColumns)
+    for (int64_t i = 0; i < N; ++i) {
+      float* row = g.token_embd + int64_t(batch.tokens[size_t(i)]) * C;
+      for (int j = j0; j < std::min(C, j0 + kColumns); ++j) row[j] += dx[i * C + j];
+    }
 }
 
 }  // namespace ponder
