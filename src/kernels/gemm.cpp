@@ -656,13 +656,13 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
   sgemm_impl(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &term);
 }
 
-void sgemm_tile(int mr, int nr, int64_t kc, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
-                bool accumulate, float* C, int64_t ldc) {
+void sgemm_tile(bool trans_a, int mr, int nr, int64_t kc, float alpha, const float* A, int64_t lda, const float* B,
+                int64_t ldb, bool accumulate, float* C, int64_t ldc) {
   assert(mr >= 1 && mr <= kMR && nr >= 1 && nr <= kNR && kc >= 1);
   static_assert(kSgemmTileRows == kMR && kSgemmTileCols == kNR);
   run_tile(Tile{.a = A, .lda = lda, .b = B, .ldb = ldb, .c = C, .ldc = ldc, .kc = kc, .nr = nr, .alpha = alpha,
                 .beta = 0.0f, .first = !accumulate},
-           mr, false);
+           mr, trans_a);
 }
 
 void sgemm_pack_trans_panel(float* dst, const float* src, int64_t lds, int64_t kc, int nr) {

@@ -35,12 +35,13 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 
 // sgemm's register tile, for callers that cut a product themselves (the causal tiles of training
 // attention): C (mr, nr) = alpha * acc, or with accumulate C = fma(alpha, acc, C), where acc is the
-// in-order fma chain over kc of A (mr, kc; row stride lda) times B (kc, nr; row stride ldb). Run
-// over K blocks of 256 (the first without accumulate) it gives sgemm's bits for the same product
-// (beta 0). mr <= kSgemmTileRows, nr <= kSgemmTileCols; single-threaded, no allocation.
+// in-order fma chain over kc of op(A) (mr, kc) times B (kc, nr; row stride ldb); A is stored
+// (mr, kc) with row stride lda, or (kc, mr) when trans_a. Run over K blocks of 256 (the first
+// without accumulate) it gives sgemm's bits for the same product (beta 0; accumulate throughout
+// for beta 1). mr <= kSgemmTileRows, nr <= kSgemmTileCols; single-threaded, no allocation.
 inline constexpr int kSgemmTileRows = 12, kSgemmTileCols = 32;
-void sgemm_tile(int mr, int nr, int64_t kc, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
-                bool accumulate, float* C, int64_t ldc);
+void sgemm_tile(bool trans_a, int mr, int nr, int64_t kc, float alpha, const float* A, int64_t lda, const float* B,
+                int64_t ldb, bool accumulate, float* C, int64_t ldc);
 
 // A B operand for sgemm_tile from the rows of src (B^T): dst (kc, kSgemmTileCols) <- dst[k][n] =
 // src[n * lds + k] for n < nr, zeros for n >= nr.

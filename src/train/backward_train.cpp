@@ -177,6 +177,18 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
         const size_t ko = size_t(b) * T * kvd + kh * D;
         float* Vt = sized(vt, size_t(n_db) * n_kp * kBlock * kCols);  // V^T panels (n_db, n_kp, kBlock, kCols)
         auto panel = [&](int p, int j) { return Vt + (size_t(p) * n_kp + j) * kBlock * kCols; };
+        // out (r1, D; row stride kvd) += alpha * X^T Y for X (m, r1) = P or dS of rows r0..r1
+        // (row stride T) and Y (m, D) = dO or Q (row stride qd): per tile of keys i0.., from the
+        // first row that sees them (the rows above add zeros: sgemm's chain from there on).
+        auto trans_tiles = [&](int r0, int r1, float alpha, const float* X, const float* Y, float* out) {
+          static_assert(kAttnRows <= kBlock);  // one K block
+          for (int i0 = 0; i0 < r1; i0 += kRows) {
+            const int mr = std::min(kRows, r1 - i0), ks = std::max(0, i0 - r0);
+            for (int d0 = 0; d0 < D; d0 += kCols)
+              sgemm_tile(true, mr, std::min(kCols, D - d0), (r1 - r0) - ks, alpha, X + size_t(ks) * T + i0, T,
+                         Y + size_t(ks) * qd + d0, qd, true, out + size_t(i0) * kvd + d0, kvd);
+          }
+        };
         for (int p = 0; p < n_db; ++p)
           for (int j = 0; j < n_kp; ++j)
             sgemm_pack_trans_panel(panel(p, j), vl + ko + size_t(j) * kCols * kvd + p * kBlock, kvd,
@@ -185,7 +197,7 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
           const size_t qo = size_t(b) * T * qd + hh * D;
           // The causal blocks of the forward: query rows r0..r1 against keys 0..r1.
           for (int r0 = 0; r0 < T; r0 += kAttnRows) {
-            const int r1 = std::min(T, r0 + kAttnRows), m = r1 - r0;
+            const int r1 = std::min(T, r0 + kAttnRows);
             const float* Pb = a.probs_kept ? a.probs.data() + ((size_t(l) * B + b) * H + hh) * T * T + size_t(r0) * T
                                            : p_block.data();
             if (!a.probs_kept) attention_probs_block(p_block.data(), T, ql + qo, qd, kl + ko, kvd, D, r0, r1, scale);
@@ -195,11 +207,11 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
               const int mr = std::min(kRows, r1 - t0), n_keys = t0 + mr;
               for (int j = 0; j * kCols < n_keys; ++j)
                 for (int p = 0; p < n_db; ++p)
-                  sgemm_tile(mr, std::min(kCols, n_keys - j * kCols), std::min(kBlock, D - p * kBlock), 1.0f,
+                  sgemm_tile(false, mr, std::min(kCols, n_keys - j * kCols), std::min(kBlock, D - p * kBlock), 1.0f,
                              datt + qo + size_t(t0) * qd + p * kBlock, qd, panel(p, j), kCols, p > 0,
                              dSb + size_t(t0 - r0) * T + j * kCols, T);
             }
-            sgemm(true, false, r1, D, m, 1.0f, Pb, T, dO, qd, 1.0f, dv + ko, kvd);
+            trans_tiles(r0, r1, 1.0f, Pb, dO, dv + ko);
             // dS = P * (dP - rowsum(dP * P)) over t' <= t
             for (int t = r0; t < r1; ++t) {
               float* dr = dSb + size_t(t - r0) * T;
@@ -211,11 +223,11 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
               const int mr = std::min(kRows, r1 - t0), n_keys = t0 + mr;
               for (int d0 = 0; d0 < D; d0 += kCols)
                 for (int k0 = 0; k0 < n_keys; k0 += kBlock)
-                  sgemm_tile(mr, std::min(kCols, D - d0), std::min(kBlock, n_keys - k0), scale,
+                  sgemm_tile(false, mr, std::min(kCols, D - d0), std::min(kBlock, n_keys - k0), scale,
                              dSb + size_t(t0 - r0) * T + k0, T, kl + ko + size_t(k0) * kvd + d0, kvd, k0 > 0,
                              dq + qo + size_t(t0) * qd + d0, qd);
             }
-            sgemm(true, false, r1, D, m, scale, dSb, T, ql + qo + size_t(r0) * qd, qd, 1.0f, dk + ko, kvd);
+            trans_tiles(r0, r1, scale, dSb, ql + qo + size_t(r0) * qd, dk + ko);
           }
         }
       });

@@ -172,7 +172,7 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
           float* S = pl ? pl + ((size_t(b) * H + hh) * T + t0) * T : sized(s_rows, size_t(kRows) * T);
           for (int j = 0; j * kCols < n_keys; ++j)
             for (int p = 0; p < n_db; ++p)
-              sgemm_tile(mr, std::min(kCols, n_keys - j * kCols), std::min(kBlock, D - p * kBlock), scale,
+              sgemm_tile(false, mr, std::min(kCols, n_keys - j * kCols), std::min(kBlock, D - p * kBlock), scale,
                          Q + size_t(t0) * qd + p * kBlock, qd, panel(p, j), kCols, p > 0, S + j * kCols, T);
           for (int t = t0; t < t0 + mr; ++t) {
             float* row = S + size_t(t - t0) * T;
@@ -182,7 +182,7 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
           }
           for (int d0 = 0; d0 < D; d0 += kCols)
             for (int k0 = 0; k0 < n_keys; k0 += kBlock)
-              sgemm_tile(mr, std::min(kCols, D - d0), std::min(kBlock, n_keys - k0), 1.0f, S + k0, T,
+              sgemm_tile(false, mr, std::min(kCols, D - d0), std::min(kBlock, n_keys - k0), 1.0f, S + k0, T,
                          Vv + size_t(k0) * kvd + d0, kvd, k0 > 0, O + size_t(t0) * qd + d0, qd);
         }
       });

@@ -213,11 +213,12 @@ TEST(Sgemm, TransposedWeightGradientFollowsTheDocumentedFmaChainBitwise) {
   }
 }
 
-// sgemm's register tile run by hand over K blocks of 256 (B row-major in place, or B^T packed
-// panel by panel) gives the bits of one sgemm call over the same product.
+// sgemm's register tile run by hand over K blocks of 256 (A row-major or transposed, B row-major
+// in place or B^T packed panel by panel) gives the bits of one sgemm call over the same product.
 TEST(Sgemm, TilesByHandEqualOneCallBitwise) {
-  for (bool packed : {false, true}) {
-    const Case c{.trans_a = false, .trans_b = packed, .M = 29, .N = 45, .K = 600, .pad_a = 3, .pad_b = 1, .pad_c = 2,
+  for (int it = 0; it < 4; ++it) {
+    const bool ta = it & 1, packed = it & 2;
+    const Case c{.trans_a = ta, .trans_b = packed, .M = 29, .N = 45, .K = 600, .pad_a = 3, .pad_b = 1, .pad_c = 2,
                  .alpha = -0.75f, .beta = 0.f};
     Operands o = make_operands(c, 61);
     Operands tiles = o;
@@ -239,12 +240,13 @@ TEST(Sgemm, TilesByHandEqualOneCallBitwise) {
             B = panel.data();
             ldb = kSgemmTileCols;
           }
-          sgemm_tile(mr, nr, kc, c.alpha, tiles.A.data() + i0 * tiles.lda + k0, tiles.lda, B, ldb, k0 > 0,
-                     tiles.C.data() + i0 * tiles.ldc + j0, tiles.ldc);
+          const float* A = tiles.A.data() + (ta ? k0 * tiles.lda + i0 : i0 * tiles.lda + k0);
+          sgemm_tile(ta, mr, nr, kc, c.alpha, A, tiles.lda, B, ldb, k0 > 0, tiles.C.data() + i0 * tiles.ldc + j0,
+                     tiles.ldc);
         }
     for (int64_t i = 0; i < c.M; ++i)
       ASSERT_EQ(0, std::memcmp(&o.C[size_t(i * o.ldc)], &tiles.C[size_t(i * o.ldc)], size_t(c.N) * sizeof(float)))
-          << "row " << i << (packed ? " (packed B^T)" : "");
+          << "row " << i << (ta ? " (A^T)" : "") << (packed ? " (packed B^T)" : "");
   }
 }
 
