@@ -161,7 +161,8 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
     // Per (sequence, KV head): the heads of the group add into the same dK and dV. dP = dO V^T and
     // dQ = dS K run as sgemm's register tiles of kSgemmTileRows query rows against the keys up to
     // the tile's last row (the same chains as products over the whole block: dS is zero right of
-    // t), with V^T packed once per KV head and K's rows read in place.
+    // t), with V^T packed once per KV head and K's rows read in place; dV and dK as transposed
+    // tiles of keys (trans_tiles).
     ParallelErrors errors;  // the scratch allocation can throw; never out of the region
 #pragma omp parallel for collapse(2) schedule(dynamic)
     for (int b = 0; b < B; ++b)

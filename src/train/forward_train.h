@@ -22,7 +22,8 @@ struct TrainBatch {
   std::vector<int32_t> targets;  // (B, T) the next token at each position, -1 where none (padding)
 };
 
-// Causal attention runs in blocks of this many query rows; a block's products stop at its last key.
+// The backward's causal attention runs in blocks of this many query rows (the forward in tiles of
+// kSgemmTileRows); kept probabilities are zero from t + 1 to the end of their block.
 inline constexpr int kAttnRows = 64;
 
 // The attention probabilities of query rows r0..r1 of one (sequence, head) against keys 0..r1-1:
