@@ -64,6 +64,11 @@ inline __m256 exp8(__m256 x) {
 }
 #endif
 
+#if defined(__AVX512F__)
+// The lanes of a 16-float group with `left` elements still to go.
+inline __mmask16 tail_mask(int64_t left) { return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1); }
+#endif
+
 // The largest of x[0..n) (-inf when empty), in running maxima (32 lanes with AVX-512, 16
 // otherwise): exact in any order, and one chain would wait out the latency of every max (151,936
 // of them for a vocabulary row). A NaN is passed over (as std::max(m, x) does).
@@ -81,7 +86,7 @@ float max_of(const float* x, int64_t n) {
     m1 = _mm512_max_ps(_mm512_loadu_ps(x + i + 16), m1);
   }
   for (; i < n; i += 16) {
-    const __mmask16 k = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+    const __mmask16 k = tail_mask(n - i);
     m0 = _mm512_mask_max_ps(m0, k, _mm512_maskz_loadu_ps(k, x + i), m0);
   }
   __m512 m = _mm512_max_ps(m0, m1);  // then halves, quarters, pairs, neighbours
@@ -211,7 +216,7 @@ void softmax_forward(float* x, int64_t n) {
 #if defined(__AVX512F__)
   const __m512 m = _mm512_set1_ps(mx);
   for (; i < n; i += 16) {
-    const __mmask16 k = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+    const __mmask16 k = tail_mask(n - i);
     const __m512 e = _mm512_maskz_mov_ps(k, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m)));
     _mm512_mask_storeu_ps(x + i, k, e);
     sum += double(_mm512_reduce_add_ps(e));
@@ -244,7 +249,7 @@ void softmax_forward(float* x, int64_t n) {
 #if defined(__AVX512F__)
   const __m512 vinv = _mm512_set1_ps(inv);
   for (i = 0; i < n; i += 16) {
-    const __mmask16 k = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+    const __mmask16 k = tail_mask(n - i);
     _mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), vinv));
   }
 #else
@@ -270,7 +275,7 @@ void softmax_backward(float* d, const float* p, int64_t n) {
 #if defined(__AVX512F__)
   const __m512 vdot = _mm512_set1_ps(dotf);
   for (i = 0; i < n; i += 16) {
-    const __mmask16 k = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+    const __mmask16 k = tail_mask(n - i);
     const __m512 dv = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, d + i), vdot);
     _mm512_mask_storeu_ps(d + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, p + i), dv));
   }

@@ -168,21 +168,18 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
     for (int b = 0; b < B; ++b)
       for (int kh = 0; kh < Hkv; ++kh) errors.run([&] {
         constexpr int kRows = kSgemmTileRows, kCols = kSgemmTileCols;
-        constexpr int kBlock = 256;  // sgemm's K block
-        const int n_db = (D + kBlock - 1) / kBlock, n_kp = (T + kCols - 1) / kCols;
         // dS of one block of query rows (kAttnRows, T), and P when the forward did not keep it
         // (recomputed: the same bits): used at once, so they stay in this core's cache.
-        thread_local std::vector<float> p_block, ds_block, vt;
+        thread_local std::vector<float> p_block, ds_block;
+        thread_local HeadPanels vt;  // V^T
         if (!a.probs_kept) sized(p_block, size_t(kAttnRows) * T);
         float* dSb = sized(ds_block, size_t(kAttnRows) * T);
         const size_t ko = size_t(b) * T * kvd + kh * D;
-        float* Vt = sized(vt, size_t(n_db) * n_kp * kBlock * kCols);  // V^T panels (n_db, n_kp, kBlock, kCols)
-        auto panel = [&](int p, int j) { return Vt + (size_t(p) * n_kp + j) * kBlock * kCols; };
         // out (r1, D; row stride kvd) += alpha * X^T Y for X (m, r1) = P or dS of rows r0..r1
         // (row stride T) and Y (m, D) = dO or Q (row stride qd): per tile of keys i0.., from the
         // first row that sees them (the rows above add zeros: sgemm's chain from there on).
         auto trans_tiles = [&](int r0, int r1, float alpha, const float* X, const float* Y, float* out) {
-          static_assert(kAttnRows <= kBlock);  // one K block
+          static_assert(kAttnRows <= 256);  // one of sgemm's K blocks
           for (int i0 = 0; i0 < r1; i0 += kRows) {
             const int mr = std::min(kRows, r1 - i0), ks = std::max(0, i0 - r0);
             for (int d0 = 0; d0 < D; d0 += kCols)
@@ -190,10 +187,7 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
                          Y + size_t(ks) * qd + d0, qd, true, out + size_t(i0) * kvd + d0, kvd);
           }
         };
-        for (int p = 0; p < n_db; ++p)
-          for (int j = 0; j < n_kp; ++j)
-            sgemm_pack_trans_panel(panel(p, j), vl + ko + size_t(j) * kCols * kvd + p * kBlock, kvd,
-                                   std::min(kBlock, D - p * kBlock), std::min(kCols, T - j * kCols));
+        vt.pack(vl + ko, kvd, T, D);
         for (int hh = kh * (H / Hkv); hh < (kh + 1) * (H / Hkv); ++hh) {
           const size_t qo = size_t(b) * T * qd + hh * D;
           // The causal blocks of the forward: query rows r0..r1 against keys 0..r1.
@@ -205,12 +199,8 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
             const float* dO = datt + qo + size_t(r0) * qd;
             // dP = dO V^T, dV += P^T dO
             for (int t0 = r0; t0 < r1; t0 += kRows) {
-              const int mr = std::min(kRows, r1 - t0), n_keys = t0 + mr;
-              for (int j = 0; j * kCols < n_keys; ++j)
-                for (int p = 0; p < n_db; ++p)
-                  sgemm_tile(false, mr, std::min(kCols, n_keys - j * kCols), std::min(kBlock, D - p * kBlock), 1.0f,
-                             datt + qo + size_t(t0) * qd + p * kBlock, qd, panel(p, j), kCols, p > 0,
-                             dSb + size_t(t0 - r0) * T + j * kCols, T);
+              const int mr = std::min(kRows, r1 - t0);
+              vt.times_transposed(mr, t0 + mr, 1.0f, datt + qo + size_t(t0) * qd, qd, dSb + size_t(t0 - r0) * T, T);
             }
             trans_tiles(r0, r1, 1.0f, Pb, dO, dv + ko);
             // dS = P * (dP - rowsum(dP * P)) over t' <= t
@@ -221,12 +211,8 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
             }
             // dQ = dS K * scale, dK += dS^T Q * scale
             for (int t0 = r0; t0 < r1; t0 += kRows) {
-              const int mr = std::min(kRows, r1 - t0), n_keys = t0 + mr;
-              for (int d0 = 0; d0 < D; d0 += kCols)
-                for (int k0 = 0; k0 < n_keys; k0 += kBlock)
-                  sgemm_tile(false, mr, std::min(kCols, D - d0), std::min(kBlock, n_keys - k0), scale,
-                             dSb + size_t(t0 - r0) * T + k0, T, kl + ko + size_t(k0) * kvd + d0, kvd, k0 > 0,
-                             dq + qo + size_t(t0) * qd + d0, qd);
+              const int mr = std::min(kRows, r1 - t0);
+              rows_times(mr, t0 + mr, D, scale, dSb + size_t(t0 - r0) * T, T, kl + ko, kvd, dq + qo + size_t(t0) * qd, qd);
             }
             trans_tiles(r0, r1, scale, dSb, ql + qo + size_t(r0) * qd, dk + ko);
           }

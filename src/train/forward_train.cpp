@@ -26,6 +26,43 @@ double g_probs_limit_for_testing = -1;                   // set_attention_probs_
 
 }  // namespace
 
+namespace {
+constexpr int kBlock = 256;  // sgemm's K block
+constexpr int kCols = kSgemmTileCols;
+}  // namespace
+
+void HeadPanels::pack(const float* x, int64_t ld, int T, int D) {
+  D_ = D;
+  n_col_panels_ = (T + kCols - 1) / kCols;
+  const int n_blocks = (D + kBlock - 1) / kBlock;
+  float* dst = sized(panels_, size_t(n_blocks) * n_col_panels_ * kBlock * kCols);
+  for (int p = 0; p < n_blocks; ++p)
+    for (int j = 0; j < n_col_panels_; ++j)
+      sgemm_pack_trans_panel(dst + (size_t(p) * n_col_panels_ + j) * kBlock * kCols,
+                             x + size_t(j) * kCols * ld + p * kBlock, ld, std::min(kBlock, D - p * kBlock),
+                             std::min(kCols, T - j * kCols));
+}
+
+const float* HeadPanels::panel(int p, int j) const {
+  return panels_.data() + (size_t(p) * n_col_panels_ + j) * kBlock * kCols;
+}
+
+void HeadPanels::times_transposed(int mr, int n, float alpha, const float* A, int64_t lda, float* C,
+                                  int64_t ldc) const {
+  for (int j = 0; j * kCols < n; ++j)
+    for (int p = 0; p * kBlock < D_; ++p)
+      sgemm_tile(false, mr, std::min(kCols, n - j * kCols), std::min(kBlock, D_ - p * kBlock), alpha, A + p * kBlock,
+                 lda, panel(p, j), kCols, p > 0, C + j * kCols, ldc);
+}
+
+void rows_times(int mr, int n, int D, float alpha, const float* A, int64_t lda, const float* Y, int64_t ldy, float* C,
+                int64_t ldc) {
+  for (int d0 = 0; d0 < D; d0 += kCols)
+    for (int k0 = 0; k0 < n; k0 += kBlock)
+      sgemm_tile(false, mr, std::min(kCols, D - d0), std::min(kBlock, n - k0), alpha, A + k0, lda,
+                 Y + size_t(k0) * ldy + d0, ldy, k0 > 0, C + d0, ldc);
+}
+
 bool keep_attention_probs(int64_t B, int H, int64_t T, int L) {
   const double limit = g_probs_limit_for_testing >= 0 ? g_probs_limit_for_testing : kKeptProbsBytes;
   return double(B) * H * double(T) * double(T) * L * sizeof(float) <= limit;
@@ -150,40 +187,27 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
 #pragma omp parallel for collapse(2) schedule(dynamic)
     for (int b = 0; b < B; ++b)
       for (int hh = 0; hh < H; ++hh) errors.run([&] {
-        constexpr int kRows = kSgemmTileRows, kCols = kSgemmTileCols;
-        constexpr int kBlock = 256;  // sgemm's K block
-        const int n_db = (D + kBlock - 1) / kBlock, n_kp = (T + kCols - 1) / kCols;
+        constexpr int kRows = kSgemmTileRows;
         const int g = hh / (H / Hkv);
         const float* Q = ql + size_t(b) * T * qd + hh * D;
-        const float* K = kl + size_t(b) * T * kvd + g * D;
         const float* Vv = vl + size_t(b) * T * kvd + g * D;
         float* O = al + size_t(b) * T * qd + hh * D;
-        thread_local std::vector<float> kt, s_rows;  // K^T panels (n_db, n_kp, kBlock, kCols); S rows when not kept
-        float* Kt = sized(kt, size_t(n_db) * n_kp * kBlock * kCols);
-        auto panel = [&](int p, int j) { return Kt + (size_t(p) * n_kp + j) * kBlock * kCols; };
-        for (int p = 0; p < n_db; ++p)
-          for (int j = 0; j < n_kp; ++j)
-            sgemm_pack_trans_panel(panel(p, j), K + size_t(j) * kCols * kvd + p * kBlock, kvd,
-                                   std::min(kBlock, D - p * kBlock), std::min(kCols, T - j * kCols));
+        thread_local HeadPanels kt;  // K^T
+        thread_local std::vector<float> s_rows;  // S rows when not kept
+        kt.pack(kl + size_t(b) * T * kvd + g * D, kvd, T, D);
         for (int t0 = 0; t0 < T; t0 += kRows) {
           const int mr = std::min(kRows, T - t0), n_keys = t0 + mr;
           // Kept: P's rows in place, zeros up to the end of their kAttnRows block (backward reads
           // the blocks); right of that unwritten.
           float* S = pl ? pl + ((size_t(b) * H + hh) * T + t0) * T : sized(s_rows, size_t(kRows) * T);
-          for (int j = 0; j * kCols < n_keys; ++j)
-            for (int p = 0; p < n_db; ++p)
-              sgemm_tile(false, mr, std::min(kCols, n_keys - j * kCols), std::min(kBlock, D - p * kBlock), scale,
-                         Q + size_t(t0) * qd + p * kBlock, qd, panel(p, j), kCols, p > 0, S + j * kCols, T);
+          kt.times_transposed(mr, n_keys, scale, Q + size_t(t0) * qd, qd, S, T);
           for (int t = t0; t < t0 + mr; ++t) {
             float* row = S + size_t(t - t0) * T;
             softmax_forward(row, t + 1);
             const int end = pl ? std::max(n_keys, std::min(T, (t / kAttnRows + 1) * kAttnRows)) : n_keys;
             std::fill(row + t + 1, row + end, 0.0f);
           }
-          for (int d0 = 0; d0 < D; d0 += kCols)
-            for (int k0 = 0; k0 < n_keys; k0 += kBlock)
-              sgemm_tile(false, mr, std::min(kCols, D - d0), std::min(kBlock, n_keys - k0), 1.0f, S + k0, T,
-                         Vv + size_t(k0) * kvd + d0, kvd, k0 > 0, O + size_t(t0) * qd + d0, qd);
+          rows_times(mr, n_keys, D, 1.0f, S, T, Vv, kvd, O + size_t(t0) * qd, qd);
         }
       });
     errors.rethrow();

@@ -32,6 +32,24 @@ inline constexpr int kAttnRows = 64;
 void attention_probs_block(float* P, int64_t ld, const float* q, int64_t qd, const float* k, int64_t kvd, int D,
                            int r0, int r1, float scale);
 
+// The attention's small products on sgemm's register tile (kernels/gemm.h), each element sgemm's
+// chain over K blocks of 256, so the bits of one sgemm call:
+//  * HeadPanels holds a head's K or V (T, D; row stride ld) as packed B^T panels, and
+//    times_transposed gives C (mr, n) = alpha * A (mr, D; row stride lda) X[0:n]^T for n <= T;
+//  * rows_times gives C (mr, D) = alpha * A (mr, n) Y (n, D), Y's rows read in place.
+class HeadPanels {
+ public:
+  void pack(const float* x, int64_t ld, int T, int D);
+  void times_transposed(int mr, int n, float alpha, const float* A, int64_t lda, float* C, int64_t ldc) const;
+
+ private:
+  const float* panel(int p, int j) const;
+  std::vector<float> panels_;  // (ceil(D / 256), ceil(T / 32)) panels of (256, 32)
+  int D_ = 0, n_col_panels_ = 0;
+};
+void rows_times(int mr, int n, int D, float alpha, const float* A, int64_t lda, const float* Y, int64_t ldy, float* C,
+                int64_t ldc);
+
 // Whether forward_train keeps the attention probabilities (B, H, T, T per layer) for backward:
 // when they take at most 256 MB. Larger (long sequences) backward recomputes each block with
 // attention_probs_block instead, the same bits, so memory grows linearly in T. Keeping them is
