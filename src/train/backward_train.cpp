@@ -156,13 +156,12 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
 
     // Attention: x_mid = x_in + wo(att), dx is d x_mid.
     project_backward(l, LoraTarget::O, datt, false, lg.wo, dx, al, W(l, 3, lw.wo), qd, C);
-    std::fill_n(dk, size_t(N) * kvd, 0.0f);
-    std::fill_n(dv, size_t(N) * kvd, 0.0f);
     // Per (sequence, KV head): the heads of the group add into the same dK and dV. dP = dO V^T and
     // dQ = dS K run as sgemm's register tiles of kSgemmTileRows query rows against the keys up to
     // the tile's last row (the same chains as products over the whole block: dS is zero right of
-    // t), with V^T packed once per KV head and K's rows read in place; dV and dK as transposed
-    // tiles of keys (trans_tiles).
+    // t), with V^T packed once per KV head; dV and dK as transposed tiles of keys (trans_tiles).
+    // K, Q, dO, dK and dV are read and written as contiguous copies of the head's rows
+    // (copy_head_rows); dK and dV start from zeros and are stored once, at the end.
     ParallelErrors errors;  // the scratch allocation can throw; never out of the region
 #pragma omp parallel for collapse(2) schedule(dynamic)
     for (int b = 0; b < B; ++b)
@@ -170,39 +169,50 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
         constexpr int kRows = kSgemmTileRows, kCols = kSgemmTileCols;
         // dS of one block of query rows (kAttnRows, T), and P when the forward did not keep it
         // (recomputed: the same bits): used at once, so they stay in this core's cache.
-        thread_local std::vector<float> p_block, ds_block;
+        thread_local std::vector<float> p_block, ds_block, head_k, head_q, head_do, head_dk, head_dv;
         thread_local HeadPanels vt;  // V^T
         if (!a.probs_kept) sized(p_block, size_t(kAttnRows) * T);
         float* dSb = sized(ds_block, size_t(kAttnRows) * T);
         const size_t ko = size_t(b) * T * kvd + kh * D;
-        // out (r1, D; row stride kvd) += alpha * X^T Y for X (m, r1) = P or dS of rows r0..r1
-        // (row stride T) and Y (m, D) = dO or Q (row stride qd): per tile of keys i0.., from the
-        // first row that sees them (the rows above add zeros: sgemm's chain from there on).
+        const size_t TD = size_t(T) * D;
+        float* Kh = sized(head_k, TD);
+        float* Qh = sized(head_q, TD);
+        float* dOh = sized(head_do, TD);
+        float* dKh = sized(head_dk, TD);
+        float* dVh = sized(head_dv, TD);
+        copy_head_rows(Kh, kl + ko, kvd, T, D);
+        std::fill_n(dKh, TD, 0.0f);
+        std::fill_n(dVh, TD, 0.0f);
+        // out (r1, D) += alpha * X^T Y for X (m, r1) = P or dS of rows r0..r1 (row stride T) and
+        // Y (m, D) = dO or Q: per tile of keys i0.., from the first row that sees them (the rows
+        // above add zeros: sgemm's chain from there on).
         auto trans_tiles = [&](int r0, int r1, float alpha, const float* X, const float* Y, float* out) {
           static_assert(kAttnRows <= 256);  // one of sgemm's K blocks
           for (int i0 = 0; i0 < r1; i0 += kRows) {
             const int mr = std::min(kRows, r1 - i0), ks = std::max(0, i0 - r0);
             for (int d0 = 0; d0 < D; d0 += kCols)
               sgemm_tile(true, mr, std::min(kCols, D - d0), (r1 - r0) - ks, alpha, X + size_t(ks) * T + i0, T,
-                         Y + size_t(ks) * qd + d0, qd, true, out + size_t(i0) * kvd + d0, kvd);
+                         Y + size_t(ks) * D + d0, D, true, out + size_t(i0) * D + d0, D);
           }
         };
         vt.pack(vl + ko, kvd, T, D);
         for (int hh = kh * (H / Hkv); hh < (kh + 1) * (H / Hkv); ++hh) {
           const size_t qo = size_t(b) * T * qd + hh * D;
+          copy_head_rows(Qh, ql + qo, qd, T, D);
+          copy_head_rows(dOh, datt + qo, qd, T, D);
           // The causal blocks of the forward: query rows r0..r1 against keys 0..r1.
           for (int r0 = 0; r0 < T; r0 += kAttnRows) {
             const int r1 = std::min(T, r0 + kAttnRows);
             const float* Pb = a.probs_kept ? a.probs.data() + ((size_t(l) * B + b) * H + hh) * T * T + size_t(r0) * T
                                            : p_block.data();
-            if (!a.probs_kept) attention_probs_block(p_block.data(), T, ql + qo, qd, kl + ko, kvd, D, r0, r1, scale);
-            const float* dO = datt + qo + size_t(r0) * qd;
+            if (!a.probs_kept) attention_probs_block(p_block.data(), T, Qh, D, Kh, D, D, r0, r1, scale);
+            const float* dO = dOh + size_t(r0) * D;
             // dP = dO V^T, dV += P^T dO
             for (int t0 = r0; t0 < r1; t0 += kRows) {
               const int mr = std::min(kRows, r1 - t0);
-              vt.times_transposed(mr, t0 + mr, 1.0f, datt + qo + size_t(t0) * qd, qd, dSb + size_t(t0 - r0) * T, T);
+              vt.times_transposed(mr, t0 + mr, 1.0f, dOh + size_t(t0) * D, D, dSb + size_t(t0 - r0) * T, T);
             }
-            trans_tiles(r0, r1, 1.0f, Pb, dO, dv + ko);
+            trans_tiles(r0, r1, 1.0f, Pb, dO, dVh);
             // dS = P * (dP - rowsum(dP * P)) over t' <= t
             for (int t = r0; t < r1; ++t) {
               float* dr = dSb + size_t(t - r0) * T;
@@ -212,11 +222,13 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
             // dQ = dS K * scale, dK += dS^T Q * scale
             for (int t0 = r0; t0 < r1; t0 += kRows) {
               const int mr = std::min(kRows, r1 - t0);
-              rows_times(mr, t0 + mr, D, scale, dSb + size_t(t0 - r0) * T, T, kl + ko, kvd, dq + qo + size_t(t0) * qd, qd);
+              rows_times(mr, t0 + mr, D, scale, dSb + size_t(t0 - r0) * T, T, Kh, D, dq + qo + size_t(t0) * qd, qd);
             }
-            trans_tiles(r0, r1, scale, dSb, ql + qo + size_t(r0) * qd, dk + ko);
+            trans_tiles(r0, r1, scale, dSb, Qh + size_t(r0) * D, dKh);
           }
         }
+        store_head_rows(dk + ko, kvd, dKh, T, D);
+        store_head_rows(dv + ko, kvd, dVh, T, D);
       });
     errors.rethrow();
 #pragma omp parallel for schedule(static)

@@ -63,6 +63,14 @@ void rows_times(int mr, int n, int D, float alpha, const float* A, int64_t lda, 
                  Y + size_t(k0) * ldy + d0, ldy, k0 > 0, C + d0, ldc);
 }
 
+void copy_head_rows(float* dst, const float* src, int64_t ld, int T, int D) {
+  for (int t = 0; t < T; ++t) std::copy_n(src + size_t(t) * ld, D, dst + size_t(t) * D);
+}
+
+void store_head_rows(float* dst, int64_t ld, const float* src, int T, int D) {
+  for (int t = 0; t < T; ++t) std::copy_n(src + size_t(t) * D, D, dst + size_t(t) * ld);
+}
+
 bool keep_attention_probs(int64_t B, int H, int64_t T, int L) {
   const double limit = g_probs_limit_for_testing >= 0 ? g_probs_limit_for_testing : kKeptProbsBytes;
   return double(B) * H * double(T) * double(T) * L * sizeof(float) <= limit;
@@ -179,8 +187,8 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
     }
     // Causal attention per (sequence, head) in tiles of kSgemmTileRows query rows t0..t1:
     // S = Q K^T * scale against keys 0..t1 only, P = softmax over t' <= t, O = P V, through sgemm's
-    // register tile on rows that stay in this core's cache (K^T packed once per head, V's rows read
-    // in place). Each element is sgemm's chain (S over the head dimension, O over the keys in
+    // register tile on rows that stay in this core's cache (K^T packed once per head, Q's and V's
+    // rows read from contiguous copies, copy_head_rows). Each element is sgemm's chain (S over the head dimension, O over the keys in
     // blocks of 256, where the zeros right of t add nothing), so P has attention_probs_block's bits
     // and O those of one product over a whole block.
     ParallelErrors errors;  // the scratch allocation can throw; never out of the region
@@ -189,25 +197,27 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
       for (int hh = 0; hh < H; ++hh) errors.run([&] {
         constexpr int kRows = kSgemmTileRows;
         const int g = hh / (H / Hkv);
-        const float* Q = ql + size_t(b) * T * qd + hh * D;
-        const float* Vv = vl + size_t(b) * T * kvd + g * D;
-        float* O = al + size_t(b) * T * qd + hh * D;
         thread_local HeadPanels kt;  // K^T
-        thread_local std::vector<float> s_rows;  // S rows when not kept
+        thread_local std::vector<float> s_rows, head_q, head_v;  // S rows when not kept; Q and V of the head
         kt.pack(kl + size_t(b) * T * kvd + g * D, kvd, T, D);
+        float* Q = sized(head_q, size_t(T) * D);
+        float* Vv = sized(head_v, size_t(T) * D);
+        copy_head_rows(Q, ql + size_t(b) * T * qd + hh * D, qd, T, D);
+        copy_head_rows(Vv, vl + size_t(b) * T * kvd + g * D, kvd, T, D);
+        float* O = al + size_t(b) * T * qd + hh * D;
         for (int t0 = 0; t0 < T; t0 += kRows) {
           const int mr = std::min(kRows, T - t0), n_keys = t0 + mr;
           // Kept: P's rows in place, zeros up to the end of their kAttnRows block (backward reads
           // the blocks); right of that unwritten.
           float* S = pl ? pl + ((size_t(b) * H + hh) * T + t0) * T : sized(s_rows, size_t(kRows) * T);
-          kt.times_transposed(mr, n_keys, scale, Q + size_t(t0) * qd, qd, S, T);
+          kt.times_transposed(mr, n_keys, scale, Q + size_t(t0) * D, D, S, T);
           for (int t = t0; t < t0 + mr; ++t) {
             float* row = S + size_t(t - t0) * T;
             softmax_forward(row, t + 1);
             const int end = pl ? std::max(n_keys, std::min(T, (t / kAttnRows + 1) * kAttnRows)) : n_keys;
             std::fill(row + t + 1, row + end, 0.0f);
           }
-          rows_times(mr, n_keys, D, 1.0f, S, T, Vv, kvd, O + size_t(t0) * qd, qd);
+          rows_times(mr, n_keys, D, 1.0f, S, T, Vv, D, O + size_t(t0) * qd, qd);
         }
       });
     errors.rethrow();
