@@ -117,6 +117,7 @@ struct Grid {
   int64_t strips_per_task, panels_per_task, n_mb, n_nb;
   bool columns_outer;  // task order: every row block of a column block before the next column block
   bool pack_b;
+  bool private_b;    // each task packs the B panels it uses into a buffer of its own thread, per K block
   float* bp;         // packed B: (n_kb, n_panels, kKC, kNR) when pack_b
   int* panel_state;  // (n_kb, n_panels): kPanelEmpty, kPanelPacking or kPanelReady
   const LowRankTerm* term;  // or null
@@ -454,6 +455,11 @@ Grid make_grid(const Problem& p, int n_threads) {
   g.panels_per_task = ppt;
   g.n_mb = ceil_div(g.n_strips, spt);
   g.n_nb = ceil_div(g.n_panels, ppt);
+  // Such tasks split on the rows need every B panel of every K block, and with the panels shared
+  // each read the half the other thread packed from that core's cache: packing its own copy (the
+  // block's 256 KB of activations, a few percent of the block's time) ran 1.05-1.11x on the 5m
+  // preset's FFN dW products (sgemm_ab.sh, cold operands). Split on the columns nothing is shared.
+  g.private_b = long_trans_a && g.n_mb > 1;
   // Consecutive tasks share the larger operand's block, so it is read from memory once and from
   // the shared cache after that: with B (K x N) larger than A (M x K), i.e. N > M (a weight matrix
   // times a few hundred rows), a column block's tasks run one after another; otherwise a row block's.
@@ -515,8 +521,12 @@ void run_task(const Problem& p, const Grid& g, int64_t index) {
   const int64_t j_begin = nb * g.panels_per_task, j_end = std::min(g.n_panels, j_begin + g.panels_per_task);
   const int64_t a_row_bytes = std::min(p.M - s_begin * kMR, (s_end - s_begin) * kMR) * int64_t(sizeof(float));
   const int64_t n_tiles = (s_end - s_begin) * (j_end - j_begin);
+  thread_local Buffer private_b;
+  float* own_b = g.private_b ? private_b.reserve(size_t((j_end - j_begin) * kKC * kNR)) : nullptr;
   for (int64_t kb = 0; kb < g.n_kb; ++kb) {
     const int64_t k0 = kb * kKC, kc = std::min(kKC, p.K - k0);
+    if (own_b)
+      for (int64_t jr = j_begin; jr < j_end; ++jr) pack_b_panel(own_b + (jr - j_begin) * kKC * kNR, p, kb, jr);
     // trans_a: the task's columns of A's rows k0 .. k0 + kc
     const float* a_block = p.trans_a ? p.A + k0 * p.lda + s_begin * kMR : nullptr;
     const int64_t n_next = p.trans_a ? std::max<int64_t>(0, std::min(kKC, p.K - k0 - kKC)) : 0;
@@ -533,7 +543,9 @@ void run_task(const Problem& p, const Grid& g, int64_t index) {
                         a_row_bytes);
         const Tile t{.a = p.trans_a ? a_block + (s - s_begin) * kMR : p.A + i0 * p.lda + k0,
                      .lda = p.lda,
-                     .b = g.pack_b ? packed_b_panel(p, g, kb, jr, bs) : p.B + k0 * p.ldb + j0,
+                     .b = own_b      ? own_b + (jr - j_begin) * kKC * kNR
+                          : g.pack_b ? packed_b_panel(p, g, kb, jr, bs)
+                                     : p.B + k0 * p.ldb + j0,
                      .ldb = g.pack_b ? kNR : p.ldb,
                      .c = p.C + i0 * p.ldc + j0,
                      .ldc = p.ldc,
@@ -611,7 +623,7 @@ void sgemm_impl(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, flo
   // The calling thread's buffers; its workers share them for this call.
   thread_local Buffer b_buffer;
   thread_local std::vector<int> panel_state;
-  if (g.pack_b) {
+  if (g.pack_b && !g.private_b) {
     g.bp = b_buffer.reserve(size_t(g.n_kb * g.n_panels * kKC * kNR));
     panel_state.assign(size_t(g.n_kb * g.n_panels), kPanelEmpty);
     g.panel_state = panel_state.data();

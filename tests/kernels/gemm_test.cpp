@@ -337,8 +337,9 @@ TEST(Sgemm, LowRankTermRankOutOfRangeIsAnError) {
 }
 
 // A weight gradient over many tokens with more rows than columns (not swapped) runs as one tall
-// task per thread (up to 384 rows): rows from both tasks and from the last, partial strip follow
-// the documented chain, with 1, 2 and 3 threads.
+// task per thread (up to 384 rows), each packing its own copy of the B panels (the last one
+// partial, N = 70): rows from every task and from the last, partial strip follow the documented
+// chain, with 1, 2 and 3 threads.
 TEST(SgemmDeterminism, LongTransposedAOneTaskPerThreadFollowsTheDocumentedChain) {
   ThreadCountGuard guard;
   const Case c{.trans_a = true, .trans_b = false, .M = 805, .N = 70, .K = 2100, .pad_a = 3, .pad_b = 1, .pad_c = 2,
