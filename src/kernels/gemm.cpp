@@ -1,10 +1,11 @@
 // Blocked single-precision GEMM (the GotoBLAS/BLIS structure, for row-major C):
 //
 //   * B is packed into panels of (KC, NR) floats (k-major, NR columns per k, zero padded), each
-//     panel once per call, on first use, into a buffer all threads share. A is read in place: the
-//     micro-kernel broadcasts A[i][k] straight from MR rows (row-major A), or from the MR
-//     consecutive floats of row k (trans_a: the weight gradient's dY^T, K = tokens). A transposed
-//     A's rows are far apart, so a task prefetches its next K block's rows into L2. (Copying a
+//     panel once per call, on first use, into a buffer all threads share (a long weight
+//     gradient's tasks: each its own copy). A is read in place: the micro-kernel broadcasts
+//     A[i][k] straight from MR rows (row-major A), or from the MR consecutive floats of row k
+//     (trans_a: the weight gradient's dY^T, K = tokens). A transposed A's rows are far apart, so a
+//     task over a few K blocks prefetches its next block's rows into L2. (Copying a
 //     transposed A into (KC, MR) micro-panels first cost more than it saved: on the 5m training
 //     step's weight-gradient products, K = 4096, reading in place ran 1.04-1.2x faster.)
 //   * The micro-kernel computes an (mr <= MR = 12, NR = 32) tile of C in 2 * mr zmm accumulators
@@ -118,6 +119,7 @@ struct Grid {
   bool columns_outer;  // task order: every row block of a column block before the next column block
   bool pack_b;
   bool private_b;    // each task packs the B panels it uses into a buffer of its own thread, per K block
+  bool prefetch_a;   // trans_a: a task prefetches its next K block of A (prefetch_rows)
   float* bp;         // packed B: (n_kb, n_panels, kKC, kNR) when pack_b
   int* panel_state;  // (n_kb, n_panels): kPanelEmpty, kPanelPacking or kPanelReady
   const LowRankTerm* term;  // or null
@@ -460,6 +462,10 @@ Grid make_grid(const Problem& p, int n_threads) {
   // block's 256 KB of activations, a few percent of the block's time) ran 1.05-1.11x on the 5m
   // preset's FFN dW products (sgemm_ab.sh, cold operands). Split on the columns nothing is shared.
   g.private_b = long_trans_a && g.n_mb > 1;
+  // And their C block (up to 384 x 256), B block and A block fill L2: prefetching the next A
+  // block on top evicted them. Without it the 5m dW products ran 1.01-1.12x (FFN 1.06-1.12x);
+  // shorter K (LoRA's dA, dB over 512 tokens; the 0.5B dW) keeps it.
+  g.prefetch_a = p.trans_a && !long_trans_a;
   // Consecutive tasks share the larger operand's block, so it is read from memory once and from
   // the shared cache after that: with B (K x N) larger than A (M x K), i.e. N > M (a weight matrix
   // times a few hundred rows), a column block's tasks run one after another; otherwise a row block's.
@@ -529,7 +535,7 @@ void run_task(const Problem& p, const Grid& g, int64_t index) {
       for (int64_t jr = j_begin; jr < j_end; ++jr) pack_b_panel(own_b + (jr - j_begin) * kKC * kNR, p, kb, jr);
     // trans_a: the task's columns of A's rows k0 .. k0 + kc
     const float* a_block = p.trans_a ? p.A + k0 * p.lda + s_begin * kMR : nullptr;
-    const int64_t n_next = p.trans_a ? std::max<int64_t>(0, std::min(kKC, p.K - k0 - kKC)) : 0;
+    const int64_t n_next = g.prefetch_a ? std::max<int64_t>(0, std::min(kKC, p.K - k0 - kKC)) : 0;
     // A strip's rows stay in cache while the B panels stream past them from L2 (BLIS order for a
     // broadcast A).
     int64_t tile = 0;
