@@ -53,6 +53,24 @@ double clip_grad_norm(std::span<float> grads, double max_norm) {
   return norm;
 }
 
+namespace {
+
+// One AdamW update of n elements (see adamw_step); with kScaled, g times grad_scale in double first.
+template <bool kScaled>
+void update_range(float* __restrict p, float* __restrict m, float* __restrict v, const float* __restrict g, size_t n,
+                  float decay, float b1, float b2, float eps, float step_size, float bc2f, double grad_scale) {
+  for (size_t i = 0; i < n; ++i) {
+    const float gi = kScaled ? float(double(g[i]) * grad_scale) : g[i];
+    const float pi = p[i] * decay;
+    const float mi = b1 * m[i] + (1.0f - b1) * gi;
+    const float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+    m[i] = mi, v[i] = vi;
+    p[i] = pi - step_size * mi / (std::sqrt(vi) / bc2f + eps);
+  }
+}
+
+}  // namespace
+
 void adamw_step(TrainModel& m, std::span<const float> grads, AdamWState& s, const AdamWOptions& o, float lr,
                 double grad_scale) {
   adamw_step(m.layout, m.params, grads, s, o, lr, grad_scale);
@@ -71,26 +89,27 @@ void adamw_step(const ParamLayout& layout, std::span<float> params, std::span<co
   // Elementwise in float32 as torch.optim.AdamW (sqrt(v) / sqrt(1 - beta2^t) + eps); one pass
   // over p, m, v and g (memory bound: vectorized, split over threads), the clipping scale applied
   // to g as it is read.
-  auto update = [&](auto scaled) {
-    for (const ParamTensor& t : layout.tensors) {
-      const float decay = t.decay ? 1.0f - lr * o.weight_decay : 1.0f;
-      float* p = params.data() + t.offset;
-      float* mm = s.m.data() + t.offset;
-      float* vv = s.v.data() + t.offset;
-      const float* g = grads.data() + t.offset;
-#pragma omp parallel for simd schedule(static) if (t.size > 65536)
-      for (size_t i = 0; i < t.size; ++i) {
-        const float gi = scaled ? float(double(g[i]) * grad_scale) : g[i];
-        const float pi = p[i] * decay;
-        const float mi = b1 * mm[i] + (1.0f - b1) * gi;
-        const float vi = b2 * vv[i] + (1.0f - b2) * gi * gi;
-        mm[i] = mi, vv[i] = vi;
-        p[i] = pi - step_size * mi / (std::sqrt(vi) / bc2f + eps);
-      }
+  // All tensors' elements as one range in chunks (a tensor's decay per element), split among
+  // the threads in one region.
+  constexpr size_t kChunk = 1 << 14;
+  const size_t n_chunks = (n + kChunk - 1) / kChunk;
+  std::vector<float> decay_of(layout.tensors.size());
+  for (size_t ti = 0; ti < layout.tensors.size(); ++ti)
+    decay_of[ti] = layout.tensors[ti].decay ? 1.0f - lr * o.weight_decay : 1.0f;
+#pragma omp parallel for schedule(static) if (n_chunks > 1)
+  for (size_t ch = 0; ch < n_chunks; ++ch) {
+    const size_t end = std::min(n, (ch + 1) * kChunk);
+    // The tensors overlapping this chunk (few: chunks are small next to most tensors).
+    auto it = std::upper_bound(layout.tensors.begin(), layout.tensors.end(), ch * kChunk,
+                               [](size_t i, const ParamTensor& t) { return i < t.offset; });
+    for (size_t ti = size_t(it - layout.tensors.begin()) - 1, i0 = ch * kChunk; i0 < end; ++ti) {
+      const ParamTensor& t = layout.tensors[ti];
+      const size_t i1 = std::min(end, t.offset + t.size);
+      (grad_scale != 1.0 ? update_range<true> : update_range<false>)(params.data() + i0, s.m.data() + i0, s.v.data() + i0, grads.data() + i0, i1 - i0, decay_of[ti],
+                   b1, b2, eps, step_size, bc2f, grad_scale);
+      i0 = i1;
     }
-  };
-  if (grad_scale != 1.0) update(std::true_type{});
-  else update(std::false_type{});
+  }
 }
 
 float LrSchedule::at(int64_t step) const {
