@@ -80,6 +80,15 @@ void adamw_step(const ParamLayout& layout, std::span<float> params, std::span<co
                 const AdamWOptions& o, float lr, double grad_scale) {
   const size_t n = params.size();
   if (grads.size() != n) throw InvalidArgument("adamw_step: gradient size differs from the parameters");
+  std::vector<float> decay_of(layout.tensors.size());
+  size_t covered = 0;
+  for (size_t ti = 0; ti < layout.tensors.size(); ++ti) {
+    const ParamTensor& t = layout.tensors[ti];
+    if (t.offset != covered) throw InvalidArgument("adamw_step: tensor " + t.name + " does not follow the previous one");
+    covered += t.size;
+    decay_of[ti] = t.decay ? 1.0f - lr * o.weight_decay : 1.0f;
+  }
+  if (covered != n) throw InvalidArgument("adamw_step: the tensors do not cover the parameters");
   if (s.m.size() != n) s.m.assign(n, 0.0f), s.v.assign(n, 0.0f);
   ++s.step;
   const double bc1 = 1.0 - std::pow(double(o.beta1), double(s.step));
@@ -89,24 +98,22 @@ void adamw_step(const ParamLayout& layout, std::span<float> params, std::span<co
   // Elementwise in float32 as torch.optim.AdamW (sqrt(v) / sqrt(1 - beta2^t) + eps); one pass
   // over p, m, v and g (memory bound: vectorized, split over threads), the clipping scale applied
   // to g as it is read.
-  // All tensors' elements as one range in chunks (a tensor's decay per element), split among
-  // the threads in one region.
+  // The tensors tile the parameters (ParamLayout lays them end to end): all of them as one range
+  // in chunks, split among the threads in one region, each chunk's pieces with their tensor's decay.
+  const auto update = grad_scale != 1.0 ? update_range<true> : update_range<false>;
   constexpr size_t kChunk = 1 << 14;
   const size_t n_chunks = (n + kChunk - 1) / kChunk;
-  std::vector<float> decay_of(layout.tensors.size());
-  for (size_t ti = 0; ti < layout.tensors.size(); ++ti)
-    decay_of[ti] = layout.tensors[ti].decay ? 1.0f - lr * o.weight_decay : 1.0f;
 #pragma omp parallel for schedule(static) if (n_chunks > 1)
   for (size_t ch = 0; ch < n_chunks; ++ch) {
     const size_t end = std::min(n, (ch + 1) * kChunk);
-    // The tensors overlapping this chunk (few: chunks are small next to most tensors).
-    auto it = std::upper_bound(layout.tensors.begin(), layout.tensors.end(), ch * kChunk,
-                               [](size_t i, const ParamTensor& t) { return i < t.offset; });
-    for (size_t ti = size_t(it - layout.tensors.begin()) - 1, i0 = ch * kChunk; i0 < end; ++ti) {
-      const ParamTensor& t = layout.tensors[ti];
-      const size_t i1 = std::min(end, t.offset + t.size);
-      (grad_scale != 1.0 ? update_range<true> : update_range<false>)(params.data() + i0, s.m.data() + i0, s.v.data() + i0, grads.data() + i0, i1 - i0, decay_of[ti],
-                   b1, b2, eps, step_size, bc2f, grad_scale);
+    // The first tensor that ends past the chunk's start, then the next ones up to its end.
+    size_t ti = size_t(std::upper_bound(layout.tensors.begin(), layout.tensors.end(), ch * kChunk,
+                                        [](size_t i, const ParamTensor& t) { return i < t.offset + t.size; }) -
+                       layout.tensors.begin());
+    for (size_t i0 = ch * kChunk; i0 < end; ++ti) {
+      const size_t i1 = std::min(end, layout.tensors[ti].offset + layout.tensors[ti].size);
+      update(params.data() + i0, s.m.data() + i0, s.v.data() + i0, grads.data() + i0, i1 - i0, decay_of[ti], b1, b2,
+             eps, step_size, bc2f, grad_scale);
       i0 = i1;
     }
   }

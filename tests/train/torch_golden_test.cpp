@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <omp.h>
 
+#include "core/error.h"
 #include "train/adamw.h"
 #include "train/forward_train.h"
 
@@ -186,6 +187,58 @@ TEST(ClipGradNorm, FusedIntoAdamWGivesTheSameBits) {
   EXPECT_EQ(clip_coefficient(0.5, 1.0), 1.0);
   EXPECT_EQ(clip_coefficient(50.0, 0.0), 1.0);
   EXPECT_NEAR(clip_coefficient(5.0, 1.0), 0.2, 1e-7);
+}
+
+// The update over tensors that start and end inside the chunks AdamW splits its work into, with
+// their own decay: bit for bit the formula written out here element by element (torch.optim.AdamW
+// in float32), with 1 and 2 threads, scaled and not; a layout that does not tile the parameters
+// end to end is refused before anything changes.
+TEST(AdamW, EveryElementFollowsTheFormulaAcrossTensorsAndThreads) {
+  ParamLayout layout;
+  size_t at = 0;
+  for (size_t size : {size_t(5), size_t(40000), size_t(16384), size_t(3), size_t(0), size_t(70001)}) {
+    layout.tensors.push_back({.name = "t" + std::to_string(layout.tensors.size()), .shape = {int64_t(size)},
+                              .offset = at, .size = size, .decay = size % 2 == 1});
+    at += size;
+  }
+  layout.total = at;
+  std::vector<float> p0(at), g(at);
+  for (size_t i = 0; i < at; ++i) {
+    p0[i] = float(std::sin(double(i) * 0.013));
+    g[i] = float(std::cos(double(i) * 0.7) * (i % 3 == 0 ? 4.0 : 0.01));
+  }
+  const AdamWOptions opt{.lr = 3e-3f, .weight_decay = 0.1f};
+  const int max_threads = omp_get_max_threads();
+  for (double scale : {1.0, 0.37}) {
+    std::vector<float> want = p0, m(at, 0.0f), v(at, 0.0f);
+    const float step_size = float(double(opt.lr) / (1.0 - double(opt.beta1)));
+    const float bc2f = float(std::sqrt(1.0 - double(opt.beta2)));
+    for (const ParamTensor& t : layout.tensors)
+      for (size_t i = t.offset; i < t.offset + t.size; ++i) {
+        const float gi = scale != 1.0 ? float(double(g[i]) * scale) : g[i];
+        const float decay = t.decay ? 1.0f - opt.lr * opt.weight_decay : 1.0f;
+        m[i] = opt.beta1 * m[i] + (1.0f - opt.beta1) * gi;
+        v[i] = opt.beta2 * v[i] + (1.0f - opt.beta2) * gi * gi;
+        want[i] = want[i] * decay - step_size * m[i] / (std::sqrt(v[i]) / bc2f + opt.eps);
+      }
+    for (int threads : {1, 2}) {
+      omp_set_num_threads(threads);
+      std::vector<float> p = p0;
+      AdamWState state;
+      adamw_step(layout, p, g, state, opt, opt.lr, scale);
+      EXPECT_TRUE(p == want && state.m == m && state.v == v) << "scale " << scale << ", " << threads << " threads";
+    }
+  }
+  omp_set_num_threads(max_threads);
+  ParamLayout gap = layout;
+  gap.tensors[2].offset += 1;
+  std::vector<float> p = p0;
+  AdamWState state;
+  EXPECT_THROW(adamw_step(gap, p, g, state, opt, opt.lr), InvalidArgument);
+  EXPECT_TRUE(p == p0 && state.step == 0);
+  ParamLayout short_layout = layout;
+  short_layout.tensors.pop_back();
+  EXPECT_THROW(adamw_step(short_layout, p, g, state, opt, opt.lr), InvalidArgument);
 }
 
 }  // namespace
