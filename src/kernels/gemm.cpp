@@ -5,7 +5,7 @@
 //     gradient's tasks: each its own copy). A is read in place: the micro-kernel broadcasts
 //     A[i][k] straight from MR rows (row-major A), or from the MR consecutive floats of row k
 //     (trans_a: the weight gradient's dY^T, K = tokens). A transposed A's rows are far apart, so a
-//     task over a few K blocks prefetches its next block's rows into L2. (Copying a
+//     task over fewer than 2048 tokens prefetches its next K block's rows into L2. (Copying a
 //     transposed A into (KC, MR) micro-panels first cost more than it saved: on the 5m training
 //     step's weight-gradient products, K = 4096, reading in place ran 1.04-1.2x faster.)
 //   * The micro-kernel computes an (mr <= MR = 12, NR = 32) tile of C in 2 * mr zmm accumulators
@@ -457,13 +457,14 @@ Grid make_grid(const Problem& p, int n_threads) {
   g.panels_per_task = ppt;
   g.n_mb = ceil_div(g.n_strips, spt);
   g.n_nb = ceil_div(g.n_panels, ppt);
-  // Such tasks split on the rows need every B panel of every K block, and with the panels shared
-  // each read the half the other thread packed from that core's cache: packing its own copy (the
-  // block's 256 KB of activations, a few percent of the block's time) ran 1.05-1.11x on the 5m
-  // preset's FFN dW products (sgemm_ab.sh, cold operands). Split on the columns nothing is shared.
+  // A long trans_a's tasks split on the rows need every B panel of every K block, and with the
+  // panels shared each read the half the other thread packed from that core's cache: packing its
+  // own copy (the block's 256 KB of activations, a few percent of the block's time) ran
+  // 1.05-1.11x on the 5m preset's FFN dW products (sgemm_ab.sh, cold operands). Split on the
+  // columns nothing is shared.
   g.private_b = long_trans_a && g.n_mb > 1;
-  // And their C block (up to 384 x 256), B block and A block fill L2: prefetching the next A
-  // block on top evicted them. Without it the 5m dW products ran 1.01-1.12x (FFN 1.06-1.12x);
+  // A long trans_a task's C block (up to 384 x 256), B block and A block fill L2: prefetching the
+  // next A block on top evicted them. Without it the 5m dW products ran 1.01-1.12x (FFN 1.06-1.12x);
   // shorter K (LoRA's dA, dB over 512 tokens; the 0.5B dW) keeps it.
   g.prefetch_a = p.trans_a && !long_trans_a;
   // Consecutive tasks share the larger operand's block, so it is read from memory once and from

@@ -188,9 +188,9 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
     // Causal attention per (sequence, head) in tiles of kSgemmTileRows query rows t0..t1:
     // S = Q K^T * scale against keys 0..t1 only, P = softmax over t' <= t, O = P V, through sgemm's
     // register tile on rows that stay in this core's cache (K^T packed once per head, Q's and V's
-    // rows read from contiguous copies, copy_head_rows). Each element is sgemm's chain (S over the head dimension, O over the keys in
-    // blocks of 256, where the zeros right of t add nothing), so P has attention_probs_block's bits
-    // and O those of one product over a whole block.
+    // rows read from contiguous copies, copy_head_rows). Each element is sgemm's chain (S over the
+    // head dimension, O over the keys in blocks of 256, where the zeros right of t add nothing), so
+    // P has attention_probs_block's bits and O those of one product over a whole block.
     ParallelErrors errors;  // the scratch allocation can throw; never out of the region
 #pragma omp parallel for collapse(2) schedule(dynamic)
     for (int b = 0; b < B; ++b)
