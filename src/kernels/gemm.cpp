@@ -59,7 +59,7 @@ namespace {
 
 constexpr int kMR = 12;         // rows of a micro-tile (register blocking over M)
 constexpr int kNR = 32;         // columns of a micro-tile: two zmm
-constexpr int64_t kKC = 256;    // K block: fixed, part of the numerics
+constexpr int64_t kKC = kSgemmBlock;  // K block: fixed, part of the numerics
 constexpr int kMaxStrips = 8;   // strips of kMR rows per task at most (MC = 96; 3x for a streamed B, 4x for a long trans_a)
 constexpr int kMaxPanels = 16;  // panels of kNR columns per task at most (NC = 512)
 constexpr int64_t kDirectBMaxM = 4 * kMR;  // below this many rows of a row-major A, a row-major B is read in place

@@ -40,6 +40,7 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 // without accumulate) it gives sgemm's bits for the same product (beta 0; accumulate throughout
 // for beta 1). mr <= kSgemmTileRows, nr <= kSgemmTileCols; single-threaded, no allocation.
 inline constexpr int kSgemmTileRows = 12, kSgemmTileCols = 32;
+inline constexpr int kSgemmBlock = 256;  // the K block: fixed, part of the numerics
 void sgemm_tile(bool trans_a, int mr, int nr, int64_t kc, float alpha, const float* A, int64_t lda, const float* B,
                 int64_t ldb, bool accumulate, float* C, int64_t ldc);
 

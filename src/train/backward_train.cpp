@@ -187,7 +187,7 @@ void backward_train(const TrainModel& m, const TrainBatch& batch, Activations& a
         // Y (m, D) = dO or Q: per tile of keys i0.., from the first row that sees them (the rows
         // above add zeros: sgemm's chain from there on).
         auto trans_tiles = [&](int r0, int r1, float alpha, const float* X, const float* Y, float* out) {
-          static_assert(kAttnRows <= 256);  // one of sgemm's K blocks
+          static_assert(kAttnRows <= kSgemmBlock);  // one of sgemm's K blocks
           for (int i0 = 0; i0 < r1; i0 += kRows) {
             const int mr = std::min(kRows, r1 - i0), ks = std::max(0, i0 - r0);
             for (int d0 = 0; d0 < D; d0 += kCols)

@@ -24,11 +24,9 @@ void linear(float* y, const float* x, const float* w, int64_t N, int64_t in, int
 constexpr double kKeptProbsBytes = 256.0 * (1 << 20);  // see keep_attention_probs
 double g_probs_limit_for_testing = -1;                   // set_attention_probs_limit_for_testing
 
-}  // namespace
-
-namespace {
-constexpr int kBlock = 256;  // sgemm's K block
+constexpr int kBlock = kSgemmBlock;
 constexpr int kCols = kSgemmTileCols;
+
 }  // namespace
 
 void HeadPanels::pack(const float* x, int64_t ld, int T, int D) {
