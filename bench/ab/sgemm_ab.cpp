@@ -43,7 +43,8 @@ const Shape kShapes[] = {
     {false, false, 512, 4864, 896, 0, "0.5B dX down"},    {true, false, 4864, 896, 512, 1, "0.5B dW gate/up"},
     {true, false, 896, 4864, 512, 1, "0.5B dW down"},     {false, true, 512, 16, 896, 0, "LoRA x A^T"},
     {false, true, 512, 4864, 16, 1, "LoRA + u B^T"},      {true, false, 16, 896, 512, 1, "LoRA dA"},
-    {true, false, 4864, 16, 512, 1, "LoRA dB"},           {false, false, 512, 16, 4864, 0, "LoRA du"},
+    {true, false, 16, 4864, 512, 1, "LoRA dA down"},      {true, false, 4864, 16, 512, 1, "LoRA dB"},
+    {false, false, 512, 16, 4864, 0, "LoRA du"},
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {

@@ -689,6 +689,10 @@ void sgemm_pack_trans_panel(float* dst, const float* src, int64_t lds, int64_t k
   pack_b_trans(dst, src, lds, kc, nr);
 }
 
+void transpose_floats(float* dst, int64_t ldd, const float* src, int64_t lds, int64_t rows, int64_t cols) {
+  transpose_matrix(dst, ldd, src, lds, rows, cols);
+}
+
 void sgemm_fail_allocation_for_testing(int64_t after) { g_fail_countdown.store(after); }
 
 }  // namespace ponder

@@ -48,6 +48,10 @@ void sgemm_tile(bool trans_a, int mr, int nr, int64_t kc, float alpha, const flo
 // src[n * lds + k] for n < nr, zeros for n >= nr.
 void sgemm_pack_trans_panel(float* dst, const float* src, int64_t lds, int64_t kc, int nr);
 
+// dst (cols, rows) with row stride ldd <- src (rows, cols) with row stride lds, transposed;
+// single-threaded, in 16 x 16 register blocks.
+void transpose_floats(float* dst, int64_t ldd, const float* src, int64_t lds, int64_t rows, int64_t cols);
+
 // Tests only: after `after` more tasks (blocks of C) have run, the next one throws std::bad_alloc
 // where it reserves its per-thread packing buffers, as a failed allocation would; once. A failure
 // inside a parallel region (sgemm's own, or a caller's) reaches the caller as that exception,

@@ -23,6 +23,7 @@ void linear(float* y, const float* x, const float* w, int64_t N, int64_t in, int
 
 constexpr double kKeptProbsBytes = 256.0 * (1 << 20);  // see keep_attention_probs
 double g_probs_limit_for_testing = -1;                   // set_attention_probs_limit_for_testing
+int g_ffn_layout_for_testing = -1;                       // set_ffn_feature_major_for_testing
 
 constexpr int kBlock = kSgemmBlock;
 constexpr int kCols = kSgemmTileCols;
@@ -68,6 +69,12 @@ void copy_head_rows(float* dst, const float* src, int64_t ld, int T, int D) {
 void store_head_rows(float* dst, int64_t ld, const float* src, int T, int D) {
   for (int t = 0; t < T; ++t) std::copy_n(src + size_t(t) * D, D, dst + size_t(t) * ld);
 }
+
+bool ffn_feature_major(int64_t N, int F) {
+  return g_ffn_layout_for_testing >= 0 ? g_ffn_layout_for_testing == 1 : int64_t(F) > N;
+}
+
+void set_ffn_feature_major_for_testing(int mode) { g_ffn_layout_for_testing = mode; }
 
 bool keep_attention_probs(int64_t B, int H, int64_t T, int L) {
   const double limit = g_probs_limit_for_testing >= 0 ? g_probs_limit_for_testing : kKeptProbsBytes;
@@ -119,6 +126,8 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
   float* gate = sized(a.gate, NF * L);
   float* up = sized(a.up, NF * L);
   float* hb = sized(a.h, NF * L);
+  a.ffn_t = ffn_feature_major(N, F);
+  float* ffn_fm = a.ffn_t ? sized(a.ffn_fm, 2 * NF) : nullptr;
   float* x = sized(a.x_final, NC);
   float* xnf = sized(a.xnf, NC);
   float* rstdf = sized(a.rstdf, size_t(N));
@@ -133,6 +142,17 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
   // low-rank term, in the same pass over y.
   const int r = lora ? lora->config.rank : 0;
   float* lora_u = sized(a.lora_u, size_t(N) * r * kLoraTargets * L);
+  // The same product written transposed, yT (out, N) = W x^T (+ the adapter's B u^T): with
+  // ffn_feature_major, the FFN's gate and up.
+  auto project_t = [&](int l, LoraTarget t, float* yT, const float* x, const float* w, int64_t in, int64_t out) {
+    const float* A = lora ? lora->a(l, t) : nullptr;
+    if (!A) return sgemm(false, true, out, N, in, 1.0f, w, in, x, in, 0.0f, yT, N);
+    float* u = lora_u + (size_t(l) * kLoraTargets + size_t(t)) * size_t(N) * r;
+    sgemm(false, true, N, r, in, 1.0f, x, in, A, in, 0.0f, u, r);
+    sgemm(false, true, out, N, in, 1.0f, w, in, x, in, 0.0f, yT, N,
+          LowRankTerm{.alpha = lora->config.scale(), .U = lora->b(l, t), .ldu = r, .trans_v = true, .V = u, .ldv = r,
+                      .rank = r});
+  };
   auto project = [&](int l, LoraTarget t, float* y, const float* x, const float* w, int64_t in, int64_t out) {
     const float* A = lora ? lora->a(l, t) : nullptr;
     if (!A) return linear(y, x, w, N, in, out);
@@ -233,10 +253,26 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
     float* ul = up + NF * l;
     float* hl = hb + NF * l;
     float* x_out = l + 1 < L ? x_in + NC * (l + 1) : x;
-    project(l, LoraTarget::Gate, gl, n2, W(l, 4, lw.w_gate), C, F);
-    project(l, LoraTarget::Up, ul, n2, W(l, 5, lw.w_up), C, F);
+    if (a.ffn_t) {  // gate^T and up^T into scratch, then token-major tiles, SwiGLU on each
+      float* gT = ffn_fm;
+      float* uT = ffn_fm + NF;
+      project_t(l, LoraTarget::Gate, gT, n2, W(l, 4, lw.w_gate), C, F);
+      project_t(l, LoraTarget::Up, uT, n2, W(l, 5, lw.w_up), C, F);
+      const int64_t n_ft = (F + kFfnCols - 1) / kFfnCols;
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < N; ++i) swiglu_forward(hl + i * F, gl + i * F, ul + i * F, F);
+      for (int64_t tile = 0; tile < (N + kFfnRows - 1) / kFfnRows * n_ft; ++tile) {
+        const int64_t t0 = tile / n_ft * kFfnRows, f0 = tile % n_ft * kFfnCols;
+        const int64_t n = std::min<int64_t>(kFfnRows, N - t0), nf = std::min<int64_t>(kFfnCols, F - f0);
+        transpose_floats(gl + t0 * F + f0, F, gT + f0 * N + t0, N, nf, n);
+        transpose_floats(ul + t0 * F + f0, F, uT + f0 * N + t0, N, nf, n);
+        for (int64_t i = t0 * F + f0; i < (t0 + n) * F; i += F) swiglu_forward(hl + i, gl + i, ul + i, nf);
+      }
+    } else {
+      project(l, LoraTarget::Gate, gl, n2, W(l, 4, lw.w_gate), C, F);
+      project(l, LoraTarget::Up, ul, n2, W(l, 5, lw.w_up), C, F);
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < N; ++i) swiglu_forward(hl + i * F, gl + i * F, ul + i * F, F);
+    }
     project(l, LoraTarget::Down, y, hl, W(l, 6, lw.w_down), F, C);
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < int64_t(NC); ++i) x_out[i] = xm[i] + y[i];

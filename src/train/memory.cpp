@@ -57,8 +57,9 @@ TrainStepMemory training_step_memory(const TrainConfig& c, int64_t rows, int64_t
   // k, v (N, Hkv*D); gate, up, h (N, F); probs (B, H, T, T) when kept (else backward recomputes them).
   const double probs = keep_attention_probs(rows, c.n_heads, tokens_per_row, c.n_layers) ? B * H * T * T : 0;
   const double per_layer = 4 * N * C + 2 * N + 2 * N * qd + 2 * N * kvd + probs + 3 * N * F;
-  // x_final, xnf (N, C); rstdf (N); logits (N, V); rope cos and sin (T, D/2).
-  const double top = 2 * N * C + N + N * V + T * D;
+  // x_final, xnf (N, C); rstdf (N); logits (N, V); rope cos and sin (T, D/2); one layer's gate^T
+  // and up^T (F, N) when ffn_feature_major.
+  const double top = 2 * N * C + N + N * V + T * D + (ffn_feature_major(int64_t(N), c.ffn) ? 2 * N * F : 0);
   // backward_train scratch: dx, dxn (N, C); dbig (N, F); dbig2 (N, 2F); datt, dq (N, H*D);
   // dk, dv (N, Hkv*D). Then logp and dlogp (N).
   const double scratch = 2 * N * C + 3 * N * F + 2 * N * qd + 2 * N * kvd + 2 * N;

@@ -3,6 +3,7 @@
 // NeoX RoPE), with a loss that weighs positions differently.
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <gtest/gtest.h>
 
 #include "core/rng.h"
@@ -104,22 +105,19 @@ TEST(TrainGradients, Qwen2MatchFiniteDifferencesAcrossAttentionBlocks) {
   check_gradients(true, 1.0f, 2 * kAttnRows + 22, "qwen2");
 }
 
-// Long sequences do not keep the attention probabilities: backward recomputes each block. Both
-// paths must give the same bits (the kept one is the one checked against finite differences above),
-// for full training and for LoRA, across attention blocks and KV groups.
-TEST(TrainGradients, RecomputedAttentionProbabilitiesGiveTheSameBits) {
-  struct LimitGuard {
-    ~LimitGuard() { set_attention_probs_limit_for_testing(-1); }
-  } guard;
-  TrainConfig c{.vocab = 11, .dim = 8, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .ffn = 12,
-                .ctx = 2 * kAttnRows + 22, .tied = true, .arch = "qwen2"};
+// A model of config c with random weights and rank-2 adapters, and a batch of B random sequences of
+// T tokens, run forward and backward twice, after set_way(0) and after set_way(1), without and with
+// the adapters: both ways must give the same log-probs and gradients, bit for bit. took_way1(a)
+// says whether a forward ran the second way.
+void expect_same_bits_both_ways(const TrainConfig& c, int B, int T, uint64_t seed,
+                                const std::function<void(int)>& set_way,
+                                const std::function<bool(const Activations&)>& took_way1) {
   TrainModel m(c);
-  Rng rng(9);
+  Rng rng(seed);
   for (float& p : m.params) p = 0.3f * float(rng.normal());
   LoraAdapters lora(c, LoraConfig{.rank = 2, .alpha = 4.0f});
   init_lora(lora, 3);
   for (float& p : lora.params) p = 0.2f * float(rng.normal());
-  const int B = 2, T = c.ctx;
   TrainBatch b{.B = B, .T = T};
   for (int i = 0; i < B * T; ++i) {
     b.tokens.push_back(int32_t(rng.below(uint64_t(c.vocab))));
@@ -127,21 +125,51 @@ TEST(TrainGradients, RecomputedAttentionProbabilitiesGiveTheSameBits) {
   }
   for (const LoraAdapters* ad : {static_cast<const LoraAdapters*>(nullptr), static_cast<const LoraAdapters*>(&lora)}) {
     std::vector<float> logp[2], grads[2];
-    for (int recompute = 0; recompute < 2; ++recompute) {
-      set_attention_probs_limit_for_testing(recompute ? 0.0 : -1.0);
+    for (int way = 0; way < 2; ++way) {
+      set_way(way);
       Activations a;
-      forward_train(m, b, a, logp[recompute], 1.0f, ad);
-      ASSERT_EQ(a.probs_kept, recompute == 0);
-      std::vector<float> dlogp(logp[recompute].size());
+      forward_train(m, b, a, logp[way], 1.0f, ad);
+      ASSERT_EQ(took_way1(a), way == 1);
+      std::vector<float> dlogp(logp[way].size());
       for (size_t i = 0; i < dlogp.size(); ++i) dlogp[i] = -0.01f * float(1 + i % 3);
-      grads[recompute].assign(ad ? lora.params.size() : m.params.size(), 0.0f);
-      backward_train(m, b, a, dlogp, grads[recompute], ad);
+      grads[way].assign(ad ? lora.params.size() : m.params.size(), 0.0f);
+      backward_train(m, b, a, dlogp, grads[way], ad);
     }
     ASSERT_EQ(std::memcmp(logp[0].data(), logp[1].data(), logp[0].size() * sizeof(float)), 0) << (ad ? "LoRA" : "full");
     for (size_t i = 0; i < grads[0].size(); ++i)
       ASSERT_EQ(std::memcmp(&grads[0][i], &grads[1][i], sizeof(float)), 0)
           << (ad ? "LoRA" : "full") << " parameter " << i << ": " << grads[0][i] << " vs " << grads[1][i];
   }
+}
+
+// Long sequences do not keep the attention probabilities: backward recomputes each block. Both
+// paths must give the same bits (the kept one is the one checked against finite differences above),
+// for full training and for LoRA, across attention blocks and KV groups.
+TEST(TrainGradients, RecomputedAttentionProbabilitiesGiveTheSameBits) {
+  struct LimitGuard {
+    ~LimitGuard() { set_attention_probs_limit_for_testing(-1); }
+  } guard;
+  const TrainConfig c{.vocab = 11, .dim = 8, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .ffn = 12,
+                      .ctx = 2 * kAttnRows + 22, .tied = true, .arch = "qwen2"};
+  expect_same_bits_both_ways(
+      c, 2, c.ctx, 9, [](int recompute) { set_attention_probs_limit_for_testing(recompute ? 0.0 : -1.0); },
+      [](const Activations& a) { return !a.probs_kept; });
+}
+
+// A batch with fewer tokens than FFN features computes gate and up transposed (gate^T = W x^T)
+// and brings them back to token rows in tiles that SwiGLU reads; the finite-difference checks
+// above run it (10 tokens, F = 12). Both ways must give the same bits, full and LoRA, over a whole
+// and a partial tile of tokens (140) and F = 264: eight whole tiles of features and 8 more
+// (SwiGLU's scalar tail).
+TEST(TrainGradients, FeatureMajorFfnGivesTheSameBits) {
+  struct LayoutGuard {
+    ~LayoutGuard() { set_ffn_feature_major_for_testing(-1); }
+  } guard;
+  const TrainConfig c{.vocab = 13, .dim = 16, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .ffn = 264, .ctx = 70,
+                      .tied = false, .arch = "qwen2"};
+  expect_same_bits_both_ways(
+      c, 2, 70, 21, [](int feature_major) { set_ffn_feature_major_for_testing(feature_major); },
+      [](const Activations& a) { return a.ffn_t; });
 }
 
 // LoRA: the gradients of every adapter parameter (A and B of all seven matrices of both layers)

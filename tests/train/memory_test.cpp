@@ -21,7 +21,7 @@ size_t allocated_floats(const Activations& a) {
   for (const std::vector<float>* v :
        {&a.x_in, &a.xn1, &a.rstd1, &a.q, &a.k, &a.v, &a.probs, &a.att, &a.x_mid, &a.xn2, &a.rstd2, &a.gate, &a.up, &a.h,
         &a.x_final, &a.xnf, &a.rstdf, &a.logits, &a.rope_cos, &a.rope_sin, &a.dx, &a.dxn, &a.dbig, &a.dbig2, &a.datt,
-        &a.dq, &a.dk, &a.dv})
+        &a.dq, &a.dk, &a.dv, &a.ffn_fm})
     n += v->size();
   n += a.lora_u.size() + a.lora_du.size() + a.frozen_w.size();
   const FrozenHeadScratch& h = a.head;
@@ -31,15 +31,15 @@ size_t allocated_floats(const Activations& a) {
   return n;
 }
 
-// One forward and backward of a small model (B 3 x T 20): what they allocated, in bytes, and the
-// parameter and gradient counts.
+// One forward and backward of a small model (B 3 x T 20, or `rows` x 20): what they allocated, in
+// bytes, and the parameter and gradient counts.
 struct StepAllocation {
   TrainConfig c{.vocab = 40, .dim = 16, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .ffn = 24, .ctx = 32};
   int B = 3, T = 20;
   Activations acts;
   double activation_bytes = 0;
   size_t params = 0, grads = 0;
-  explicit StepAllocation(const LoraConfig& lora_config = {.rank = 0}) {
+  explicit StepAllocation(const LoraConfig& lora_config = {.rank = 0}, int rows = 3) : B(rows) {
     TrainModel m(c);
     init_params(m, 3);
     TrainBatch b{.B = B, .T = T};
@@ -91,6 +91,14 @@ TEST(TrainMemory, CountsWhatALoraStepAllocates) {
   const TrainStepMemory need = training_step_memory(s.c, s.B, s.T, lora);
   EXPECT_EQ(need.activations, s.activation_bytes);
   EXPECT_EQ(need.grads, double(s.grads) * 4);
+}
+
+// Fewer tokens (20) than FFN features (24): gate and up go through one layer's transposed scratch.
+TEST(TrainMemory, CountsTheTransposedFfnScratch) {
+  const StepAllocation s({.rank = 0}, 1);
+  ASSERT_TRUE(s.acts.ffn_t);
+  EXPECT_EQ(s.acts.ffn_fm.size(), size_t(2 * s.T * s.c.ffn));
+  EXPECT_EQ(training_step_memory(s.c, s.B, s.T).activations, s.activation_bytes);
 }
 
 TEST(TrainMemory, TooMuchIsAnErrorNamingTheFlagsAndGiB) {
