@@ -86,7 +86,7 @@ inline constexpr int64_t kHeadPiece = 256;
 // alternating with the token-major build (backward unchanged).
 bool ffn_feature_major(int64_t N, int F);
 inline constexpr int kFfnRows = 128, kFfnCols = 32;  // a transposed tile: tokens x features
-// Tests: 0 or 1 forces the token-major or the feature-major layout, -1 restores the default.
+// Tests: 0 or 1 forces the direct or the transposed gate and up products, -1 restores the default.
 void set_ffn_feature_major_for_testing(int mode);
 
 // Everything backward reads, sized for one (B, T). Grows, never shrinks.
