@@ -16,11 +16,6 @@ namespace ponder {
 
 namespace {
 
-// y (N, out) = x (N, in) W^T, W (out, in)
-void linear(float* y, const float* x, const float* w, int64_t N, int64_t in, int64_t out) {
-  sgemm(false, true, N, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
-}
-
 constexpr double kKeptProbsBytes = 256.0 * (1 << 20);  // see keep_attention_probs
 double g_probs_limit_for_testing = -1;                   // set_attention_probs_limit_for_testing
 int g_ffn_layout_for_testing = -1;                       // set_ffn_feature_major_for_testing
@@ -139,28 +134,23 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
   // A block matrix as f32 (a frozen base's dequantized into scratch; use it before the next).
   auto W = [&](int l, int which, const float* param) { return block_matrix(m, param, l, which, a.frozen_w); };
   // y (N, out) = x W^T, plus s (x A^T) B^T for an adapted matrix (x A^T kept for backward) as sgemm's
-  // low-rank term, in the same pass over y.
+  // low-rank term, in the same pass over y. transposed: y^T (out, N) = W x^T (+ s B (x A^T)^T),
+  // the same products per element (ffn_feature_major's gate and up).
   const int r = lora ? lora->config.rank : 0;
   float* lora_u = sized(a.lora_u, size_t(N) * r * kLoraTargets * L);
-  // The same product written transposed, yT (out, N) = W x^T (+ the adapter's B u^T): with
-  // ffn_feature_major, the FFN's gate and up.
-  auto project_t = [&](int l, LoraTarget t, float* yT, const float* x, const float* w, int64_t in, int64_t out) {
+  auto project = [&](int l, LoraTarget t, float* y, const float* x, const float* w, int64_t in, int64_t out,
+                     bool transposed = false) {
+    const float* lhs = transposed ? w : x;
+    const float* rhs = transposed ? x : w;
+    const int64_t rows = transposed ? out : N, cols = transposed ? N : out;
     const float* A = lora ? lora->a(l, t) : nullptr;
-    if (!A) return sgemm(false, true, out, N, in, 1.0f, w, in, x, in, 0.0f, yT, N);
+    if (!A) return sgemm(false, true, rows, cols, in, 1.0f, lhs, in, rhs, in, 0.0f, y, cols);
     float* u = lora_u + (size_t(l) * kLoraTargets + size_t(t)) * size_t(N) * r;
     sgemm(false, true, N, r, in, 1.0f, x, in, A, in, 0.0f, u, r);
-    sgemm(false, true, out, N, in, 1.0f, w, in, x, in, 0.0f, yT, N,
-          LowRankTerm{.alpha = lora->config.scale(), .U = lora->b(l, t), .ldu = r, .trans_v = true, .V = u, .ldv = r,
-                      .rank = r});
-  };
-  auto project = [&](int l, LoraTarget t, float* y, const float* x, const float* w, int64_t in, int64_t out) {
-    const float* A = lora ? lora->a(l, t) : nullptr;
-    if (!A) return linear(y, x, w, N, in, out);
-    float* u = lora_u + (size_t(l) * kLoraTargets + size_t(t)) * size_t(N) * r;
-    sgemm(false, true, N, r, in, 1.0f, x, in, A, in, 0.0f, u, r);
-    sgemm(false, true, N, out, in, 1.0f, x, in, w, in, 0.0f, y, out,
-          LowRankTerm{.alpha = lora->config.scale(), .U = u, .ldu = r, .trans_v = true, .V = lora->b(l, t), .ldv = r,
-                      .rank = r});
+    const float* B = lora->b(l, t);
+    sgemm(false, true, rows, cols, in, 1.0f, lhs, in, rhs, in, 0.0f, y, cols,
+          LowRankTerm{.alpha = lora->config.scale(), .U = transposed ? B : u, .ldu = r, .trans_v = true,
+                      .V = transposed ? u : B, .ldv = r, .rank = r});
   };
 
   // Embedding rows (a frozen base's dequantized row by row) as layer 0's input. The residual
@@ -256,8 +246,8 @@ double forward_train(const TrainModel& m, const TrainBatch& batch, Activations& 
     if (a.ffn_t) {  // gate^T and up^T into scratch, then token-major tiles, SwiGLU on each
       float* gT = ffn_fm;
       float* uT = ffn_fm + NF;
-      project_t(l, LoraTarget::Gate, gT, n2, W(l, 4, lw.w_gate), C, F);
-      project_t(l, LoraTarget::Up, uT, n2, W(l, 5, lw.w_up), C, F);
+      project(l, LoraTarget::Gate, gT, n2, W(l, 4, lw.w_gate), C, F, true);
+      project(l, LoraTarget::Up, uT, n2, W(l, 5, lw.w_up), C, F, true);
       const int64_t n_ft = (F + kFfnCols - 1) / kFfnCols;
 #pragma omp parallel for schedule(static)
       for (int64_t tile = 0; tile < (N + kFfnRows - 1) / kFfnRows * n_ft; ++tile) {
