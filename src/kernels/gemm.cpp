@@ -193,10 +193,9 @@ void tile_kernel(const Tile& t) {
     b += ldb;
   }
   // The epilogue (see the numerics at the top), chosen once per tile: one straight run of loads,
-  // multiply-adds and stores, unmasked when the tile is full width. (With a branch on t per store,
-  // re-read after each one since a store to C might alias it, a 12 x 32 tile over one K block of
-  // 256, hot in L1, ran at 213-216 GFLOP/s on one core against 234-237 over K = 4096; now
-  // 226-233. Same-process A/B on the training shapes: 1.04-1.07x on one thread, 1.00-1.06x on two.)
+  // multiply-adds and stores, unmasked when the tile is full width. (It had a branch on t per
+  // store, t re-read after each one since a store to C might alias it: same-process A/B on the
+  // training shapes, 1.04-1.07x on one thread for the 5m products, 1.00-1.06x on two.)
   const __m512 va = _mm512_set1_ps(t.alpha), vb = _mm512_set1_ps(t.beta);
   float* const c = t.c;
   const int64_t ldc = t.ldc;
